@@ -1,0 +1,56 @@
+"""``python -m stack up|status|down``: the native stack, without Docker.
+
+Settings come from the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, DEBEZIUM_PGPASSWORD,
+KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT, CONNECT_URL, STACK_HOME); see README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stack import runner
+from stack.config import ConfigError, StackConfig
+from stack.processes import StepError
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack",
+        description="Run PostgreSQL, Kafka and Kafka Connect with Debezium as local processes (no Docker). "
+        "State lives in $STACK_HOME (default .stack/ at the repo root).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="assemble (once), start every service, register the connector, wait RUNNING")
+    commands.add_parser("status", help="one line per component; exit 0 only when all are healthy")
+    down = commands.add_parser("down", help="stop the services (data kept)")
+    down.add_argument("--purge", action="store_true", help="also delete data, logs and pid files")
+    args = parser.parse_args(argv)
+
+    try:
+        cfg = StackConfig.from_env()
+        if args.command == "up":
+            if not runner.up(cfg, _say):
+                _say("stack already running: nothing changed (python -m stack status for details)")
+            return 0
+        if args.command == "status":
+            components = runner.status(cfg)
+            for component in components:
+                _say(f"{component.name:<10} {'ok  ' if component.ok else 'DOWN'} {component.detail}")
+            return 0 if all(c.ok for c in components) else 1
+        runner.down(cfg, _say, purge=args.purge)
+        return 0
+    except (StepError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Starting, watching and stopping the stack's processes by pid file; port checks; deadline polling."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+class StepError(Exception):
+    """A step of the stack failed; the message is the one line the user sees."""
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    """Call ``predicate`` until it returns true or ``timeout`` seconds pass; return its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_port_free(host: str, port: int, service: str, variable: str) -> None:
+    """Fail with one line naming the variable that moves ``service`` when ``host:port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise StepError(
+                f"{service}: port {port} on {host} is busy; set {variable} to move {service} to a free port"
+            ) from None
+
+
+def service_user() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as: ``postgres`` when we are root (it refuses to run as root), else us."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise StepError(
+            "postgres: running as root needs a 'postgres' system user (apt-get install postgresql creates it)"
+        ) from None
+
+
+def chown_for_service(path: Path) -> None:
+    """Give ``path`` to the PostgreSQL service account when we run as root."""
+    user = service_user()
+    if user is not None:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def run_as_service(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the service account (see ``service_user``), capturing its output."""
+    user = service_user()
+    if user is not None:
+        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        kwargs.setdefault("cwd", "/")
+    return subprocess.run(list(argv), capture_output=True, text=True, **kwargs)
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` when that process is still alive (and not a zombie)."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def start_process(
+    argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None
+) -> int:
+    """Start ``argv`` detached from us (own session), output appended to ``log_file``; record its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def stop_pid(pid: int, timeout: float = 30.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; True when the process was running."""
+    if not pid_alive(pid):
+        return False
+    _signal(pid, signal.SIGTERM)
+    if not wait_until(lambda: not pid_alive(pid), timeout, 0.1):
+        _signal(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10.0, 0.1)
+    _reap(pid)
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when ``pid`` is our own child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last ``lines`` lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
