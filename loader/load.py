@@ -1,0 +1,78 @@
+"""The two ways of loading: bulk (one transaction, COPY) and streaming (small transactions at a steady rate)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loader.database import copy_rows
+from loader.source import Split
+
+BULK_CHUNK = 5000  # rows a COPY inside the one transaction: bounds memory and moves the progress bar
+
+
+@dataclass
+class LoadResult:
+    rows: int
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def bulk_load(conn, splits: list[Split], progress: Callable[[int], None]) -> LoadResult:
+    """COPY every split in one transaction: all rows are committed, or none (any error rolls back)."""
+    started = time.perf_counter()
+    rows = 0
+    try:
+        for split in splits:
+            for start in range(0, len(split), BULK_CHUNK):
+                end = min(start + BULK_CHUNK, len(split))
+                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end])
+                rows += end - start
+                progress(end - start)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return LoadResult(rows, time.perf_counter() - started)
+
+
+def stream_load(
+    conn,
+    splits: list[Split],
+    rate: float,
+    batch: int,
+    progress: Callable[[int], None],
+    clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> LoadResult:
+    """Insert ``batch`` rows a transaction, paced so that row ``n`` commits at ``n / rate`` seconds.
+
+    Pacing follows a fixed schedule from the start (not a sleep after each batch), so slow batches do not
+    accumulate drift. Ctrl-C stops after rolling back the batch in flight; committed batches stay.
+    """
+    started = clock()
+    rows = 0
+    try:
+        for split in splits:
+            for start in range(0, len(split), batch):
+                end = min(start + batch, len(split))
+                due = started + rows / rate
+                delay = due - clock()
+                if delay > 0:
+                    sleep(delay)
+                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end])
+                conn.commit()
+                rows += end - start
+                progress(end - start)
+    except KeyboardInterrupt:
+        conn.rollback()
+        return LoadResult(rows, clock() - started, interrupted=True)
+    except BaseException:
+        conn.rollback()
+        raise
+    return LoadResult(rows, clock() - started)
