@@ -84,16 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except database.psycopg2.Error as error:
         line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"error: PostgreSQL at {args.host}:{args.port} refused the load, nothing committed: {line}",
-              file=sys.stderr)
+        print(
+            f"error: PostgreSQL at {args.host}:{args.port} refused the load, nothing committed: {line}", file=sys.stderr
+        )
         return 1
     finally:
         conn.close()
 
     mode = "bulk COPY" if args.rate is None else f"streamed at {args.rate:g} rows/s in batches of {args.batch}"
     stopped = " (stopped by Ctrl-C; every committed batch kept)" if result.interrupted else ""
-    print(f"loaded {result.rows} rows ({', '.join(names)}) in {result.seconds:.2f} s, "
-          f"{result.rate:,.0f} rows/s, {mode}{stopped}")
+    print(
+        f"loaded {result.rows} rows ({', '.join(names)}) in {result.seconds:.2f} s, "
+        f"{result.rate:,.0f} rows/s, {mode}{stopped}"
+    )
     return 0
 
 

@@ -46,9 +46,7 @@ def binary_copy_payload(images: np.ndarray, labels: np.ndarray) -> bytes:
 def connect(host: str, port: int, user: str, dbname: str, password: str | None):
     """A psycopg2 connection, or one line naming host and port when PostgreSQL cannot be reached."""
     try:
-        return psycopg2.connect(
-            host=host, port=port, user=user, dbname=dbname, password=password, connect_timeout=5
-        )
+        return psycopg2.connect(host=host, port=port, user=user, dbname=dbname, password=password, connect_timeout=5)
     except psycopg2.OperationalError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "connection refused"
         raise DatabaseError(f"cannot connect to PostgreSQL at {host}:{port} as {user}: {reason}") from None

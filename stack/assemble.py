@@ -72,8 +72,15 @@ def assemble(cfg: StackConfig, force: bool = False) -> bool:
     props = [f"-Dkafka.version={versions['KAFKA_VERSION']}", f"-Ddebezium.version={versions['DEBEZIUM_VERSION']}"]
 
     _mvn(
-        ["-q", "-f", str(STACK_POM), *props, "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={lib}"],
+        [
+            "-q",
+            "-f",
+            str(STACK_POM),
+            *props,
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={lib}",
+        ],
         "Kafka and Connect classpath",
         log,
     )
@@ -90,8 +97,15 @@ def assemble(cfg: StackConfig, force: bool = False) -> bool:
 
     smt_build = cfg.home / "build" / "mnist-smt"
     _mvn(
-        ["-q", "-f", str(SMT_DIR / "pom.xml"), f"-Dkafka.version={versions['KAFKA_VERSION']}",
-         f"-Dsmt.build.dir={smt_build}", "-DskipTests", "package"],
+        [
+            "-q",
+            "-f",
+            str(SMT_DIR / "pom.xml"),
+            f"-Dkafka.version={versions['KAFKA_VERSION']}",
+            f"-Dsmt.build.dir={smt_build}",
+            "-DskipTests",
+            "package",
+        ],
         "MnistToCsv transform",
         log,
     )

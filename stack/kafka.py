@@ -88,8 +88,18 @@ def ensure_formatted(cfg: StackConfig) -> bool:
         return False
     config = write_config(cfg)
     result = subprocess.run(
-        [java(), "-cp", classpath(cfg), "kafka.tools.StorageTool", "format", "--standalone",
-         "-t", _cluster_id(), "-c", str(config)],
+        [
+            java(),
+            "-cp",
+            classpath(cfg),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(config),
+        ],
         capture_output=True,
         text=True,
     )

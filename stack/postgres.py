@@ -86,8 +86,10 @@ def ensure_cluster(cfg: StackConfig) -> bool:
         result = run_as_service(
             [
                 str(bin_dir() / "initdb"),
-                "-D", str(data),
-                "-U", cfg.pg_user,
+                "-D",
+                str(data),
+                "-U",
+                cfg.pg_user,
                 f"--pwfile={pwfile}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",

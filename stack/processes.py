@@ -93,9 +93,7 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def start_process(
-    argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None
-) -> int:
+def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None) -> int:
     """Start ``argv`` detached from us (own session), output appended to ``log_file``; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)

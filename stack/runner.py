@@ -41,33 +41,43 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
     cfg.logs.mkdir(parents=True, exist_ok=True)
     cfg.logs.chmod(0o755)
 
+    # Every port is checked before any work, so a busy one fails in a second, not after assembling.
+    pg_running, kafka_running, connect_running = (
+        postgres.is_running(cfg),
+        kafka.running_pid(cfg) is not None,
+        connect.running_pid(cfg) is not None,
+    )
+    if not pg_running:
+        ensure_port_free(cfg.pg_host, cfg.pg_port, "PostgreSQL", "PGPORT")
+    if not kafka_running:
+        ensure_port_free(cfg.kafka_host, cfg.kafka_port, "Kafka", "KAFKA_BOOTSTRAP_SERVERS")
+        ensure_port_free(cfg.kafka_host, cfg.controller_port, "the Kafka controller", "KAFKA_CONTROLLER_PORT")
+    if not connect_running:
+        ensure_port_free(cfg.connect_host, cfg.connect_port, "Kafka Connect", "CONNECT_URL")
+
     started = time.monotonic()
     did = assemble.assemble(cfg)
     say(f"assemble   {'assembled' if did else 'up to date'}: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
 
-    if postgres.is_running(cfg):
+    if pg_running:
         say(f"postgres   already running on {cfg.pg_host}:{cfg.pg_port}")
     else:
-        ensure_port_free(cfg.pg_host, cfg.pg_port, "PostgreSQL", "PGPORT")
         created = postgres.ensure_cluster(cfg)
         postgres.start(cfg, timeouts.postgres)
         say(f"postgres   {'created and ' if created else ''}started on {cfg.pg_host}:{cfg.pg_port}")
     postgres.apply_schema(cfg)
 
-    if kafka.running_pid(cfg):
+    if kafka_running:
         say(f"kafka      already running on {cfg.kafka_bootstrap}")
     else:
-        ensure_port_free(cfg.kafka_host, cfg.kafka_port, "Kafka", "KAFKA_BOOTSTRAP_SERVERS")
-        ensure_port_free(cfg.kafka_host, cfg.controller_port, "the Kafka controller", "KAFKA_CONTROLLER_PORT")
         kafka.ensure_formatted(cfg)
         pid = kafka.start(cfg)
         _wait_process("kafka", pid, lambda: kafka.answers_metadata(cfg), timeouts.kafka, kafka.log_file(cfg))
         say(f"kafka      started on {cfg.kafka_bootstrap} (controller port {cfg.controller_port})")
 
-    if connect.running_pid(cfg):
+    if connect_running:
         say(f"connect    already running on {cfg.connect_url}")
     else:
-        ensure_port_free(cfg.connect_host, cfg.connect_port, "Kafka Connect", "CONNECT_URL")
         pid = connect.start(cfg)
         _wait_process("connect", pid, lambda: connect.answers(cfg), timeouts.connect, connect.log_file(cfg))
         say(f"connect    started on {cfg.connect_url}")

@@ -1,0 +1,97 @@
+"""The stack the integration tests run against: native processes (default here) or docker compose.
+
+Both give the tests the same thing: a ``Pipeline`` with the DESIGN.md settings as environment variables,
+so every test talks to PostgreSQL, Kafka and Connect the way a user's command would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Pipeline:
+    backend: str
+    env: dict[str, str]
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def connect_url(self) -> str:
+        return self.env["CONNECT_URL"]
+
+    def pg_kwargs(self, user: str | None = None, password: str | None = None) -> dict:
+        return {
+            "host": self.env["PGHOST"],
+            "port": int(self.env["PGPORT"]),
+            "user": user or self.env["PGUSER"],
+            "password": password or self.env["PGPASSWORD"],
+            "dbname": self.env["PGDATABASE"],
+        }
+
+    def run(self, *args: str, timeout: float = 300, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run ``python -m <args>`` from the repo root with this pipeline's settings."""
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def choose_backend() -> str:
+    """``PIPELINE_BACKEND`` when set (docker|native), else docker when an engine answers, else native."""
+    forced = os.environ.get("PIPELINE_BACKEND", "").strip().lower()
+    if forced:
+        if forced not in ("docker", "native"):
+            raise RuntimeError(f"PIPELINE_BACKEND={forced!r}: expected 'docker' or 'native'")
+        return forced
+    return "docker" if docker_answers() else "native"
+
+
+def native_env() -> tuple[dict[str, str], Path]:
+    """Settings for an isolated native stack: a temporary STACK_HOME and free ports."""
+    home = Path(tempfile.mkdtemp(prefix="mnist-stack-"))
+    home.chmod(0o755)
+    env = {
+        **os.environ,
+        "STACK_HOME": str(home),
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(free_port()),
+        "PGUSER": "postgres",
+        "PGPASSWORD": "postgres",
+        "PGDATABASE": "postgres",
+        "DEBEZIUM_PGPASSWORD": "debezium-test-secret",
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "CONNECT_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    return env, home

@@ -1,0 +1,160 @@
+"""The native stack streams rows through Debezium and MnistToCsv with the data contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+
+from stack import connect
+from stack.config import StackConfig
+from tests.integration.records import (
+    csv_of,
+    execute,
+    insert,
+    marked_pixels,
+    prefix_of,
+    read_topic,
+    values_starting_with,
+)
+
+TRAIN = "tf.public.mnist_train"
+
+
+def cfg_of(pipeline) -> StackConfig:
+    return StackConfig.from_env(pipeline.env)
+
+
+def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0) -> dict[str, list]:
+    prefixes = [prefix_of(p) for p in pixels]
+    records = read_topic(
+        pipeline.bootstrap, topic, lambda rs: all(values_starting_with(rs, prefixes).values()), timeout
+    )
+    return values_starting_with(records, prefixes)
+
+
+def test_inserted_row_arrives_with_the_contract_key_and_value(pipeline):
+    pixels = marked_pixels(last=255)
+    insert(pipeline, "mnist_train", [(7, pixels)])
+
+    found = wait_for(pipeline, TRAIN, [pixels])[prefix_of(pixels)]
+
+    assert len(found) == 1
+    assert found[0].key == b"7"
+    assert found[0].value.decode() == csv_of(pixels)
+    assert found[0].value.decode().endswith(",0,255")
+    assert len(found[0].value.split(b",")) == 784
+
+
+def test_test_table_streams_to_its_own_topic(pipeline):
+    pixels = marked_pixels()
+    insert(pipeline, "mnist_test", [(3, pixels)])
+
+    found = wait_for(pipeline, "tf.public.mnist_test", [pixels])[prefix_of(pixels)]
+
+    assert [r.key for r in found] == [b"3"]
+
+
+def test_update_delete_and_invalid_rows_leave_the_task_running(pipeline):
+    updated = marked_pixels()
+    (row_id,) = insert(pipeline, "mnist_train", [(1, updated)])
+    execute(pipeline, "UPDATE public.mnist_train SET label = 4 WHERE id = %s", (row_id,))
+    execute(pipeline, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    invalid = {
+        "label 12 is outside 0..9": (12, bytes(784)),
+        "label -1 is outside 0..9": (-1, bytes(784)),
+        "label is NULL": (None, bytes(784)),
+        "pixels is NULL": (5, None),
+        "pixels has 100 bytes, expected 784 (28x28)": (5, bytes(100)),
+    }
+    invalid_ids = insert(pipeline, "mnist_train", list(invalid.values()))
+    later = marked_pixels()
+    insert(pipeline, "mnist_train", [(9, later)])
+
+    found = wait_for(pipeline, TRAIN, [updated, later])
+
+    assert [r.key for r in found[prefix_of(updated)]] == [b"1", b"4"], "insert then update; the delete is dropped"
+    assert [r.key for r in found[prefix_of(later)]] == [b"9"]
+    status = connect.connector_status(cfg_of(pipeline))
+    assert connect.is_running(status), status
+
+    wanted = {str(i) for i in invalid_ids}
+    records = read_topic(
+        pipeline.bootstrap,
+        TRAIN + ".invalid",
+        lambda rs: wanted <= {str(json.loads(r.value)["id"]) for r in rs},
+    )
+    reasons = {
+        json.loads(r.value)["id"]: dict(r.headers)["mnist.error"].decode()
+        for r in records
+        if json.loads(r.value)["id"] in invalid_ids
+    }
+    assert reasons == dict(zip(invalid_ids, invalid))
+
+
+def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
+    pixels = marked_pixels()
+    (row_id,) = insert(pipeline, "mnist_train", [(2, pixels)])
+    execute(pipeline, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    after = marked_pixels()
+    insert(pipeline, "mnist_train", [(2, after)])
+
+    records = read_topic(
+        pipeline.bootstrap, TRAIN, lambda rs: values_starting_with(rs, [prefix_of(after)])[prefix_of(after)]
+    )
+
+    assert values_starting_with(records, [prefix_of(after)])[prefix_of(after)]
+    assert not [r for r in records if r.value is None], "deletes are dropped by unwrap (drop mode), no tombstones"
+
+
+def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
+    cfg = cfg_of(pipeline)
+    before = [marked_pixels() for _ in range(3)]
+    insert(pipeline, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before)])
+    config = connect.connector_config(cfg)
+    config.update({"topic.prefix": "snapcheck", "slot.name": "snapcheck_slot"})
+    connect.register(cfg, "snapshot-check", config)
+    try:
+        found = wait_for(pipeline, "snapcheck.public.mnist_test", before, timeout=90)
+    finally:
+        connect.rest(cfg, "DELETE", "/connectors/snapshot-check")
+        # The slot outlives the connector; drop it so the WAL it holds is released.
+        execute(
+            pipeline,
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = 'snapcheck_slot' AND NOT active",
+        )
+    assert [found[prefix_of(p)][0].key for p in before] == [b"0", b"5", b"9"]
+
+
+def test_status_reports_every_component_and_no_secret(pipeline):
+    result = pipeline.run("stack", "status")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["postgres", "kafka", "connect", "connector"]
+    assert all(" ok " in line for line in lines)
+    assert "mnist-connector RUNNING (task 0 RUNNING)" in result.stdout
+    secret = pipeline.env["DEBEZIUM_PGPASSWORD"]
+    assert secret not in result.stdout
+    logs = StackConfig.from_env(pipeline.env).logs
+    assert all(secret not in log.read_text(errors="replace") for log in logs.glob("*.log"))
+    _, registered = connect.rest(cfg_of(pipeline), "GET", "/connectors/mnist-connector/config")
+    assert registered["database.password"] == "${env:DEBEZIUM_PGPASSWORD}"
+
+
+def test_up_on_a_running_stack_changes_nothing(pipeline):
+    result = pipeline.run("stack", "up")
+
+    assert result.returncode == 0, result.stderr
+    assert "stack already running: nothing changed" in result.stdout
+
+
+def test_busy_port_is_reported_with_the_variable_that_moves_it(pipeline, tmp_path):
+    home = tmp_path / "other-stack"
+    result = pipeline.run("stack", "up", extra_env={"STACK_HOME": str(home), "CONNECT_URL": "http://127.0.0.1:1"})
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: PostgreSQL: port {pipeline.env['PGPORT']} on 127.0.0.1 is busy; "
+        "set PGPORT to move PostgreSQL to a free port"
+    ]
+    assert "Traceback" not in result.stderr
