@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from stack import runner
+from stack.assemble import assemble
 from stack.config import ConfigError, StackConfig
 from stack.processes import StepError
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         "State lives in $STACK_HOME (default .stack/ at the repo root).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("assemble", help="fetch and lay out the jars only (Maven Central), as make setup does")
     commands.add_parser("up", help="assemble (once), start every service, register the connector, wait RUNNING")
     commands.add_parser("status", help="one line per component; exit 0 only when all are healthy")
     down = commands.add_parser("down", help="stop the services (data kept)")
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = StackConfig.from_env()
+        if args.command == "assemble":
+            did = assemble(cfg)
+            _say(f"{'assembled' if did else 'already assembled'}: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+            return 0
         if args.command == "up":
             if not runner.up(cfg, _say):
                 _say("stack already running: nothing changed (python -m stack status for details)")

@@ -87,7 +87,7 @@ def test_update_delete_and_invalid_rows_leave_the_task_running(pipeline):
         for r in records
         if json.loads(r.value)["id"] in invalid_ids
     }
-    assert reasons == dict(zip(invalid_ids, invalid))
+    assert reasons == dict(zip(invalid_ids, invalid, strict=True))
 
 
 def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
@@ -108,7 +108,7 @@ def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
 def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
     cfg = cfg_of(pipeline)
     before = [marked_pixels() for _ in range(3)]
-    insert(pipeline, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before)])
+    insert(pipeline, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
     config = connect.connector_config(cfg)
     config.update({"topic.prefix": "snapcheck", "slot.name": "snapcheck_slot"})
     connect.register(cfg, "snapshot-check", config)

@@ -1,0 +1,48 @@
+# The user's commands. Each target is a thin call to a Python command; settings come from the environment
+# (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, KAFKA_BOOTSTRAP_SERVERS, CONNECT_URL, STACK_HOME).
+PYTHON ?= python3
+SPLIT ?=
+RATE ?=
+IDX_DIR ?=
+LIMIT ?=
+BATCH ?=
+
+LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
+              $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
+
+.PHONY: setup up down status load-mnist train evaluate demo test test-java test-python lint bench
+
+setup:  ## install system packages, the Python package with dev extras, and assemble the jars
+	bash stack/install-system-packages.sh
+	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PYTHON) -m stack assemble
+
+up:
+	$(PYTHON) -m stack up
+
+down:
+	$(PYTHON) -m stack down
+
+status:
+	$(PYTHON) -m stack status
+
+load-mnist:
+	$(PYTHON) -m loader $(LOADER_ARGS)
+
+train:
+	$(PYTHON) -m consumer.train
+
+evaluate:
+	$(PYTHON) -m consumer.evaluate
+
+test: test-java test-python  ## what CI runs
+
+test-java:
+	mvn -B -q -f debezium/mnist-smt/pom.xml verify
+
+test-python:
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .

@@ -1,0 +1,139 @@
+"""python -m loader against the real PostgreSQL: counts, exact bytes, all-or-nothing, pacing, clear errors."""
+
+from __future__ import annotations
+
+import re
+import struct
+import uuid
+
+import psycopg2
+import pytest
+
+from loader.source import load_sample
+from tests.integration.backend import free_port
+
+
+def count(pipeline, table: str) -> int:
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM public.{table}")
+        n = cur.fetchone()[0]
+    conn.close()
+    return n
+
+
+def last_rows(pipeline, table: str, n: int) -> list[tuple[int, bytes]]:
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT label, pixels FROM public.{table} ORDER BY id DESC LIMIT %s", (n,))
+        rows = [(label, bytes(pixels)) for label, pixels in cur.fetchall()]
+    conn.close()
+    return rows[::-1]
+
+
+def summary_seconds(stdout: str) -> float:
+    return float(re.search(r"in ([0-9.]+) s", stdout).group(1))
+
+
+def test_bulk_load_adds_the_rows_with_exact_bytes(pipeline):
+    before = count(pipeline, "mnist_test")
+
+    result = pipeline.run("loader", "--split", "test", "--limit", "50", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert re.match(r"loaded 50 rows \(test\) in [0-9.]+ s, [0-9,]+ rows/s, bulk COPY", result.stdout)
+    assert count(pipeline, "mnist_test") == before + 50
+    expected = load_sample()["test"].head(50)
+    assert last_rows(pipeline, "mnist_test", 50) == [
+        (int(label), image.tobytes()) for label, image in zip(expected.labels, expected.images, strict=True)
+    ]
+
+
+def test_full_sample_loads_4000_train_and_1000_test(pipeline):
+    train, test = count(pipeline, "mnist_train"), count(pipeline, "mnist_test")
+
+    result = pipeline.run("loader", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert "loaded 5000 rows (train, test)" in result.stdout
+    assert (count(pipeline, "mnist_train"), count(pipeline, "mnist_test")) == (train + 4000, test + 1000)
+
+
+def test_failure_in_the_second_table_commits_nothing_in_the_first(pipeline):
+    """A role that may write mnist_train but not mnist_test: the COPY into mnist_test fails mid-load."""
+    role, password = f"half_writer_{uuid.uuid4().hex[:8]}", "half-writer-pw"
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+        cur.execute(f"GRANT SELECT, INSERT ON public.mnist_train TO {role}")
+        cur.execute(f"GRANT USAGE ON SEQUENCE public.mnist_train_id_seq TO {role}")
+    conn.close()
+    before = count(pipeline, "mnist_train")
+
+    result = pipeline.run(
+        "loader", "--limit", "20", "--no-progress", extra_env={"PGUSER": role, "PGPASSWORD": password}
+    )
+
+    assert result.returncode == 1
+    assert "nothing committed" in result.stderr and "permission denied" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert count(pipeline, "mnist_train") == before
+
+
+def test_corrupt_idx_file_names_it_and_writes_nothing(pipeline, tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, 10, 28, 28) + bytes(784 * 9))
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 10) + bytes(10))
+    before = count(pipeline, "mnist_train")
+
+    result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--split", "train", "--no-progress")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {tmp_path}/train-images-idx3-ubyte: file is truncated: 7056 data bytes, the header announces 7840"
+    )
+    assert count(pipeline, "mnist_train") == before
+
+
+def test_idx_directory_loads_like_the_official_files(pipeline, tmp_path):
+    images = bytes(range(256)) * 3 + bytes(784 * 2 - 768)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, 2, 28, 28) + images)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 2) + bytes([4, 8]))
+
+    result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--split", "test", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert last_rows(pipeline, "mnist_test", 2) == [(4, images[:784]), (8, images[784:])]
+
+
+def test_unreachable_database_names_host_and_port(pipeline):
+    port = free_port()
+
+    result = pipeline.run("loader", "--no-progress", extra_env={"PGPORT": str(port)})
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot connect to PostgreSQL at 127.0.0.1:{port}")
+
+
+def test_streaming_paces_rows_at_the_requested_rate(pipeline):
+    """200 rows at 100 rows/s in batches of 10: the last batch is due at 1.9 s; tolerance -10 % / +50 %."""
+    before = count(pipeline, "mnist_test")
+
+    result = pipeline.run("loader", "--split", "test", "--limit", "200", "--rate", "100", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert "streamed at 100 rows/s in batches of 10" in result.stdout
+    assert 1.9 * 0.9 <= summary_seconds(result.stdout) <= 1.9 * 1.5
+    assert count(pipeline, "mnist_test") == before + 200
+
+
+@pytest.mark.parametrize("args, message", [(["--rate", "0"], "--rate"), (["--split", "valid"], "--split")])
+def test_usage_errors_exit_2(pipeline, args, message):
+    result = pipeline.run("loader", *args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_truncate_empties_the_table_before_loading(pipeline):
+    result = pipeline.run("loader", "--split", "test", "--limit", "5", "--truncate", "--no-progress")
+
+    assert result.returncode == 0, result.stderr
+    assert count(pipeline, "mnist_test") == 5
