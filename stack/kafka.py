@@ -140,6 +140,37 @@ def answers_metadata(cfg: StackConfig) -> bool:
         admin.close()
 
 
+# Created by `up`, so a consumer started before the first row (the live demo) finds its topic.
+# One partition keeps each table's rows in commit order; the .invalid topics hold rows MnistToCsv rejected.
+TOPICS = (
+    "tf.public.mnist_train",
+    "tf.public.mnist_test",
+    "tf.public.mnist_train.invalid",
+    "tf.public.mnist_test.invalid",
+)
+
+
+def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[str]:
+    """Create the pipeline's topics that do not exist yet; return the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
+    try:
+        missing = [t for t in topics if t not in set(admin.list_topics())]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in missing])
+            except TopicAlreadyExistsError:
+                pass
+        return missing
+    except KafkaError as error:
+        raise StepError(f"kafka: creating topics failed: {error}; see {log_file(cfg)}") from None
+    finally:
+        admin.close()
+
+
 def stop(cfg: StackConfig) -> bool:
     pid = running_pid(cfg)
     return stop_pid(pid, timeout=30) if pid else False

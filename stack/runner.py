@@ -74,6 +74,7 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
         pid = kafka.start(cfg)
         _wait_process("kafka", pid, lambda: kafka.answers_metadata(cfg), timeouts.kafka, kafka.log_file(cfg))
         say(f"kafka      started on {cfg.kafka_bootstrap} (controller port {cfg.controller_port})")
+    kafka.ensure_topics(cfg)
 
     if connect_running:
         say(f"connect    already running on {cfg.connect_url}")

@@ -1,0 +1,139 @@
+"""``python -m consumer.evaluate``: live accuracy of the saved model on the test topic, batch by batch.
+
+Prints a line after every batch (records so far, batch accuracy, running accuracy and loss) and one summary
+line at the end: after ``--idle-timeout`` seconds without records, or on Ctrl-C with ``--follow``.
+Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from consumer.settings import DEFAULT_MODEL, TEST_TOPIC, bootstrap_servers, quiet_tensorflow
+
+FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.evaluate",
+        description="Evaluate the saved model on the test topic as rows arrive, printing live accuracy.",
+    )
+    parser.add_argument("--topic", default=TEST_TOPIC, help=f"test topic (default {TEST_TOPIC})")
+    parser.add_argument(
+        "--bootstrap-servers", default=bootstrap_servers(), help="Kafka (default: env KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    parser.add_argument(
+        "--group-id",
+        default="mnist-evaluate",
+        help="consumer group (default mnist-evaluate: a new run continues after the records an earlier run read)",
+    )
+    parser.add_argument(
+        "--start",
+        choices=["earliest", "latest"],
+        default="earliest",
+        help="where a new group starts: the whole topic (earliest, default) or only rows arriving from now (latest)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="records per live line (default 32)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
+    )
+    parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
+    parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=f"model to load ({DEFAULT_MODEL})")
+    return parser
+
+
+@dataclass
+class RunningScore:
+    """Accuracy and mean loss over every record seen so far (weighted by batch size, as Keras does)."""
+
+    records: int = 0
+    correct: int = 0
+    loss_sum: float = 0.0
+    malformed: int = 0
+
+    def add(self, count: int, correct: int, mean_loss: float) -> None:
+        self.records += count
+        self.correct += correct
+        self.loss_sum += mean_loss * count
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.records if self.records else 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.records if self.records else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or args.idle_timeout <= 0:
+        print("error: --batch-size must be >= 1 and --idle-timeout > 0", file=sys.stderr)
+        return 2
+    if not args.model.is_file():
+        print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
+        return 1
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    from consumer.decode import decode_csv_batch
+    from consumer.kafka_source import SourceError, kafka_dataset
+
+    try:
+        model = keras.models.load_model(args.model)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot load the model at {args.model}: {error}", file=sys.stderr)
+        return 1
+    idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
+    try:
+        dataset = kafka_dataset(args.topic, args.group_id, args.bootstrap_servers, idle, args.start)
+    except SourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    dataset = dataset.batch(args.batch_size).map(decode_csv_batch)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    score = RunningScore()
+    first_at = last_at = None  # the rate counts the time records flowed, not the final idle wait
+    print(
+        f"evaluating {args.model} on {args.topic} (group {args.group_id}); "
+        f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
+        flush=True,
+    )
+    try:
+        for images, labels, malformed in dataset:
+            score.malformed += int(malformed)
+            last_at = time.perf_counter()
+            first_at = first_at or last_at
+            count = int(tf.size(labels))
+            if count == 0:
+                continue
+            probabilities = model(images, training=False)
+            correct = int(
+                tf.reduce_sum(tf.cast(tf.argmax(probabilities, axis=1, output_type=tf.int32) == labels, tf.int32))
+            )
+            score.add(count, correct, float(loss_fn(labels, probabilities)))
+            print(
+                f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
+                f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        pass
+    seconds = (last_at - first_at) if first_at else 0.0
+    rate = score.records / seconds if seconds > 0 else 0.0
+    print(
+        f"evaluated {score.records} records ({score.malformed} malformed skipped) in {seconds:.1f} s: "
+        f"accuracy {score.accuracy:.4f}, loss {score.loss:.4f}, {rate:,.1f} records/s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The small CNN the demo trains: two convolution blocks and a dense head, about 225k parameters."""
+
+from __future__ import annotations
+
+import keras
+
+from consumer.decode import IMAGE_SHAPE, NUM_CLASSES
+
+
+def build_model(seed: int = 7) -> keras.Model:
+    """A compiled CNN for 28 × 28 × 1 images in [0, 1]: softmax over 10 classes, sparse integer labels.
+
+    >>> build_model().output_shape
+    (None, 10)
+    """
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=IMAGE_SHAPE),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mnist_cnn",
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model

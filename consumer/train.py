@@ -1,0 +1,122 @@
+"""``python -m consumer.train``: read the training topic until it is idle, train the CNN, save it.
+
+Exit codes: 0 trained and saved, 1 failure with one line on stderr (broker, topic, no records), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from consumer.settings import DEFAULT_MODEL, TRAIN_TOPIC, bootstrap_servers, quiet_tensorflow
+
+READ_BATCH = 1024  # records decoded together: batch first, then decode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.train",
+        description="Train the MNIST CNN on the records of the training topic (read until idle, kept in memory "
+        "for several epochs) and save it.",
+    )
+    parser.add_argument("--topic", default=TRAIN_TOPIC, help=f"training topic (default {TRAIN_TOPIC})")
+    parser.add_argument(
+        "--bootstrap-servers", default=bootstrap_servers(), help="Kafka (default: env KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    parser.add_argument(
+        "--group-id", help="consumer group (default: a new group each run, so every run reads the whole topic)"
+    )
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=10.0, help="stop reading after this many seconds without records (10)"
+    )
+    parser.add_argument("--validation-split", type=float, default=0.1, help="share held out for validation (0.1)")
+    parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=f"where to save ({DEFAULT_MODEL})")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bar (the summary lines stay)")
+    return parser
+
+
+def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float):
+    """All well-formed records of ``topic`` as numpy arrays, plus the count of malformed ones skipped."""
+    import numpy as np
+
+    from consumer.decode import decode_csv_batch
+    from consumer.kafka_source import kafka_dataset
+
+    dataset = kafka_dataset(topic, group_id, servers, idle_timeout).batch(READ_BATCH).map(decode_csv_batch)
+    images, labels, malformed = [], [], 0
+    for batch_images, batch_labels, batch_malformed in dataset:
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+        malformed += int(batch_malformed)
+    if not images:
+        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed
+    return np.concatenate(images), np.concatenate(labels), malformed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or args.idle_timeout <= 0 or not 0 <= args.validation_split < 1:
+        print(
+            "error: --epochs and --batch-size must be >= 1, --idle-timeout > 0, 0 <= --validation-split < 1",
+            file=sys.stderr,
+        )
+        return 2
+    quiet_tensorflow()
+    import numpy as np
+
+    from consumer.kafka_source import SourceError
+    from consumer.model import build_model
+
+    group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
+    started = time.perf_counter()
+    try:
+        images, labels, malformed = read_topic(args.topic, group_id, args.bootstrap_servers, args.idle_timeout)
+    except SourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    read_seconds = time.perf_counter() - started
+    if len(labels) == 0:
+        print(
+            f"error: no usable records on {args.topic} (group {group_id}) within the {args.idle_timeout:g} s idle "
+            f"timeout ({malformed} malformed); load data first: make load-mnist",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"read {len(labels)} records from {args.topic} in {read_seconds:.1f} s "
+        f"({len(labels) / read_seconds:,.0f} records/s, {malformed} malformed skipped)",
+        flush=True,
+    )
+
+    order = np.random.default_rng(0).permutation(len(labels))  # a stream may arrive sorted by label
+    images, labels = images[order], labels[order]
+    model = build_model()
+    fit_started = time.perf_counter()
+    history = model.fit(
+        images,
+        labels,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        verbose=0 if args.quiet else 1,
+    )
+    fit_seconds = time.perf_counter() - fit_started
+    args.model.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.model)
+    last = {name: values[-1] for name, values in history.history.items()}
+    validation = f", validation accuracy {last['val_accuracy']:.4f}" if "val_accuracy" in last else ""
+    print(
+        f"trained on {len(labels)} records, {args.epochs} epochs in {fit_seconds:.1f} s "
+        f"({fit_seconds / args.epochs:.1f} s/epoch): training accuracy {last['accuracy']:.4f}{validation}; "
+        f"model saved to {args.model}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
