@@ -6,6 +6,8 @@ RATE ?=
 IDX_DIR ?=
 LIMIT ?=
 BATCH ?=
+DEMO_RATE ?= 50
+STATE = $${STACK_HOME:-.stack}
 
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
               $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
@@ -34,6 +36,21 @@ train:
 
 evaluate:
 	$(PYTHON) -m consumer.evaluate
+
+demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate while the test split streams in
+	$(PYTHON) -m stack up
+	$(PYTHON) -m loader --split train
+	$(PYTHON) -m consumer.train
+	@mkdir -p $(STATE)/logs
+	@echo "Streaming the test split into PostgreSQL at $(DEMO_RATE) rows/s (log: $(STATE)/logs/demo-loader.log)."
+	@echo "Each line is one batch of rows that went PostgreSQL -> Debezium -> Kafka -> the model:"
+	@( sleep 2; $(PYTHON) -m loader --split test --rate $(DEMO_RATE) --no-progress \
+	    > $(STATE)/logs/demo-loader.log 2>&1 ) & \
+	$(PYTHON) -m consumer.evaluate --idle-timeout 15
+	@echo "The stack is still running (python -m stack status). Stop it with: python -m stack down"
+
+bench:  ## benchmarks against the running native stack; figures in bench/results/ and docs/benchmarks.md
+	$(PYTHON) -m bench.loader_bench
 
 test: test-java test-python  ## what CI runs
 

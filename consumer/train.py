@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float):
-    """All well-formed records of ``topic`` as numpy arrays, plus the count of malformed ones skipped."""
+    """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
+    from the start of reading to the last record."""
     import numpy as np
 
     from consumer.decode import decode_csv_batch
@@ -49,13 +50,18 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float):
 
     dataset = kafka_dataset(topic, group_id, servers, idle_timeout).batch(READ_BATCH).map(decode_csv_batch)
     images, labels, malformed = [], [], 0
+    started = time.perf_counter()
+    last_record_at = started
     for batch_images, batch_labels, batch_malformed in dataset:
         images.append(batch_images.numpy())
         labels.append(batch_labels.numpy())
         malformed += int(batch_malformed)
+        last_record_at = time.perf_counter()
+    # The read time ends with the last record, not with the idle wait that detects the end of the stream.
+    seconds = last_record_at - started
     if not images:
-        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed
-    return np.concatenate(images), np.concatenate(labels), malformed
+        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed, seconds
+    return np.concatenate(images), np.concatenate(labels), malformed, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     from consumer.model import build_model
 
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
-    started = time.perf_counter()
     try:
-        images, labels, malformed = read_topic(args.topic, group_id, args.bootstrap_servers, args.idle_timeout)
+        images, labels, malformed, read_seconds = read_topic(
+            args.topic, group_id, args.bootstrap_servers, args.idle_timeout
+        )
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    read_seconds = time.perf_counter() - started
     if len(labels) == 0:
         print(
             f"error: no usable records on {args.topic} (group {group_id}) within the {args.idle_timeout:g} s idle "
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"read {len(labels)} records from {args.topic} in {read_seconds:.1f} s "
-        f"({len(labels) / read_seconds:,.0f} records/s, {malformed} malformed skipped)",
+        f"({len(labels) / max(read_seconds, 1e-9):,.0f} records/s, {malformed} malformed skipped; "
+        f"then {args.idle_timeout:g} s idle ended the stream)",
         flush=True,
     )
 

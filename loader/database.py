@@ -65,10 +65,10 @@ def truncate(conn, splits: list[str]) -> None:
         )
 
 
-def copy_rows(conn, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+def copy_rows(conn, split: str, images: np.ndarray, labels: np.ndarray, schema: str = "public") -> None:
     """Append rows to the split's table inside the caller's transaction (nothing is committed here)."""
     statement = sql.SQL("COPY {} (label, pixels) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier("public", TABLES[split])
+        sql.Identifier(schema, TABLES[split])
     )
     with conn.cursor() as cur:
         cur.copy_expert(statement.as_string(conn), io.BytesIO(binary_copy_payload(images, labels)))

@@ -23,7 +23,7 @@ class LoadResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def bulk_load(conn, splits: list[Split], progress: Callable[[int], None]) -> LoadResult:
+def bulk_load(conn, splits: list[Split], progress: Callable[[int], None], schema: str = "public") -> LoadResult:
     """COPY every split in one transaction: all rows are committed, or none (any error rolls back)."""
     started = time.perf_counter()
     rows = 0
@@ -31,7 +31,7 @@ def bulk_load(conn, splits: list[Split], progress: Callable[[int], None]) -> Loa
         for split in splits:
             for start in range(0, len(split), BULK_CHUNK):
                 end = min(start + BULK_CHUNK, len(split))
-                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end])
+                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end], schema)
                 rows += end - start
                 progress(end - start)
         conn.commit()
