@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="earliest",
         help="where a new group starts: the whole topic (earliest, default) or only rows arriving from now (latest)",
     )
+    parser.add_argument(
+        "--source",
+        choices=["kafka-python", "tfio"],
+        default="kafka-python",
+        help="kafka-python (default): offsets committed after the model used a batch, so a killed run resumes "
+        "without skipping records; tfio: the talk's KafkaGroupIODataset (librdkafka auto-commits every 5 s)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="records per live line (default 32)")
     parser.add_argument(
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
@@ -45,6 +52,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
     parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=f"model to load ({DEFAULT_MODEL})")
     return parser
+
+
+def open_batches(args: argparse.Namespace, idle_timeout: float):
+    """Decoded batches ``(images, labels, malformed, consumed)`` from the chosen source, and where it starts.
+
+    ``consumed()`` is called once the model has used a batch: the kafka-python source commits its offsets
+    then (at-least-once); tfio's librdkafka auto-commits on its own timer, so there it does nothing.
+    """
+    import tensorflow as tf
+
+    from consumer.decode import decode_csv_batch
+
+    if args.source == "tfio":
+        from consumer.kafka_source import kafka_dataset
+
+        dataset = kafka_dataset(args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.start)
+        decoded = dataset.batch(args.batch_size).map(decode_csv_batch)
+        return ((images, labels, malformed, lambda: None) for images, labels, malformed in decoded), "tfio"
+
+    from consumer.committing_source import CommittingReader
+
+    reader = CommittingReader(
+        args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.batch_size, args.start
+    )
+
+    def batches():
+        try:
+            for batch in reader.batches():
+                images, labels, malformed = decode_csv_batch(tf.constant(batch.messages), tf.constant(batch.keys))
+                yield images, labels, malformed, lambda batch=batch: reader.commit(batch)
+        finally:
+            reader.close()
+
+    offsets = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
+    return batches(), f"kafka-python, commits after each batch, starting at {offsets}"
 
 
 @dataclass
@@ -82,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from consumer.decode import decode_csv_batch
-    from consumer.kafka_source import SourceError, kafka_dataset
+    from consumer.kafka_source import SourceError
 
     try:
         model = keras.models.load_model(args.model)
@@ -92,27 +133,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
-        dataset = kafka_dataset(args.topic, args.group_id, args.bootstrap_servers, idle, args.start)
+        batches, where = open_batches(args, idle)
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    dataset = dataset.batch(args.batch_size).map(decode_csv_batch)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
     score = RunningScore()
     first_at = last_at = None  # the rate counts the time records flowed, not the final idle wait
     print(
-        f"evaluating {args.model} on {args.topic} (group {args.group_id}); "
+        f"evaluating {args.model} on {args.topic} (group {args.group_id}, {where}); "
         f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
         flush=True,
     )
     try:
-        for images, labels, malformed in dataset:
+        for images, labels, malformed, consumed in batches:
             score.malformed += int(malformed)
             last_at = time.perf_counter()
             first_at = first_at or last_at
             count = int(tf.size(labels))
             if count == 0:
+                consumed()
                 continue
             probabilities = model(images, training=False)
             correct = int(
@@ -124,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}",
                 flush=True,
             )
+            consumed()  # only now may the source commit: a crash before this line re-reads the batch
     except KeyboardInterrupt:
         pass
     seconds = (last_at - first_at) if first_at else 0.0

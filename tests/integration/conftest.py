@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -39,3 +40,18 @@ def pipeline() -> Pipeline:
     finally:
         stack.run("stack", "down", "--purge")
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def trained_model(pipeline, tmp_path_factory):
+    load = pipeline.run("loader", "--split", "train", "--no-progress")
+    assert load.returncode == 0, load.stderr
+    model = tmp_path_factory.mktemp("model") / "mnist.keras"
+
+    train = pipeline.run("consumer.train", "--model", str(model), "--quiet", "--idle-timeout", "5", timeout=900)
+
+    assert train.returncode == 0, train.stdout + train.stderr
+    assert re.search(r"read \d+ records from tf.public.mnist_train", train.stdout)
+    assert re.search(r"trained on \d+ records, 10 epochs .* validation accuracy 0\.9\d+; model saved to", train.stdout)
+    assert model.is_file()
+    return model

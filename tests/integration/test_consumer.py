@@ -38,22 +38,8 @@ def records_between(bootstrap: str, topic: str, start: int, end: int) -> list:
     return records
 
 
-@pytest.fixture(scope="module")
-def trained_model(pipeline, tmp_path_factory):
-    load = pipeline.run("loader", "--split", "train", "--no-progress")
-    assert load.returncode == 0, load.stderr
-    model = tmp_path_factory.mktemp("model") / "mnist.keras"
-
-    train = pipeline.run("consumer.train", "--model", str(model), "--quiet", "--idle-timeout", "5", timeout=900)
-
-    assert train.returncode == 0, train.stdout + train.stderr
-    assert re.search(r"read \d+ records from tf.public.mnist_train", train.stdout)
-    assert re.search(r"trained on \d+ records, 10 epochs .* validation accuracy 0\.9\d+; model saved to", train.stdout)
-    assert model.is_file()
-    return model
-
-
-def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeline, trained_model):
+@pytest.mark.parametrize("source", ["kafka-python", "tfio"])
+def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeline, trained_model, source):
     start = end_offset(pipeline.bootstrap, TEST_TOPIC)
     evaluate = subprocess.Popen(
         [
@@ -70,6 +56,8 @@ def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeli
             "8",
             "--batch-size",
             "32",
+            "--source",
+            source,
         ],
         cwd=ROOT,
         env=pipeline.env,
