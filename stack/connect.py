@@ -156,3 +156,8 @@ def failure(status: dict | None) -> str | None:
         if part.get("state") == "FAILED":
             return (part.get("trace") or "FAILED").strip().splitlines()[0]
     return None
+
+
+def restart_failed(cfg: StackConfig, name: str = CONNECTOR_NAME) -> None:
+    """Restart the connector and its tasks that are FAILED (Connect's own call; RUNNING ones are left alone)."""
+    rest(cfg, "POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true", timeout=30)

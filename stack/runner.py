@@ -84,6 +84,11 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
         say(f"connect    started on {cfg.connect_url}")
 
     connect.register(cfg)
+    if connect.failure(connect.connector_status(cfg)):
+        # A task that failed while a service was down (e.g. PostgreSQL restarted) resumes from its offsets.
+        connect.restart_failed(cfg)
+        say("connector  restarted its FAILED parts")
+        time.sleep(2)  # let Connect report the restart instead of the old FAILED state
     wait_for_connector(cfg, timeouts.connector)
     say(f"connector  {CONNECTOR_NAME} RUNNING (task RUNNING); logs in {cfg.logs}")
     say(f"up in {time.monotonic() - started:.1f} s")

@@ -1,0 +1,109 @@
+"""Nothing lost through crashes and restarts of the real processes (native stack): every row inserted while a
+service is killed or restarted reaches the topic at least once; duplicates are counted and reported."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psycopg2
+import pytest
+
+from stack import connect, kafka, postgres
+from stack.config import StackConfig
+from stack.processes import pid_alive, wait_until
+from tests.integration.faults import NumberedRows, end_offset, numbers_on_topic
+
+TOPIC = "tf.public.mnist_train"
+ROWS = 20_000
+RATE = 2_500
+
+
+@pytest.fixture
+def native(pipeline):
+    if pipeline.backend != "native":
+        pytest.skip("kills and restarts processes of the native stack")
+    return pipeline
+
+
+def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
+    """Insert ROWS numbered rows; ``fault()`` runs once a quarter are in; returns (delivered, duplicates)."""
+    start = end_offset(pipeline.bootstrap, TOPIC)
+    rows = NumberedRows(pipeline, "mnist_train", ROWS, RATE)
+    rows.start()
+    assert wait_until(lambda: rows.committed >= ROWS // 4, 30)
+    fault()
+    rows.join(timeout=120)
+    assert rows.error is None, rows.error
+    assert rows.committed == ROWS
+
+    numbers = numbers_on_topic(pipeline.bootstrap, TOPIC, start, rows.prefix, ROWS, timeout=120)
+
+    missing = set(range(ROWS)) - set(numbers)
+    assert not missing, f"{len(missing)} rows never reached {TOPIC}, e.g. {sorted(missing)[:5]}"
+    status = connect.connector_status(StackConfig.from_env(pipeline.env))
+    assert connect.is_running(status), status
+    duplicates = len(numbers) - ROWS
+    with capsys.disabled():
+        print(
+            f"\n  {fault.__doc__}: inserted {ROWS}, delivered {len(set(numbers))}, duplicates {duplicates}, "
+            f"insert retries {rows.retries}"
+        )
+    return len(set(numbers)), duplicates
+
+
+def up(pipeline) -> None:
+    result = pipeline.run("stack", "up", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys):
+    cfg = StackConfig.from_env(native.env)
+
+    def kill_connect():
+        """SIGKILL Kafka Connect"""
+        pid = connect.running_pid(cfg)
+        native_kill(pid)
+        time.sleep(2)
+        up(native)
+
+    run_fault(native, kill_connect, capsys)
+
+
+def test_broker_restart_mid_stream_loses_nothing(native, capsys):
+    cfg = StackConfig.from_env(native.env)
+
+    def restart_kafka():
+        """Stop and restart the Kafka broker"""
+        assert kafka.stop(cfg)
+        time.sleep(3)
+        up(native)
+
+    run_fault(native, restart_kafka, capsys)
+
+
+def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, capsys):
+    cfg = StackConfig.from_env(native.env)
+    log = connect.log_file(cfg)
+    slot_creations = log.read_text(errors="replace").count("Creating replication slot")
+
+    def restart_postgres():
+        """Restart PostgreSQL"""
+        assert postgres.stop(cfg)
+        time.sleep(2)
+        up(native)
+
+    run_fault(native, restart_postgres, capsys)
+
+    assert log.read_text(errors="replace").count("Creating replication slot") == slot_creations, "slot recreated"
+    with psycopg2.connect(**native.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'mnist_slot'")
+        assert cur.fetchone() == ("mnist_slot",)
+    conn.close()
+
+
+def native_kill(pid: int) -> None:
+    import os
+
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(pid), 10)
