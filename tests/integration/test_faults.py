@@ -9,10 +9,10 @@ import time
 import psycopg2
 import pytest
 
+from bench.numbered_rows import NumberedRows, end_offset, numbers_on_topic
 from stack import connect, kafka, postgres
 from stack.config import StackConfig
 from stack.processes import pid_alive, wait_until
-from tests.integration.faults import NumberedRows, end_offset, numbers_on_topic
 
 TOPIC = "tf.public.mnist_train"
 ROWS = 20_000
@@ -29,7 +29,7 @@ def native(pipeline):
 def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
     """Insert ROWS numbered rows; ``fault()`` runs once a quarter are in; returns (delivered, duplicates)."""
     start = end_offset(pipeline.bootstrap, TOPIC)
-    rows = NumberedRows(pipeline, "mnist_train", ROWS, RATE)
+    rows = NumberedRows(pipeline.pg_kwargs(), "mnist_train", ROWS, RATE)
     rows.start()
     assert wait_until(lambda: rows.committed >= ROWS // 4, 30)
     fault()

@@ -1,5 +1,5 @@
-"""Helpers of the fault tests: numbered rows inserted at a steady pace in the background (surviving a
-PostgreSQL restart), and the numbers that reached a topic."""
+"""Numbered rows inserted at a steady pace in the background (surviving a PostgreSQL restart), and the numbers
+that reached a topic: shared by the fault tests, the latency benchmark and the soak."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ class NumberedRows(threading.Thread):
     pixels are a 3-byte marker of this run and its 3-byte number, so the topic tells which rows arrived.
     A batch that fails (the database is restarting) is retried until it commits."""
 
-    def __init__(self, pipeline, table: str, count: int, rate: float, batch: int = 250) -> None:
+    def __init__(self, pg_kwargs: dict, table: str, count: int, rate: float, batch: int = 250) -> None:
         super().__init__(daemon=True)
-        self.pipeline, self.table, self.count, self.rate, self.batch = pipeline, table, count, rate, batch
+        self.pg_kwargs, self.table, self.count, self.rate, self.batch = pg_kwargs, table, count, rate, batch
         self.marker = os.urandom(3)
         self.committed = 0
+        self.commit_times: list[float] = []  # wall-clock time.time() after each batch's COMMIT returned
         self.retries = 0
         self.error: BaseException | None = None
 
@@ -50,21 +51,32 @@ class NumberedRows(threading.Thread):
                     time.sleep(delay)
                 while True:
                     try:
-                        conn = conn or psycopg2.connect(**self.pipeline.pg_kwargs(), connect_timeout=2)
+                        conn = conn or psycopg2.connect(**self.pg_kwargs, connect_timeout=2)
                         with conn.cursor() as cur:
                             cur.copy_expert(
                                 f"COPY public.{self.table} (label, pixels) FROM STDIN WITH (FORMAT binary)",
                                 io.BytesIO(binary_copy_payload(*self.rows(start, end))),
                             )
                         conn.commit()
+                        self.commit_times.append(time.time())
                         break
                     except psycopg2.Error:
                         self.retries += 1
                         conn = None
                         time.sleep(0.5)
                 self.committed = end
-        except BaseException as error:  # surfaced by the test
+        except BaseException as error:  # surfaced by the caller
             self.error = error
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def number_of(self, value: bytes) -> int | None:
+        """The row number a record value carries, or None when the record is not from this run."""
+        if not value.startswith(self.prefix.encode()):
+            return None
+        high, mid, low = (int(v) for v in value.split(b",", 6)[3:6])
+        return high << 16 | mid << 8 | low
 
 
 def end_offset(bootstrap: str, topic: str) -> int:

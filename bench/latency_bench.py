@@ -1,0 +1,207 @@
+"""End-to-end latency: COMMIT in PostgreSQL -> record readable from Kafka, per row, at steady insert rates.
+
+Side by side in one run on the same rows: our connector (``debezium/register-postgres.json``: poll.interval.ms=10,
+worker producer linger 2 ms) and a second connector with the upstream example's settings (the talk's JSON:
+Debezium's default poll.interval.ms=500, producer linger.ms=0 and batch.size=16384 as in the Kafka 3.x the
+upstream image shipped). Both capture the same table (own slots, topics ``tf.*`` and ``upstream.*``), so
+every inserted row is measured through both. Commit time: ``time.time()`` right after COMMIT returns;
+arrival: ``time.time()`` when kafka-python hands the record over (same machine, same clock).
+
+    python -m bench.latency_bench                               # 200 and 1,000 rows/s, 10 s each, 3 repetitions
+    python -m bench.latency_bench --rates 100 --seconds 2 --reps 1 --no-record   # the tests' tiny run
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.numbered_rows import NumberedRows
+from bench.record import print_table, summarise, write_result
+from stack import connect
+from stack.config import StackConfig
+from stack.processes import wait_until
+
+OURS, UPSTREAM = "tf.public.mnist_train", "upstream.public.mnist_train"
+# Connect keeps a connector's source offsets under its name: a new name each run starts clean.
+UPSTREAM_CONNECTOR = f"upstream-settings-{uuid.uuid4().hex[:8]}"
+
+
+def upstream_config(cfg: StackConfig) -> dict[str, str]:
+    config = connect.connector_config(cfg)
+    del config["poll.interval.ms"]  # Debezium's default, 500 ms, as in the talk's JSON
+    config.update(
+        {
+            "topic.prefix": "upstream",
+            "slot.name": "upstream_slot",
+            "snapshot.mode": "no_data",  # measure streaming only; do not copy the tables' history
+            "producer.override.linger.ms": "0",
+            "producer.override.batch.size": "16384",
+        }
+    )
+    return config
+
+
+class Arrivals(threading.Thread):
+    """Reads both topics from their current end and timestamps every record of the current run."""
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        partitions = [TopicPartition(OURS, 0), TopicPartition(UPSTREAM, 0)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            self.consumer.position(tp)
+        self.rows: NumberedRows | None = None
+        self.arrived: dict[str, dict[int, float]] = {OURS: {}, UPSTREAM: {}}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for tp, records in self.consumer.poll(timeout_ms=50).items():
+                now = time.time()
+                rows = self.rows
+                for record in records:
+                    number = rows.number_of(record.value or b"") if rows else None
+                    if number is not None:
+                        self.arrived[tp.topic].setdefault(number, now)
+        self.consumer.close()
+
+
+def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(latencies_ms.max())}
+
+
+def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
+    batch = max(1, rate // 100)  # 100 commits a second
+    rows = NumberedRows(
+        {
+            "host": cfg.pg_host,
+            "port": cfg.pg_port,
+            "user": cfg.pg_user,
+            "password": cfg.pg_password,
+            "dbname": cfg.pg_database,
+        },
+        "mnist_train",
+        int(rate * seconds),
+        rate,
+        batch,
+    )
+    arrivals.arrived = {OURS: {}, UPSTREAM: {}}
+    arrivals.rows = rows
+    rows.start()
+    rows.join()
+    if rows.error:
+        raise rows.error
+    complete = lambda: all(len(arrivals.arrived[t]) == rows.count for t in (OURS, UPSTREAM))  # noqa: E731
+    if not wait_until(complete, 60):
+        got = {t: len(a) for t, a in arrivals.arrived.items()}
+        raise RuntimeError(f"not every row arrived within 60 s: {got} of {rows.count}")
+    result = {}
+    for topic in (OURS, UPSTREAM):
+        latencies = np.array(
+            [(arrived - rows.commit_times[n // batch]) * 1000 for n, arrived in arrivals.arrived[topic].items()]
+        )
+        result[topic] = percentiles(latencies)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args(argv)
+
+    cfg = StackConfig.from_env()
+    connect.register(cfg, UPSTREAM_CONNECTOR, upstream_config(cfg))
+    try:
+        if not wait_until(lambda: connect.is_running(connect.connector_status(cfg, UPSTREAM_CONNECTOR)), 60):
+            print(
+                f"error: {UPSTREAM_CONNECTOR} not RUNNING: {connect.connector_status(cfg, UPSTREAM_CONNECTOR)}",
+                file=sys.stderr,
+            )
+            return 1
+        from stack.kafka import ensure_topics
+
+        ensure_topics(cfg, (UPSTREAM,))
+        arrivals = Arrivals(cfg.kafka_bootstrap)
+        arrivals.start()
+        runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+        for _ in range(args.reps):
+            for rate in args.rates:
+                for topic, figures in measure(cfg, arrivals, rate, args.seconds).items():
+                    runs.setdefault((topic, rate), []).append(figures)
+        arrivals.stop.set()
+        arrivals.join()
+    finally:
+        connect.rest(cfg, "DELETE", f"/connectors/{UPSTREAM_CONNECTOR}")
+        _drop_slot(cfg, "upstream_slot")
+
+    table, figures = [], {}
+    for (topic, rate), reps in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0] != OURS)):
+        name = "ours" if topic == OURS else "upstream settings"
+        stats = {k: summarise([r[k] for r in reps]) for k in ("p50", "p95", "p99", "max")}
+        figures[f"{name} @ {rate} rows/s"] = stats
+        table.append(
+            [
+                name,
+                str(rate),
+                *(f"{stats[k]['median']:.1f}" for k in ("p50", "p95", "p99", "max")),
+                f"{stats['p99']['min']:.0f}-{stats['p99']['max']:.0f}",
+            ]
+        )
+    print_table(
+        f"Commit -> Kafka latency (ms), median of {args.reps} repetitions of {args.seconds:g} s",
+        ["settings", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
+        table,
+    )
+    if not args.no_record:
+        path = write_result(
+            "latency",
+            "python -m bench.latency_bench " + " ".join(argv or sys.argv[1:]),
+            {"seconds_per_rate": args.seconds, "latency_ms": figures},
+        )
+        print(f"recorded in {path}")
+    return 0
+
+
+def _drop_slot(cfg: StackConfig, slot: str) -> None:
+    from stack.postgres import connect as pg_connect
+
+    # The connector's task releases the slot a moment after it is deleted.
+    def dropped() -> bool:
+        conn = pg_connect(cfg)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+                row = cur.fetchone()
+                if row is None:
+                    return True
+                if not row[0]:
+                    cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    return True
+                return False
+        finally:
+            conn.close()
+
+    wait_until(dropped, 30, 0.5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

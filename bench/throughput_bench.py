@@ -1,0 +1,177 @@
+"""Pipeline throughput: 70k Fashion-MNIST rows committed -> every one decoded by the consumer.
+
+Two cases, each repeated: **streaming** (the connector is running; the 70,000 rows are bulk-loaded in one
+transaction; time from COMMIT to the last record decoded) and **snapshot** (the rows are in the table before a
+connector starts; time from registering it to the last record decoded). The consumer is ours: tfio, batch,
+``decode_csv_batch``, in a child process. Empties ``public.mnist_train`` first (a benchmark, not for data you keep).
+
+    python -m bench.throughput_bench                  # 70k rows, 3 repetitions of each case
+    python -m bench.throughput_bench --limit 500 --reps 1 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from bench.record import print_table, summarise, write_result
+from loader.database import connect as pg_connect
+from loader.database import truncate
+from loader.load import bulk_load
+from loader.source import Split, load_idx_dir, load_sample
+from stack import connect
+from stack.config import StackConfig
+from stack.kafka import ensure_topics
+from stack.processes import wait_until
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+STREAM_TOPIC = "tf.public.mnist_train"
+SNAPSHOT_PREFIX = "snapbench"
+
+
+def child(topic: str, expected: int, start: str) -> None:
+    """Read ``expected`` records of ``topic`` with our tfio pipeline; print wall times of first and last."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from consumer.decode import decode_csv_batch
+    from consumer.kafka_source import kafka_dataset
+
+    dataset = (
+        kafka_dataset(
+            topic,
+            f"throughput-{uuid.uuid4().hex[:8]}",
+            os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            60.0,
+            start,
+        )
+        .batch(1024)
+        .map(decode_csv_batch)
+    )
+    print("ready", flush=True)
+    decoded, first = 0, None
+    for _, labels, _ in dataset:
+        first = first or time.time()
+        decoded += int(tf.size(labels))
+        if decoded >= expected:
+            break
+    print(json.dumps({"decoded": decoded, "first": first, "last": time.time()}), flush=True)
+
+
+def start_child(topic: str, expected: int, start: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.throughput_bench", "--child", topic, str(expected), start],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"consumer did not start: {line} {process.stderr.read()[-500:]}")
+    return process
+
+
+def finish(process: subprocess.Popen) -> dict:
+    output, errors = process.communicate(timeout=900)
+    if process.returncode != 0:
+        raise RuntimeError(f"consumer failed: {errors[-500:]}")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, help="rows (default all 70,000 Fashion-MNIST images)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], int(args.child[1]), args.child[2])
+        return 0
+
+    cfg = StackConfig.from_env()
+    data = load_idx_dir(FASHION) if FASHION.is_dir() else load_sample()
+    images = np.concatenate([data["train"].images, data["test"].images])[: args.limit]
+    labels = np.concatenate([data["train"].labels, data["test"].labels])[: args.limit]
+    rows = Split("train", images, labels)
+    conn = pg_connect(cfg.pg_host, cfg.pg_port, cfg.pg_user, cfg.pg_database, cfg.pg_password)
+
+    streaming, snapshot = [], []
+    for _ in range(args.reps):
+        truncate(conn, ["train"])
+        conn.commit()
+        consumer = start_child(STREAM_TOPIC, len(rows), "latest")
+        bulk_load(conn, [rows], lambda n: None)
+        committed = time.time()
+        result = finish(consumer)
+        streaming.append(len(rows) / (result["last"] - committed))
+
+        ensure_topics(cfg, (f"{SNAPSHOT_PREFIX}.public.mnist_train",))
+        consumer = start_child(f"{SNAPSHOT_PREFIX}.public.mnist_train", len(rows), "earliest")
+        config = connect.connector_config(cfg)
+        config.update(
+            {"topic.prefix": SNAPSHOT_PREFIX, "slot.name": "snapbench_slot", "table.include.list": "public.mnist_train"}
+        )
+        name = f"snapshot-bench-{uuid.uuid4().hex[:8]}"  # Connect keeps offsets by name: start clean
+        registered = time.time()
+        connect.register(cfg, name, config)
+        try:
+            result = finish(consumer)
+            snapshot.append(len(rows) / (result["last"] - registered))
+        finally:
+            connect.rest(cfg, "DELETE", f"/connectors/{name}")
+            _cleanup(cfg, conn)
+    conn.close()
+
+    stats = {"streaming": summarise(streaming), "snapshot": summarise(snapshot)}
+    print_table(
+        f"Pipeline: {len(rows)} rows committed -> decoded by the consumer, {args.reps} repetitions (rows/s)",
+        ["case", "median", "min", "max", "seconds (median)"],
+        [
+            [case, *(f"{s[k]:,.0f}" for k in ("median", "min", "max")), f"{len(rows) / s['median']:.1f}"]
+            for case, s in stats.items()
+        ],
+    )
+    print(f"streaming target >= 10,000 rows/s: {'met' if stats['streaming']['median'] >= 10_000 else 'missed'}")
+    if not args.no_record:
+        path = write_result(
+            "throughput",
+            "python -m bench.throughput_bench " + " ".join(argv or sys.argv[1:]),
+            {"rows": len(rows), "rows_per_s": stats},
+        )
+        print(f"recorded in {path}")
+    return 0
+
+
+def _cleanup(cfg: StackConfig, conn) -> None:
+    """Drop the snapshot connector's slot and topic so repetitions start alike."""
+    from kafka import KafkaAdminClient
+
+    def slot_dropped() -> bool:
+        with conn.cursor() as cur:
+            cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = 'snapbench_slot'")
+            row = cur.fetchone()
+            if row and not row[0]:
+                cur.execute("SELECT pg_drop_replication_slot('snapbench_slot')")
+        conn.commit()
+        return row is None or not row[0]
+
+    wait_until(slot_dropped, 30, 0.5)
+    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap)
+    try:
+        admin.delete_topics([f"{SNAPSHOT_PREFIX}.public.mnist_train"])
+    finally:
+        admin.close()
+    time.sleep(2)  # topic deletion is asynchronous
+
+
+if __name__ == "__main__":
+    sys.exit(main())

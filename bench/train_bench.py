@@ -1,0 +1,86 @@
+"""Training: seconds per epoch and accuracy of our CNN (consumer.model) on the sample and on Fashion-MNIST.
+
+The images come straight from the loader's sources (the Kafka read is measured by decode_bench and
+throughput_bench); each repetition builds the model with the same seed and fits the same shuffled arrays,
+as ``python -m consumer.train`` does after reading its topic; accuracy is on the held-out test split.
+
+    python -m bench.train_bench                          # sample and Fashion-MNIST, 10 epochs, 3 repetitions
+    python -m bench.train_bench --datasets sample --epochs 1 --reps 1 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.record import print_table, summarise, write_result
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=["sample", "fashion"], default=["sample", "fashion"])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+
+    from consumer.model import build_model
+    from loader.source import load_idx_dir, load_sample
+
+    rows, figures = [], {}
+    for name in args.datasets:
+        if name == "fashion" and not FASHION.is_dir():
+            print("fashion: skipped, /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)")
+            continue
+        data = load_sample() if name == "sample" else load_idx_dir(FASHION)
+        x_train = data["train"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+        y_train = data["train"].labels.astype("int32")
+        x_test = data["test"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+        y_test = data["test"].labels.astype("int32")
+        order = np.random.default_rng(0).permutation(len(y_train))
+        x_train, y_train = x_train[order], y_train[order]
+        per_epoch, accuracy = [], []
+        for _ in range(args.reps):
+            model = build_model()
+            started = time.perf_counter()
+            model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, validation_split=0.1, verbose=0)
+            per_epoch.append((time.perf_counter() - started) / args.epochs)
+            accuracy.append(float(model.evaluate(x_test, y_test, verbose=0)[1]))
+        figures[name] = {
+            "train_rows": len(y_train),
+            "test_rows": len(y_test),
+            "epochs": args.epochs,
+            "seconds_per_epoch": summarise(per_epoch),
+            "test_accuracy": summarise(accuracy),
+        }
+        rows.append(
+            [
+                name,
+                f"{len(y_train)}/{len(y_test)}",
+                f"{summarise(per_epoch)['median']:.1f}",
+                f"{min(per_epoch):.1f}-{max(per_epoch):.1f}",
+                f"{summarise(accuracy)['median']:.4f}",
+                f"{min(accuracy):.4f}-{max(accuracy):.4f}",
+            ]
+        )
+    print_table(
+        f"Training: {args.epochs} epochs, batch {args.batch_size}, {args.reps} repetitions",
+        ["data", "train/test", "s/epoch", "spread", "test accuracy", "spread"],
+        rows,
+    )
+    if not args.no_record:
+        path = write_result("training", "python -m bench.train_bench " + " ".join(argv or sys.argv[1:]), figures)
+        print(f"recorded in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
