@@ -12,7 +12,7 @@ STATE = $${STACK_HOME:-.stack}
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
               $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
 
-.PHONY: setup up down status load-mnist train evaluate demo test test-java test-python lint bench
+.PHONY: setup up down status load-mnist train evaluate demo test test-java test-python lint bench soak
 
 setup:  ## install system packages, the Python package with dev extras, and assemble the jars
 	bash stack/install-system-packages.sh
@@ -49,8 +49,15 @@ demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate w
 	$(PYTHON) -m consumer.evaluate --idle-timeout 15
 	@echo "The stack is still running (python -m stack status). Stop it with: python -m stack down"
 
-bench:  ## benchmarks against the running native stack; figures in bench/results/ and docs/benchmarks.md
+bench:  ## benchmarks against the running native stack (python -m stack up first); JSON in bench/results/
 	$(PYTHON) -m bench.loader_bench
+	$(PYTHON) -m bench.latency_bench
+	$(PYTHON) -m bench.throughput_bench
+	$(PYTHON) -m bench.decode_bench
+	$(PYTHON) -m bench.train_bench
+
+soak:  ## 500k rows through the running stack with memory sampled (minutes; not part of CI)
+	$(PYTHON) -m bench.soak
 
 test: test-java test-python  ## what CI runs
 
