@@ -55,6 +55,7 @@ bench:  ## benchmarks against the running native stack (python -m stack up first
 	$(PYTHON) -m bench.throughput_bench
 	$(PYTHON) -m bench.decode_bench
 	$(PYTHON) -m bench.train_bench
+	$(PYTHON) -m bench.report
 
 soak:  ## 500k rows through the running stack with memory sampled (minutes; not part of CI)
 	$(PYTHON) -m bench.soak

@@ -57,3 +57,13 @@ def decode_csv_batch(messages: tf.Tensor, keys: tf.Tensor):
     images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, (-1, *IMAGE_SHAPE))
     malformed = tf.size(well_formed) - tf.size(labels)
     return images, labels, malformed
+
+
+def decode_records(messages: list[bytes], keys: list[bytes]):
+    """``decode_csv_batch`` for raw record values and keys (as a Kafka client returns them).
+
+    >>> images, labels, malformed = decode_records([b"1,2"], [b"3"])
+    >>> int(malformed), labels.shape.as_list()
+    (1, [0])
+    """
+    return decode_csv_batch(tf.constant(messages, tf.string), tf.constant(keys, tf.string))

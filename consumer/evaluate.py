@@ -60,9 +60,7 @@ def open_batches(args: argparse.Namespace, idle_timeout: float):
     ``consumed()`` is called once the model has used a batch: the kafka-python source commits its offsets
     then (at-least-once); tfio's librdkafka auto-commits on its own timer, so there it does nothing.
     """
-    import tensorflow as tf
-
-    from consumer.decode import decode_csv_batch
+    from consumer.decode import decode_csv_batch, decode_records
 
     if args.source == "tfio":
         from consumer.kafka_source import kafka_dataset
@@ -80,7 +78,7 @@ def open_batches(args: argparse.Namespace, idle_timeout: float):
     def batches():
         try:
             for batch in reader.batches():
-                images, labels, malformed = decode_csv_batch(tf.constant(batch.messages), tf.constant(batch.keys))
+                images, labels, malformed = decode_records(batch.messages, batch.keys)
                 yield images, labels, malformed, lambda batch=batch: reader.commit(batch)
         finally:
             reader.close()

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--group-id", help="consumer group (default: a new group each run, so every run reads the whole topic)"
     )
+    parser.add_argument(
+        "--source",
+        choices=["kafka-python", "tfio"],
+        default="kafka-python",
+        help="kafka-python (default; faster here: bench/decode_bench) or tfio, the talk's KafkaGroupIODataset",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     parser.add_argument(
@@ -40,15 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float):
+def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka-python"):
     """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
     from the start of reading to the last record."""
     import numpy as np
 
-    from consumer.decode import decode_csv_batch
-    from consumer.kafka_source import kafka_dataset
+    from consumer.decode import decode_csv_batch, decode_records
 
-    dataset = kafka_dataset(topic, group_id, servers, idle_timeout).batch(READ_BATCH).map(decode_csv_batch)
+    if source == "tfio":
+        from consumer.kafka_source import kafka_dataset
+
+        dataset = kafka_dataset(topic, group_id, servers, idle_timeout).batch(READ_BATCH).map(decode_csv_batch)
+    else:
+        from consumer.committing_source import CommittingReader
+
+        reader = CommittingReader(topic, group_id, servers, idle_timeout, READ_BATCH)
+
+        def decoded():
+            try:
+                for batch in reader.batches():
+                    yield decode_records(batch.messages, batch.keys)
+                    reader.commit(batch)
+            finally:
+                reader.close()
+
+        dataset = decoded()
     images, labels, malformed = [], [], 0
     started = time.perf_counter()
     last_record_at = started
@@ -81,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
     try:
         images, labels, malformed, read_seconds = read_topic(
-            args.topic, group_id, args.bootstrap_servers, args.idle_timeout
+            args.topic, group_id, args.bootstrap_servers, args.idle_timeout, args.source
         )
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)

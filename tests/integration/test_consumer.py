@@ -156,3 +156,24 @@ def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["100"]
+
+
+def test_train_reads_the_same_records_with_either_source(pipeline, tmp_path):
+    counts = {}
+    for source in ("kafka-python", "tfio"):
+        result = pipeline.run(
+            "consumer.train",
+            "--source",
+            source,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--idle-timeout",
+            "4",
+            "--model",
+            str(tmp_path / f"{source}.keras"),
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        counts[source] = int(re.search(r"read (\d+) records", result.stdout).group(1))
+    assert counts["kafka-python"] == counts["tfio"] > 0
