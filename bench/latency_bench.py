@@ -88,13 +88,7 @@ def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
     batch = max(1, rate // 100)  # 100 commits a second
     rows = NumberedRows(
-        {
-            "host": cfg.pg_host,
-            "port": cfg.pg_port,
-            "user": cfg.pg_user,
-            "password": cfg.pg_password,
-            "dbname": cfg.pg_database,
-        },
+        cfg.pg_kwargs(),
         "mnist_train",
         int(rate * seconds),
         rate,

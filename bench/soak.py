@@ -92,13 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     rows = NumberedRows(
-        {
-            "host": cfg.pg_host,
-            "port": cfg.pg_port,
-            "user": cfg.pg_user,
-            "password": cfg.pg_password,
-            "dbname": cfg.pg_database,
-        },
+        cfg.pg_kwargs(),
         "mnist_test",
         args.rows,
         args.rate,

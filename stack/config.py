@@ -88,6 +88,16 @@ class StackConfig:
             connect_port=connect.port,
         )
 
+    def pg_kwargs(self) -> dict[str, object]:
+        """libpq connection settings of the table owner, for ``psycopg2.connect(**cfg.pg_kwargs())``."""
+        return {
+            "host": self.pg_host,
+            "port": self.pg_port,
+            "user": self.pg_user,
+            "password": self.pg_password,
+            "dbname": self.pg_database,
+        }
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"

@@ -134,15 +134,7 @@ def is_running(cfg: StackConfig) -> bool:
 
 def connect(cfg: StackConfig, **kwargs):
     """A psycopg2 connection as the table owner."""
-    return psycopg2.connect(
-        host=cfg.pg_host,
-        port=cfg.pg_port,
-        user=cfg.pg_user,
-        password=cfg.pg_password,
-        dbname=cfg.pg_database,
-        connect_timeout=3,
-        **kwargs,
-    )
+    return psycopg2.connect(**cfg.pg_kwargs(), connect_timeout=3, **kwargs)
 
 
 def accepts_logins(cfg: StackConfig) -> bool:

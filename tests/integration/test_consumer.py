@@ -10,18 +10,10 @@ import time
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from bench.numbered_rows import end_offset
 from tests.integration.backend import ROOT
 
 TEST_TOPIC = "tf.public.mnist_test"
-
-
-def end_offset(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tp = TopicPartition(topic, 0)
-        return consumer.end_offsets([tp])[tp]
-    finally:
-        consumer.close()
 
 
 def records_between(bootstrap: str, topic: str, start: int, end: int) -> list:
