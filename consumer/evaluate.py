@@ -65,7 +65,9 @@ def open_batches(args: argparse.Namespace, idle_timeout: float):
     if args.source == "tfio":
         from consumer.kafka_source import kafka_dataset
 
-        dataset = kafka_dataset(args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.start)
+        dataset = kafka_dataset(
+            args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.start, chunk=args.batch_size
+        )
         decoded = dataset.batch(args.batch_size).map(decode_csv_batch)
         return ((images, labels, malformed, lambda: None) for images, labels, malformed in decoded), "tfio"
 

@@ -87,11 +87,15 @@ def kafka_dataset(
     idle_timeout_s: float,
     start: str = "earliest",
     configuration: tuple[str, ...] = TALK_CONFIGURATION,
+    chunk: int = 1024,
 ) -> tf.data.Dataset:
     """A dataset of ``(message, key)`` string scalars from ``topic``, ending after ``idle_timeout_s`` idle seconds.
 
     Checks the broker and the topic first and seeds the group's offsets (see module docstring): a new group
     starts at ``start`` (``earliest`` or ``latest``), a known group where it stopped. At most one per process.
+    tfio hands records over in chunks of ``batch.num.messages`` and holds a partial chunk until the stream
+    times out, so ``chunk`` should be the batch size the caller uses (tfio's default, 10,000, makes a live
+    stream arrive in lumps of 10,000 and its tail wait for the idle timeout).
     """
     if _opened:
         raise RuntimeError(
@@ -107,5 +111,5 @@ def kafka_dataset(
         servers=servers,
         stream_timeout=int(idle_timeout_s * 1000),
         message_poll_timeout=MESSAGE_POLL_TIMEOUT_MS,
-        configuration=list(configuration),
+        configuration=[*configuration, f"batch.num.messages={chunk}"],
     )

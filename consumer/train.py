@@ -56,7 +56,8 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, sou
     if source == "tfio":
         from consumer.kafka_source import kafka_dataset
 
-        dataset = kafka_dataset(topic, group_id, servers, idle_timeout).batch(READ_BATCH).map(decode_csv_batch)
+        dataset = kafka_dataset(topic, group_id, servers, idle_timeout, chunk=READ_BATCH)
+        dataset = dataset.batch(READ_BATCH).map(decode_csv_batch)
     else:
         from consumer.committing_source import CommittingReader
 
