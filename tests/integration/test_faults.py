@@ -86,8 +86,8 @@ def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="open defect: in 1 of 4 runs (CI, 2026-11-24) 7 of 20,000 rows (5883-5889, inside one transaction) "
-    "never reached the topic after a broker restart; not reproduced in 3 further runs; cause not yet known",
+    reason="open defect: 1-7 of 20,000 rows lost when the worker cancels the task during the broker outage "
+    "('Graceful stop of task failed', Debezium 'Producer failure'); seen in CI and on fresh test stacks",
 )
 def test_broker_restart_mid_stream_loses_nothing(native, capsys):
     cfg = StackConfig.from_env(native.env)
