@@ -137,3 +137,26 @@ def test_truncate_empties_the_table_before_loading(pipeline):
 
     assert result.returncode == 0, result.stderr
     assert count(pipeline, "mnist_test") == 5
+
+
+def test_every_loaded_row_has_its_own_wal_position(pipeline):
+    """Without the tables' ``one_lsn_per_row`` trigger COPY logs ~9 rows under one LSN, and Debezium skips the rest
+    of them when it resumes after a restart (README, *Nothing lost*). A temporary test_decoding slot shows the LSNs."""
+    conn = psycopg2.connect(**pipeline.pg_kwargs())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_create_logical_replication_slot('lsn_probe', 'test_decoding', true)")
+
+            result = pipeline.run("loader", "--split", "test", "--limit", "60", "--no-progress")
+            assert result.returncode == 0, result.stderr
+
+            cur.execute(
+                "SELECT lsn FROM pg_logical_slot_get_changes('lsn_probe', NULL, NULL) "
+                "WHERE data LIKE 'table public.mnist_test: INSERT:%'"
+            )
+            lsns = [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()  # drops the temporary slot
+    assert len(lsns) == 60
+    assert len(set(lsns)) == 60, f"60 rows share {len(set(lsns))} WAL positions"
