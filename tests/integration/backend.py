@@ -51,6 +51,17 @@ class Pipeline:
             timeout=timeout,
         )
 
+    def start(self, *args: str) -> subprocess.Popen:
+        """Start ``python -m <args>`` like ``run`` without waiting; stdout and stderr are text pipes."""
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
 
 def free_port() -> int:
     with socket.socket() as probe:

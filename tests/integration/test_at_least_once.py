@@ -5,38 +5,26 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import psycopg2
-
-from tests.integration.backend import ROOT
 
 BATCH = 25
 
 
 def start_evaluate(pipeline, model, group: str, start: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consumer.evaluate",
-            "--model",
-            str(model),
-            "--group-id",
-            group,
-            "--start",
-            start,
-            "--batch-size",
-            str(BATCH),
-            "--idle-timeout",
-            "6",
-        ],
-        cwd=ROOT,
-        env=pipeline.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return pipeline.start(
+        "consumer.evaluate",
+        "--model",
+        str(model),
+        "--group-id",
+        group,
+        "--start",
+        start,
+        "--batch-size",
+        str(BATCH),
+        "--idle-timeout",
+        "6",
     )
 
 
@@ -45,14 +33,7 @@ def test_sigkilled_evaluate_resumes_with_no_record_skipped(pipeline, trained_mod
     first = start_evaluate(pipeline, trained_model, group, "latest")
     header = first.stdout.readline()
     assert "kafka-python, commits after each batch" in header, header + first.stderr.read()
-    loader = subprocess.Popen(
-        [sys.executable, "-m", "loader", "--split", "test", "--limit", "600", "--rate", "150", "--no-progress"],
-        cwd=ROOT,
-        env=pipeline.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    loader = pipeline.start("loader", "--split", "test", "--limit", "600", "--rate", "150", "--no-progress")
     printed = 0
     while printed < 200:  # kill it mid-stream, once it has reported some batches
         line = first.stdout.readline()

@@ -33,29 +33,20 @@ def records_between(bootstrap: str, topic: str, start: int, end: int) -> list:
 @pytest.mark.parametrize("source", ["kafka-python", "tfio"])
 def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeline, trained_model, source):
     start = end_offset(pipeline.bootstrap, TEST_TOPIC)
-    evaluate = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consumer.evaluate",
-            "--model",
-            str(trained_model),
-            "--group-id",
-            f"live-{time.time_ns()}",
-            "--start",
-            "latest",
-            "--idle-timeout",
-            "8",
-            "--batch-size",
-            "32",
-            "--source",
-            source,
-        ],
-        cwd=ROOT,
-        env=pipeline.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    evaluate = pipeline.start(
+        "consumer.evaluate",
+        "--model",
+        str(trained_model),
+        "--group-id",
+        f"live-{time.time_ns()}",
+        "--start",
+        "latest",
+        "--idle-timeout",
+        "8",
+        "--batch-size",
+        "32",
+        "--source",
+        source,
     )
     first_line = evaluate.stdout.readline()
     assert first_line.startswith("evaluating"), first_line + evaluate.stderr.read()
