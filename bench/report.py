@@ -41,11 +41,7 @@ def section(name: str, doc: dict) -> list[str]:
             "| method | rows/s: median (min–max) |",
             "|---|---|",
             f"| ours: binary COPY, one transaction | {_fmt(doc['ours_rows_per_s'])} |",
-            *(
-                [f"| ours without the `one_lsn_per_row` trigger | {_fmt(doc['ours_without_trigger_rows_per_s'])} |"]
-                if "ours_without_trigger_rows_per_s" in doc
-                else []
-            ),
+            f"| ours without the `one_lsn_per_row` trigger | {_fmt(doc['ours_without_trigger_rows_per_s'])} |",
             f"| upstream: one INSERT a row, `psql -f` | {_fmt(doc['upstream_rows_per_s'])} |",
             "",
             f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**.",
