@@ -10,9 +10,9 @@ import hashlib
 import json
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
+from stack.archive import UnsafeArchive, extract_tar
 from stack.config import REPO_ROOT, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions
@@ -92,8 +92,10 @@ def assemble(cfg: StackConfig, force: bool = False) -> bool:
     )
     archive = downloads / f"debezium-connector-postgres-{versions['DEBEZIUM_VERSION']}-plugin.tar.gz"
     plugins.mkdir(parents=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(plugins, filter="data")
+    try:
+        extract_tar(archive, plugins)
+    except UnsafeArchive as error:
+        raise StepError(f"assemble: refusing {archive.name}: {error}") from None
 
     smt_build = cfg.home / "build" / "mnist-smt"
     _mvn(
