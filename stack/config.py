@@ -57,6 +57,10 @@ class StackConfig:
     controller_port: int
     connect_host: str
     connect_port: int
+    #: PostgreSQL as Connect reaches it (CONNECT_PGHOST/CONNECT_PGPORT, default PGHOST/PGPORT): the connector's
+    #: database.hostname/port. Differs when Connect runs in a container (docker compose: postgres:5432).
+    connect_pg_host: str
+    connect_pg_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
@@ -86,6 +90,8 @@ class StackConfig:
             controller_port=_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT")),
             connect_host=connect.hostname,
             connect_port=connect.port,
+            connect_pg_host=env.get("CONNECT_PGHOST") or get("PGHOST"),
+            connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or get("PGPORT")),
         )
 
     def pg_kwargs(self) -> dict[str, object]:

@@ -116,10 +116,14 @@ def answers(cfg: StackConfig) -> bool:
 
 
 def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str, str]:
-    """The connector JSON's config with host, port and database from configuration (nothing else changed)."""
+    """The connector JSON's config with host, port and database from configuration (nothing else changed).
+
+    Host and port are PostgreSQL as Connect reaches it (``CONNECT_PGHOST``/``CONNECT_PGPORT``, default
+    ``PGHOST``/``PGPORT``), which is not the host's address when Connect runs in a container.
+    """
     config = dict(json.loads(path.read_text())["config"])
-    config["database.hostname"] = cfg.pg_host
-    config["database.port"] = str(cfg.pg_port)
+    config["database.hostname"] = cfg.connect_pg_host
+    config["database.port"] = str(cfg.connect_pg_port)
     config["database.dbname"] = cfg.pg_database
     return config
 
