@@ -307,6 +307,14 @@ def test_exported_port_variables_move_the_published_ports(render):
     assert_published_on(render(env=ports)["services"], "15432", "19092", "18083")
 
 
+def test_an_exported_variable_wins_over_the_env_file(render, tmp_path):
+    # compose_backend relies on it: it reuses exported ports and writes free ones only for the others.
+    env_file = write_env_file({"PGPORT": "15432", "KAFKA_PORT": "19092", "CONNECT_PORT": "18083"}, tmp_path)
+    rendered = render(env={"PGPORT": "25432"}, env_files=[ROOT / ".env", env_file])
+    assert_published_on(rendered["services"], "25432", "19092", "18083")
+    assert compose_variables({"PGPORT": "25432"})["PGPORT"] == "25432"
+
+
 def test_compose_backend_talks_to_the_ports_it_publishes(render, tmp_path):
     variables = compose_variables({})
     env_file = write_env_file(variables, tmp_path)
