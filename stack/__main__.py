@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stack import runner
+from stack import assemble as assemble_module
+from stack import connect, kafka, runner
 from stack.assemble import assemble
 from stack.config import ConfigError, StackConfig
 from stack.processes import StepError
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("assemble", help="fetch and lay out the jars only (Maven Central), as make setup does")
-    commands.add_parser("up", help="assemble (once), start every service, register the connector, wait RUNNING")
+    commands.add_parser(
+        "up",
+        help="assemble (again after a version or transform change, restarting what uses the jars), start every "
+        "service, register the connector, wait RUNNING",
+    )
     commands.add_parser("status", help="one line per component; exit 0 only when all are healthy")
     down = commands.add_parser("down", help="stop the services (data kept)")
     down.add_argument("--purge", action="store_true", help="also delete data, logs and pid files")
@@ -36,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
+            if assemble_module.stale_parts(cfg) and (kafka.running_pid(cfg) or connect.running_pid(cfg)):
+                # Swapping jars under a running JVM breaks it; `up` builds aside, stops what uses them, swaps.
+                raise StepError("assemble: the stack is running; `python -m stack up` re-assembles and restarts it")
             did = assemble(cfg)
             _say(f"{'assembled' if did else 'already assembled'}: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
             return 0

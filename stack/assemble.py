@@ -2,6 +2,11 @@
 
 Everything comes from Maven Central through ``mvn`` (stack/pom.xml); a stamp file records what was assembled,
 so a later ``up`` reuses it and a version change (``.env``) or a changed transform source re-assembles.
+
+Two parts, stamped apart: ``lib/`` (the Kafka and Connect classpath: Kafka's version and stack/pom.xml) and
+``plugins/`` (Debezium and our transform: their versions and debezium/mnist-smt's sources). A part is built in a
+new directory beside the live one and swapped in by rename, so no jar is deleted under a running JVM; the caller
+stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/ and plugins/).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ STACK_POM = REPO_ROOT / "stack" / "pom.xml"
 SMT_DIR = REPO_ROOT / "debezium" / "mnist-smt"
 
 
+PARTS = ("lib", "plugins")
+
+
 def lib_dir(cfg: StackConfig) -> Path:
     return cfg.home / "lib"
 
@@ -29,13 +37,40 @@ def plugin_dir(cfg: StackConfig) -> Path:
     return cfg.home / "plugins"
 
 
-def _stamp(versions: dict[str, str]) -> dict[str, str]:
-    digest = hashlib.sha256()
-    for path in sorted([SMT_DIR / "pom.xml", STACK_POM, *SMT_DIR.glob("src/main/**/*")]):
+def _stamp_file(cfg: StackConfig) -> Path:
+    return cfg.home / "assembled.json"
+
+
+def _digest(paths: list[Path], *values: str) -> str:
+    digest = hashlib.sha256("\0".join(values).encode())
+    for path in sorted(paths):
         if path.is_file():
             digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
             digest.update(path.read_bytes())
-    return {**versions, "sources": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def _stamp(versions: dict[str, str]) -> dict[str, str]:
+    kafka, debezium = versions["KAFKA_VERSION"], versions["DEBEZIUM_VERSION"]
+    return {
+        **versions,
+        "lib": _digest([STACK_POM], kafka),
+        "plugins": _digest([STACK_POM, SMT_DIR / "pom.xml", *SMT_DIR.glob("src/main/**/*")], kafka, debezium),
+    }
+
+
+def stale_parts(cfg: StackConfig) -> set[str]:
+    """The parts (``lib``, ``plugins``) whose versions or sources changed since they were assembled."""
+    wanted = _stamp(pinned_versions())
+    try:
+        stored = json.loads(_stamp_file(cfg).read_text())
+    except (OSError, ValueError):
+        stored = {}
+    return {part for part in PARTS if stored.get(part) != wanted[part] or not (cfg.home / part).is_dir()}
+
+
+def is_assembled(cfg: StackConfig) -> bool:
+    return not stale_parts(cfg)
 
 
 def _mvn(args: list[str], step: str, log: Path) -> None:
@@ -51,39 +86,30 @@ def _mvn(args: list[str], step: str, log: Path) -> None:
         raise StepError(f"assemble: {step} failed; see {log}")
 
 
-def is_assembled(cfg: StackConfig) -> bool:
-    stamp_file = cfg.home / "assembled.json"
-    try:
-        return json.loads(stamp_file.read_text()) == _stamp(pinned_versions())
-    except (OSError, ValueError):
-        return False
+def _staging(cfg: StackConfig, part: str) -> Path:
+    return cfg.home / f"{part}.new"
 
 
-def assemble(cfg: StackConfig, force: bool = False) -> bool:
-    """Fetch and lay out the jars unless the stamp says they are current; True when work was done."""
-    if not force and is_assembled(cfg):
-        return False
-    versions = pinned_versions()
-    log = cfg.logs / "assemble.log"
-    lib, plugins, downloads = lib_dir(cfg), plugin_dir(cfg), cfg.home / "downloads"
-    for path in (lib, plugins):
-        shutil.rmtree(path, ignore_errors=True)
-    downloads.mkdir(parents=True, exist_ok=True)
-    props = [f"-Dkafka.version={versions['KAFKA_VERSION']}", f"-Ddebezium.version={versions['DEBEZIUM_VERSION']}"]
-
+def _build_lib(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
     _mvn(
         [
             "-q",
             "-f",
             str(STACK_POM),
-            *props,
+            f"-Dkafka.version={versions['KAFKA_VERSION']}",
+            f"-Ddebezium.version={versions['DEBEZIUM_VERSION']}",
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
-            f"-DoutputDirectory={lib}",
+            f"-DoutputDirectory={target}",
         ],
         "Kafka and Connect classpath",
         log,
     )
+
+
+def _build_plugins(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+    downloads = cfg.home / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
     artifact = f"io.debezium:debezium-connector-postgres:{versions['DEBEZIUM_VERSION']}:tar.gz:plugin"
     _mvn(
         ["-q", "-f", str(STACK_POM), "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={downloads}"],
@@ -91,9 +117,9 @@ def assemble(cfg: StackConfig, force: bool = False) -> bool:
         log,
     )
     archive = downloads / f"debezium-connector-postgres-{versions['DEBEZIUM_VERSION']}-plugin.tar.gz"
-    plugins.mkdir(parents=True)
+    target.mkdir(parents=True)
     try:
-        extract_tar(archive, plugins)
+        extract_tar(archive, target)
     except UnsafeArchive as error:
         raise StepError(f"assemble: refusing {archive.name}: {error}") from None
 
@@ -111,9 +137,56 @@ def assemble(cfg: StackConfig, force: bool = False) -> bool:
         "MnistToCsv transform",
         log,
     )
-    smt_plugin = plugins / "mnist-smt"
+    smt_plugin = target / "mnist-smt"
     smt_plugin.mkdir()
     shutil.copy2(smt_build / "mnist-smt.jar", smt_plugin / "mnist-smt.jar")
 
-    (cfg.home / "assembled.json").write_text(json.dumps(_stamp(versions), indent=2) + "\n")
+
+def build(cfg: StackConfig, parts: set[str]) -> None:
+    """Build ``parts`` into ``<part>.new`` beside the live directories, which are not touched."""
+    versions = pinned_versions()
+    log = cfg.logs / "assemble.log"
+    builders = {"lib": _build_lib, "plugins": _build_plugins}
+    for part in PARTS:
+        if part in parts:
+            staging = _staging(cfg, part)
+            shutil.rmtree(staging, ignore_errors=True)  # a build interrupted earlier
+            builders[part](cfg, versions, staging, log)
+
+
+def swap(cfg: StackConfig, parts: set[str]) -> None:
+    """Put the built ``parts`` in place (rename: each directory is whole at every moment) and stamp them.
+
+    Call only when no JVM uses these parts: the old jars are deleted.
+    """
+    wanted = _stamp(pinned_versions())
+    try:
+        stamp = json.loads(_stamp_file(cfg).read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    for part in PARTS:
+        if part not in parts:
+            continue
+        live, old = cfg.home / part, cfg.home / f"{part}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if live.exists():
+            live.rename(old)
+        _staging(cfg, part).rename(live)
+        shutil.rmtree(old, ignore_errors=True)
+        stamp[part] = wanted[part]
+    stamp.update({k: v for k, v in wanted.items() if k not in PARTS})
+    stamp.pop("sources", None)  # the one-part stamp of earlier versions
+    _stamp_file(cfg).write_text(json.dumps(stamp, indent=2) + "\n")
+
+
+def assemble(cfg: StackConfig, force: bool = False) -> bool:
+    """Build and swap in the parts that are stale (all with ``force``); True when work was done.
+
+    The caller makes sure no JVM runs on them (``python -m stack up`` stops and restarts them).
+    """
+    parts = set(PARTS) if force else stale_parts(cfg)
+    if not parts:
+        return False
+    build(cfg, parts)
+    swap(cfg, parts)
     return True

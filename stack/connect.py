@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 from stack.assemble import plugin_dir
 from stack.config import CONNECTOR_NAME, REPO_ROOT, StackConfig
 from stack.kafka import classpath, java
-from stack.processes import StepError, read_pid, start_process, stop_pid
+from stack.processes import StepError, jvm_env, read_pid, start_process, stop_process
 
 CONNECTOR_JSON = REPO_ROOT / "debezium" / "register-postgres.json"
+MAIN_CLASS = "org.apache.kafka.connect.cli.ConnectDistributed"
 HEAP = "-Xmx1g"
 
 
@@ -65,6 +65,8 @@ def write_config(cfg: StackConfig) -> Path:
         # Secrets stay in the environment: the connector JSON says ${env:DEBEZIUM_PGPASSWORD}.
         "config.providers=env",
         "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+        # ...and only that variable resolves, whatever else the worker's environment holds (KIP-887).
+        "config.providers.env.param.allowlist.pattern=^DEBEZIUM_PGPASSWORD$",
         "",
     ]
     path = config_file(cfg)
@@ -75,19 +77,24 @@ def write_config(cfg: StackConfig) -> Path:
 
 def start(cfg: StackConfig) -> int:
     config = write_config(cfg)
-    env = dict(os.environ)
-    env["DEBEZIUM_PGPASSWORD"] = cfg.connector_password
-    argv = [java(), HEAP, "-cp", classpath(cfg), "org.apache.kafka.connect.cli.ConnectDistributed", str(config)]
+    # Connect sees the connector's password and nothing else of ours: any local process may register a
+    # connector, and ${env:...} would hand it whatever the worker's environment holds.
+    env = jvm_env({"DEBEZIUM_PGPASSWORD": cfg.connector_password})
+    argv = [java(), HEAP, "-cp", classpath(cfg), MAIN_CLASS, str(config)]
     return start_process(argv, log_file(cfg), pid_file(cfg), env=env)
 
 
+def marks(cfg: StackConfig) -> tuple[str, str]:
+    """What our worker's command line holds: its main class and this stack's config file."""
+    return MAIN_CLASS, str(config_file(cfg))
+
+
 def running_pid(cfg: StackConfig) -> int | None:
-    return read_pid(pid_file(cfg))
+    return read_pid(pid_file(cfg), marks(cfg))
 
 
 def stop(cfg: StackConfig) -> bool:
-    pid = running_pid(cfg)
-    return stop_pid(pid, timeout=30) if pid else False
+    return stop_process(pid_file(cfg), marks(cfg), timeout=30)
 
 
 def rest(cfg: StackConfig, method: str, path: str, body: dict | None = None, timeout: float = 10.0):
@@ -131,7 +138,15 @@ def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str,
 def register(cfg: StackConfig, name: str = CONNECTOR_NAME, config: dict[str, str] | None = None) -> None:
     """Create or update the connector (PUT is idempotent)."""
     config = config if config is not None else connector_config(cfg)
-    status, body = rest(cfg, "PUT", f"/connectors/{name}/config", config, timeout=60)
+    try:
+        status, body = rest(cfg, "PUT", f"/connectors/{name}/config", config, timeout=60)
+    except OSError as error:
+        # URLError (refused), ConnectionResetError, a timeout: the worker died or hung while we registered.
+        reason = getattr(error, "reason", None) or error
+        raise StepError(
+            f"connector: registering {name} failed: Kafka Connect at {cfg.connect_url} did not answer ({reason}); "
+            f"see {log_file(cfg)}"
+        ) from None
     if status not in (200, 201):
         message = body.get("message") if isinstance(body, dict) else body
         raise StepError(f"connector: registering {name} failed (HTTP {status}): {message}")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from stack.assemble import lib_dir
 from stack.config import StackConfig
-from stack.processes import StepError, read_pid, start_process, stop_pid
+from stack.processes import StepError, jvm_env, read_pid, start_process, stop_process
 
+MAIN_CLASS = "kafka.Kafka"
 HEAP = "-Xmx768m"
 
 
@@ -114,12 +115,18 @@ def ensure_formatted(cfg: StackConfig) -> bool:
 
 def start(cfg: StackConfig) -> int:
     config = write_config(cfg)
-    argv = [java(), HEAP, "-cp", classpath(cfg), "kafka.Kafka", str(config)]
-    return start_process(argv, log_file(cfg), pid_file(cfg))
+    argv = [java(), HEAP, "-cp", classpath(cfg), MAIN_CLASS, str(config)]
+    # The broker needs no credential of ours (PGPASSWORD stays out of its /proc/<pid>/environ).
+    return start_process(argv, log_file(cfg), pid_file(cfg), env=jvm_env())
+
+
+def marks(cfg: StackConfig) -> tuple[str, str]:
+    """What our worker's command line holds: its main class and this stack's config file."""
+    return MAIN_CLASS, str(config_file(cfg))
 
 
 def running_pid(cfg: StackConfig) -> int | None:
-    return read_pid(pid_file(cfg))
+    return read_pid(pid_file(cfg), marks(cfg))
 
 
 def answers_metadata(cfg: StackConfig) -> bool:
@@ -156,7 +163,13 @@ def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[st
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
+    except (KafkaError, OSError) as error:
+        # NoBrokersAvailable / "Unable to bootstrap": the broker died or never listened on that address.
+        raise StepError(
+            f"kafka: creating topics failed: no broker answers at {cfg.kafka_bootstrap} ({error}); see {log_file(cfg)}"
+        ) from None
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         if missing:
@@ -172,5 +185,4 @@ def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[st
 
 
 def stop(cfg: StackConfig) -> bool:
-    pid = running_pid(cfg)
-    return stop_pid(pid, timeout=30) if pid else False
+    return stop_process(pid_file(cfg), marks(cfg), timeout=30)

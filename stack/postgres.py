@@ -52,6 +52,9 @@ def _stack_conf(cfg: StackConfig) -> str:
             "wal_level = logical",
             "max_wal_senders = 10",
             "max_replication_slots = 10",
+            # A slot nobody reads (a stopped connector, a killed benchmark) keeps WAL until the disk is full;
+            # past 4 GB PostgreSQL invalidates it instead (wal_status 'lost'; `stack status` shows it).
+            "max_slot_wal_keep_size = 4GB",
             # Bulk COPY of 60k images writes ~50 MB of WAL; avoid checkpoints in the middle of it.
             "max_wal_size = 2GB",
             "shared_buffers = 256MB",
@@ -61,11 +64,17 @@ def _stack_conf(cfg: StackConfig) -> str:
 
 
 def _hba(cfg: StackConfig) -> str:
+    # First match wins. The connector role may log in to PGDATABASE only (logical replication connections match
+    # by database name too), so its REPLICATION attribute reaches that one database; no physical replication
+    # line, which would let it copy every database's files with pg_basebackup.
+    database = '"' + cfg.pg_database.replace('"', '""') + '"'
     return "\n".join(
         [
             "# TYPE  DATABASE     USER  ADDRESS       METHOD",
+            f"host    {database}  {CONNECTOR_ROLE}  127.0.0.1/32  scram-sha-256",
+            f"host    all          {CONNECTOR_ROLE}  127.0.0.1/32  reject",
+            f"host    replication  {CONNECTOR_ROLE}  127.0.0.1/32  reject",
             "host    all          all   127.0.0.1/32  scram-sha-256",
-            f"host    replication  {CONNECTOR_ROLE}  127.0.0.1/32  scram-sha-256",
             "",
         ]
     )
@@ -120,7 +129,10 @@ def start(cfg: StackConfig, timeout: float = 60.0) -> None:
     result = run_as_service(
         [str(bin_dir() / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)), "start"]
     )
-    if result.returncode != 0 or not wait_until(lambda: accepts_logins(cfg), 15):
+    if result.returncode != 0:
+        raise StepError(f"postgres: did not start on {cfg.pg_host}:{cfg.pg_port}; see {log}")
+    if not wait_until(lambda: accepts_logins(cfg), 15):
+        check_login(cfg)  # a wrong password says so, rather than "did not start"
         raise StepError(f"postgres: did not start on {cfg.pg_host}:{cfg.pg_port}; see {log}")
 
 
@@ -145,6 +157,24 @@ def accepts_logins(cfg: StackConfig) -> bool:
         return False
 
 
+def check_login(cfg: StackConfig) -> None:
+    """Fail with one line when the owner cannot log in to the running server (wrong PGPASSWORD, say)."""
+    try:
+        # The maintenance database: PGDATABASE may not exist yet (ensure_database creates it).
+        psycopg2.connect(**{**cfg.pg_kwargs(), "dbname": "postgres"}, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        if "password authentication failed" in str(error):
+            raise StepError(
+                f"postgres: password authentication failed for user {cfg.pg_user} on {cfg.pg_host}:{cfg.pg_port}: "
+                "PGPASSWORD is not the password the cluster was created with"
+            ) from None
+        raise StepError(f"postgres: cannot log in on {cfg.pg_host}:{cfg.pg_port}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def ensure_database(cfg: StackConfig) -> None:
     """Create ``PGDATABASE`` when it is not the default ``postgres`` database and does not exist."""
     if cfg.pg_database == "postgres":
@@ -164,6 +194,14 @@ def ensure_database(cfg: StackConfig) -> None:
 
 def apply_schema(cfg: StackConfig) -> None:
     """Run ``postgres/*.sql`` in order as the owner, then set the connector role's password."""
+    check_login(cfg)
+    try:
+        _apply_schema(cfg)
+    except psycopg2.Error as error:
+        raise StepError(f"postgres: applying {SQL_DIR}/*.sql failed: {_first_line(error)}") from None
+
+
+def _apply_schema(cfg: StackConfig) -> None:
     ensure_database(cfg)
     with connect(cfg) as conn, conn.cursor() as cur:
         for path in sorted(SQL_DIR.glob("*.sql")):
@@ -172,6 +210,56 @@ def apply_schema(cfg: StackConfig) -> None:
             sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(CONNECTOR_ROLE)), (cfg.connector_password,)
         )
     conn.close()
+
+
+#: Slots that benchmarks and tests create are named bench_* and test_*; when such a run is killed its slot stays,
+#: inactive, holding WAL. ``up`` drops them. Other slots (the connector's mnist_slot, a user's own) are kept.
+STALE_SLOT_PATTERN = "^(bench|test)_"
+
+
+def drop_stale_slots(cfg: StackConfig) -> list[tuple[str, str]]:
+    """Drop inactive ``bench_*``/``test_*`` slots; return ``(name, WAL it retained)`` for each one dropped."""
+    dropped = []
+    conn = connect(cfg)
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT slot_name, pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) "
+            "FROM pg_replication_slots WHERE NOT active AND slot_name ~ %s "
+            "AND (database IS NULL OR database = current_database()) ORDER BY slot_name",
+            (STALE_SLOT_PATTERN,),
+        )
+        for name, retained in cur.fetchall():
+            try:
+                cur.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+            except psycopg2.errors.ObjectInUse:
+                continue  # its run came back in the meantime
+            dropped.append((name, retained or "no"))
+    finally:
+        conn.close()
+    return dropped
+
+
+def slot_report(cfg: StackConfig) -> str:
+    """One phrase per replication slot: active or not, and the WAL it keeps from being recycled."""
+    try:
+        with connect(cfg) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT slot_name, active, wal_status, "
+                "pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) "
+                "FROM pg_replication_slots ORDER BY slot_name"
+            )
+            rows = cur.fetchall()
+        conn.close()
+    except psycopg2.Error:
+        return ""
+    phrases = []
+    for name, active, wal_status, retained in rows:
+        state = "active" if active else "inactive"
+        kept = f"retains {retained} of WAL" if retained is not None else f"WAL {wal_status} (needs a new snapshot)"
+        phrases.append(f"slot {name} {state} {kept}")
+    return "; ".join(phrases) if phrases else "no replication slots"
 
 
 def stop(cfg: StackConfig, timeout: float = 60.0) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pwd
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 
@@ -76,13 +78,25 @@ def run_as_service(argv: Sequence[str], **kwargs) -> subprocess.CompletedProcess
     return subprocess.run(list(argv), capture_output=True, text=True, **kwargs)
 
 
-def read_pid(pid_file: Path) -> int | None:
-    """The pid recorded in ``pid_file`` when that process is still alive (and not a zombie)."""
+def read_pid(pid_file: Path, marks: Sequence[str] = ()) -> int | None:
+    """The pid recorded in ``pid_file`` when that process is alive and is still the one we started.
+
+    A pid file outlives its process (a crash, a reboot), and the kernel reuses pids: the process must have the
+    start time recorded beside the pid and every one of ``marks`` among its arguments (the main class, our
+    config path), or it is somebody else's and we must not report it running, nor signal it.
+    """
     try:
-        pid = int(pid_file.read_text().split()[0])
+        fields = pid_file.read_text().split()
+        pid = int(fields[0])
+        recorded_start = fields[1] if len(fields) > 1 else None
     except (OSError, ValueError, IndexError):
         return None
-    return pid if pid_alive(pid) else None
+    if not pid_alive(pid):
+        return None
+    if recorded_start is not None and start_time(pid) != recorded_start:
+        return None
+    arguments = command_line(pid)
+    return pid if all(mark in arguments for mark in marks) else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -91,6 +105,33 @@ def pid_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def start_time(pid: int) -> str | None:
+    """When ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22): a pid with its start time
+    names one process, even after the pid is reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+#: What a JVM of the stack needs from our environment; everything else (PGPASSWORD above all) stays out of it.
+JVM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
+
+
+def jvm_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment for a JVM: ``JVM_ENV`` from ours, plus ``extra``."""
+    env = {name: os.environ[name] for name in JVM_ENV if name in os.environ}
+    env.setdefault("PATH", "/usr/bin:/bin")
+    return {**env, **(extra or {})}
 
 
 def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None) -> int:
@@ -106,8 +147,33 @@ def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapp
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
-    pid_file.write_text(f"{process.pid}\n")
+    pid_file.write_text(f"{process.pid} {start_time(process.pid) or ''}\n")
     return process.pid
+
+
+def stop_process(pid_file: Path, marks: Sequence[str], timeout: float = 30.0) -> bool:
+    """Stop the process ``pid_file`` names when it is ours (see ``read_pid``), and remove the pid file either way;
+    True when it was running."""
+    pid = read_pid(pid_file, marks)
+    stopped = stop_pid(pid, timeout) if pid is not None else False
+    pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, home: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` or fail at once: two ``up``s (or ``up`` and ``down``) at the same
+    time would start a service twice or stop it under the other. The kernel drops the lock when we exit."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StepError(
+                f"another `python -m stack up` or `down` is running for {home} (it holds {lock_file}); "
+                "wait for it to finish"
+            ) from None
+        yield
 
 
 def stop_pid(pid: int, timeout: float = 30.0) -> bool:

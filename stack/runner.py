@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from stack import assemble, connect, kafka, postgres
 from stack.config import CONNECTOR_NAME, StackConfig
-from stack.processes import StepError, ensure_port_free, pid_alive, port_answers, tail, wait_until
+from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
 
 Say = Callable[[str], None]
 
@@ -32,42 +32,70 @@ def _wait_process(name: str, pid: int, ready: Callable[[], bool], timeout: float
         raise StepError(f"{name}: {reason}; see {log}" + (f" (last line: {detail.strip()[:200]})" if detail else ""))
 
 
+def prepare_home(cfg: StackConfig) -> None:
+    """Make ``$STACK_HOME`` and its logs/run dirs, or fail in one line when that is impossible."""
+    try:
+        for path in (cfg.home, cfg.logs, cfg.run):
+            path.mkdir(parents=True, exist_ok=True)
+        # PostgreSQL runs as its own account when we are root and must reach its dir and its log.
+        cfg.home.chmod(0o755)
+        cfg.logs.chmod(0o755)
+    except OSError as error:
+        raise StepError(f"STACK_HOME={cfg.home} is not a writable directory: {error.strerror}") from None
+
+
+def lock_file(cfg: StackConfig):
+    return cfg.run / "up.lock"  # held by `down` too
+
+
 def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
-    """Bring every component up; return False when everything was already running (nothing changed)."""
-    if is_healthy(cfg):
+    """Bring every component up; return False when everything was already running (nothing changed).
+
+    One ``up`` or ``down`` at a time per STACK_HOME: a second one fails at once (see ``processes.exclusive``).
+    """
+    prepare_home(cfg)
+    with exclusive(lock_file(cfg), cfg.home):
+        return _up(cfg, say, timeouts)
+
+
+#: Which JVMs load each assembled part: Kafka runs on lib/, Connect on lib/ and plugins/.
+USERS = {"lib": ("connect", "kafka"), "plugins": ("connect",)}
+REASONS = {"lib": "Kafka or stack/pom.xml changed", "plugins": "transform or Debezium changed"}
+
+
+def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
+    stale = assemble.stale_parts(cfg)
+    if not stale and is_healthy(cfg):
+        _drop_stale_slots(cfg, say)
         return False
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    cfg.home.chmod(0o755)  # PostgreSQL runs as its own account when we are root and must reach its dir
-    cfg.logs.mkdir(parents=True, exist_ok=True)
-    cfg.logs.chmod(0o755)
 
     # Every port is checked before any work, so a busy one fails in a second, not after assembling.
-    pg_running, kafka_running, connect_running = (
-        postgres.is_running(cfg),
-        kafka.running_pid(cfg) is not None,
-        connect.running_pid(cfg) is not None,
-    )
-    if not pg_running:
+    running = {
+        "postgres": postgres.is_running(cfg),
+        "kafka": kafka.running_pid(cfg) is not None,
+        "connect": connect.running_pid(cfg) is not None,
+    }
+    if not running["postgres"]:
         ensure_port_free(cfg.pg_host, cfg.pg_port, "PostgreSQL", "PGPORT")
-    if not kafka_running:
+    if not running["kafka"]:
         ensure_port_free(cfg.kafka_host, cfg.kafka_port, "Kafka", "KAFKA_BOOTSTRAP_SERVERS")
         ensure_port_free(cfg.kafka_host, cfg.controller_port, "the Kafka controller", "KAFKA_CONTROLLER_PORT")
-    if not connect_running:
+    if not running["connect"]:
         ensure_port_free(cfg.connect_host, cfg.connect_port, "Kafka Connect", "CONNECT_URL")
 
     started = time.monotonic()
-    did = assemble.assemble(cfg)
-    say(f"assemble   {'assembled' if did else 'up to date'}: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+    _assemble(cfg, stale, running, say)
 
-    if pg_running:
+    if running["postgres"]:
         say(f"postgres   already running on {cfg.pg_host}:{cfg.pg_port}")
     else:
         created = postgres.ensure_cluster(cfg)
         postgres.start(cfg, timeouts.postgres)
         say(f"postgres   {'created and ' if created else ''}started on {cfg.pg_host}:{cfg.pg_port}")
     postgres.apply_schema(cfg)
+    _drop_stale_slots(cfg, say)
 
-    if kafka_running:
+    if running["kafka"]:
         say(f"kafka      already running on {cfg.kafka_bootstrap}")
     else:
         kafka.ensure_formatted(cfg)
@@ -76,7 +104,7 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
         say(f"kafka      started on {cfg.kafka_bootstrap} (controller port {cfg.controller_port})")
     kafka.ensure_topics(cfg)
 
-    if connect_running:
+    if running["connect"]:
         say(f"connect    already running on {cfg.connect_url}")
     else:
         pid = connect.start(cfg)
@@ -93,6 +121,31 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
     say(f"connector  {CONNECTOR_NAME} RUNNING (task RUNNING); logs in {cfg.logs}")
     say(f"up in {time.monotonic() - started:.1f} s")
     return True
+
+
+def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: Say) -> None:
+    """Build the stale parts beside the live ones, stop the JVMs that load them, swap; ``running`` is updated."""
+    if not stale:
+        say(f"assemble   up to date: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+        return
+    assemble.build(cfg, stale)  # the running JVMs keep their jars meanwhile
+    users = sorted({name for part in stale for name in USERS[part] if running[name]})
+    if not users:
+        assemble.swap(cfg, stale)
+        say(f"assemble   assembled: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+        return
+    reasons = "; ".join(REASONS[part] for part in assemble.PARTS if part in stale)
+    say(f"assemble   re-assembled ({reasons}); restarting {' and '.join(users)}")
+    for name, stop in (("connect", connect.stop), ("kafka", kafka.stop)):
+        if name in users:
+            stop(cfg)
+            running[name] = False
+    assemble.swap(cfg, stale)
+
+
+def _drop_stale_slots(cfg: StackConfig, say: Say) -> None:
+    for name, retained in postgres.drop_stale_slots(cfg):
+        say(f"postgres   dropped stale replication slot {name} (it retained {retained} of WAL)")
 
 
 def wait_for_connector(cfg: StackConfig, timeout: float) -> None:
@@ -121,13 +174,14 @@ class Component:
 def status(cfg: StackConfig) -> list[Component]:
     """One entry per component, healthy or not, with where it listens (never a credential)."""
     pg_ok = postgres.accepts_logins(cfg)
+    slots = f"; {postgres.slot_report(cfg)}" if pg_ok else ""
     kafka_ok = kafka.answers_metadata(cfg) if port_answers(cfg.kafka_host, cfg.kafka_port) else False
     connect_ok = connect.answers(cfg)
     connector = connect.connector_status(cfg) if connect_ok else None
     tasks = ", ".join(f"task {t.get('id')} {t.get('state')}" for t in (connector or {}).get("tasks", []))
     connector_state = (connector or {}).get("connector", {}).get("state", "not registered")
     return [
-        Component("postgres", pg_ok, f"{cfg.pg_host}:{cfg.pg_port} database {cfg.pg_database}"),
+        Component("postgres", pg_ok, f"{cfg.pg_host}:{cfg.pg_port} database {cfg.pg_database}" + slots),
         Component("kafka", kafka_ok, cfg.kafka_bootstrap),
         Component("connect", connect_ok, cfg.connect_url),
         Component(
@@ -144,8 +198,14 @@ def is_healthy(cfg: StackConfig) -> bool:
 
 def down(cfg: StackConfig, say: Say, purge: bool = False) -> None:
     """Stop what ``up`` started, newest first (data kept); ``purge`` also removes ``$STACK_HOME``'s state."""
-    for name, stop in (("connect", connect.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
-        say(f"{name:<10} {'stopped' if stop(cfg) else 'was not running'}")
+    if not cfg.home.is_dir():
+        for name in ("connect", "kafka", "postgres"):
+            say(f"{name:<10} was not running")
+        return
+    prepare_home(cfg)
+    with exclusive(lock_file(cfg), cfg.home):
+        for name, stop in (("connect", connect.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
+            say(f"{name:<10} {'stopped' if stop(cfg) else 'was not running'}")
     if purge:
         for part in ("postgres", "kafka", "connect", "run", "logs"):
             shutil.rmtree(cfg.home / part, ignore_errors=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
-from stack import connect
+from stack import connect, kafka
 from stack.config import StackConfig
 from tests.integration.records import insert, marked_pixels, prefix_of, read_topic, values_starting_with
 
@@ -55,9 +58,35 @@ def test_down_then_up_resumes_with_no_loss_and_no_second_snapshot(native):
         ["kafka", "stopped"],
         ["postgres", "stopped"],
     ]
+    cfg = StackConfig.from_env(native.env)
+    assert not kafka.pid_file(cfg).exists() and not connect.pid_file(cfg).exists(), "pid files removed on stop"
     up = native.run("stack", "up", timeout=600)
     assert up.returncode == 0, up.stderr
     after = marked_pixels()
     insert(native, "mnist_train", [(4, after)])
 
     assert counts(native, [before, after]) == [1, 1]
+
+
+def test_changed_transform_sources_reassemble_and_restart_connect_only(native):
+    cfg = StackConfig.from_env(native.env)
+    kafka_pid, connect_pid = kafka.running_pid(cfg), connect.running_pid(cfg)
+    # As if debezium/mnist-smt's sources had been edited since the jars were assembled.
+    stamp_file = cfg.home / "assembled.json"
+    stamp = json.loads(stamp_file.read_text())
+    for key in ("sources", "plugins"):
+        if key in stamp:
+            stamp[key] = "edited"
+    stamp_file.write_text(json.dumps(stamp))
+
+    result = native.run("stack", "up", timeout=600)
+
+    assert result.returncode == 0, result.stderr
+    assert re.search(
+        r"^assemble   re-assembled \(transform or Debezium changed\); restarting connect$", result.stdout, re.M
+    ), result.stdout
+    assert kafka.running_pid(cfg) == kafka_pid, "Kafka does not use plugins/: left running"
+    assert connect.running_pid(cfg) not in (None, connect_pid)
+    row = marked_pixels()
+    insert(native, "mnist_train", [(5, row)])
+    assert counts(native, [row]) == [1]

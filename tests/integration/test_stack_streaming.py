@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
+
+import psycopg2
 
 from stack import connect
 from stack.config import StackConfig
+from stack.processes import wait_until
 from tests.integration.records import (
     csv_of,
     execute,
@@ -110,7 +115,7 @@ def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
     before = [marked_pixels() for _ in range(3)]
     insert(pipeline, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
     config = connect.connector_config(cfg)
-    config.update({"topic.prefix": "snapcheck", "slot.name": "snapcheck_slot"})
+    config.update({"topic.prefix": "snapcheck", "slot.name": "test_snapcheck_slot"})
     connect.register(cfg, "snapshot-check", config)
     try:
         found = wait_for(pipeline, "snapcheck.public.mnist_test", before, timeout=90)
@@ -120,7 +125,7 @@ def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
         execute(
             pipeline,
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = 'snapcheck_slot' AND NOT active",
+            "WHERE slot_name = 'test_snapcheck_slot' AND NOT active",
         )
     assert [found[prefix_of(p)][0].key for p in before] == [b"0", b"5", b"9"]
 
@@ -158,3 +163,78 @@ def test_busy_port_is_reported_with_the_variable_that_moves_it(pipeline, tmp_pat
         "set PGPORT to move PostgreSQL to a free port"
     ]
     assert "Traceback" not in result.stderr
+
+
+def slot_names(pipeline) -> set[str]:
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT slot_name FROM pg_replication_slots")
+        names = {row[0] for row in cur.fetchall()}
+    conn.close()
+    return names
+
+
+def query_one(pipeline, statement: str, params: tuple = ()):
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        value = cur.fetchone()[0]
+    conn.close()
+    return value
+
+
+def test_wal_kept_for_slots_is_bounded(pipeline):
+    assert query_one(pipeline, "SHOW max_slot_wal_keep_size") == "4GB"
+
+
+def test_status_shows_the_wal_each_slot_retains(pipeline):
+    result = pipeline.run("stack", "status")
+
+    postgres_line = result.stdout.splitlines()[0]
+    assert re.search(r"slot mnist_slot active retains \d+(\.\d)? (bytes|kB|MB|GB) of WAL", postgres_line), postgres_line
+
+
+def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
+    tag = uuid.uuid4().hex[:6]
+    leaked, other = [f"test_leaked_{tag}", f"bench_leaked_{tag}"], f"users_own_{tag}"
+    for slot in [*leaked, other]:
+        execute(pipeline, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+    try:
+        result = pipeline.run("stack", "up")
+    finally:
+        execute(pipeline, "SELECT pg_drop_replication_slot(%s)", (other,))
+
+    assert result.returncode == 0, result.stderr
+    for slot in leaked:
+        assert f"dropped stale replication slot {slot}" in result.stdout
+    assert not set(leaked) & slot_names(pipeline)
+    assert "mnist_slot" in slot_names(pipeline)
+    assert other not in result.stdout
+
+
+def test_heartbeats_let_the_slot_advance_while_only_other_tables_change(pipeline):
+    table = f"busy_{uuid.uuid4().hex[:8]}"
+    execute(pipeline, f"CREATE TABLE public.{table} (n int)")
+    try:
+        execute(pipeline, f"INSERT INTO public.{table} SELECT generate_series(1, 1000)")
+        written = query_one(pipeline, "SELECT pg_current_wal_lsn()::text")
+
+        def confirmed_past_it() -> bool:
+            return query_one(
+                pipeline,
+                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'mnist_slot'",
+                (written,),
+            )
+
+        assert wait_until(confirmed_past_it, 60, 1.0), "mnist_slot still holds WAL of tables it does not capture"
+    finally:
+        execute(pipeline, f"DROP TABLE public.{table}")
+
+
+def test_up_with_a_changed_pgpassword_is_one_line(pipeline):
+    result = pipeline.run("stack", "up", extra_env={"PGPASSWORD": "not-the-one-initdb-got"})
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: postgres: password authentication failed for user {pipeline.env['PGUSER']} on "
+        f"{pipeline.env['PGHOST']}:{pipeline.env['PGPORT']}: PGPASSWORD is not the password the cluster was "
+        "created with"
+    ]
