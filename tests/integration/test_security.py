@@ -1,0 +1,111 @@
+"""What the connector's credentials can reach: the README's "Least privilege" paragraph, checked."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from stack import connect
+from stack.config import StackConfig
+from stack.processes import StepError, wait_until
+from tests.integration.records import execute
+
+
+@pytest.fixture
+def native(pipeline):
+    if pipeline.backend != "native":
+        pytest.skip("reads the native Connect worker's process and pg_hba rules")
+    return pipeline
+
+
+def debezium_login(pipeline, dbname: str | None = None):
+    kwargs = pipeline.pg_kwargs(user="debezium", password=pipeline.env["DEBEZIUM_PGPASSWORD"])
+    if dbname:
+        kwargs["dbname"] = dbname
+    return psycopg2.connect(**kwargs, connect_timeout=5)
+
+
+def test_debezium_can_decode_every_table_of_its_database_but_select_only_mnist(pipeline):
+    # The REPLICATION attribute lets a role create a logical slot with any output plugin in every database it can
+    # log in to; test_decoding shows row values of tables it has no SELECT on. The README states exactly this.
+    table = f"secret_{uuid.uuid4().hex[:8]}"
+    slot = f"test_{table}"
+    execute(pipeline, f"CREATE TABLE public.{table} (note text)")
+    conn = debezium_login(pipeline)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding', true)", (slot,))
+            execute(pipeline, f"INSERT INTO public.{table} VALUES ('the-owner-only')")
+            cur.execute("SELECT string_agg(data, ' ') FROM pg_logical_slot_get_changes(%s, NULL, NULL)", (slot,))
+            decoded = cur.fetchone()[0]
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute(f"SELECT note FROM public.{table}")
+    finally:
+        conn.close()
+        execute(pipeline, f"DROP TABLE public.{table}")
+
+    assert "the-owner-only" in decoded
+
+
+def test_debezium_cannot_log_in_to_any_other_database(native):
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        debezium_login(native, "template1")
+
+    assert "no pg_hba.conf entry" in str(refused.value) or "rejects connection" in str(refused.value)
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode(errors="replace").partition("=")[::2] for e in entries if e)
+
+
+def test_connect_gets_the_connector_password_and_not_the_owners(native):
+    cfg = StackConfig.from_env(native.env)
+    env = environ_of(connect.running_pid(cfg))
+
+    assert env["DEBEZIUM_PGPASSWORD"] == native.env["DEBEZIUM_PGPASSWORD"]
+    assert "PGPASSWORD" not in env
+    assert not {"PGUSER", "PGHOST", "STACK_HOME"} & env.keys()
+
+
+def test_a_connector_cannot_read_other_environment_variables(pipeline):
+    # A local process registers a connector that logs in as the owner with ${env:PGPASSWORD}. The allowlist leaves
+    # the reference unresolved, so the login fails; were it resolved, the task would run with the owner's rights.
+    cfg = StackConfig.from_env(pipeline.env)
+    name, slot = "test-env-probe", "test_env_probe"
+    config = connect.connector_config(cfg)
+    config.update(
+        {
+            "topic.prefix": "envprobe",
+            "slot.name": slot,
+            "database.user": pipeline.env["PGUSER"],
+            "database.password": "${env:PGPASSWORD}",
+            "snapshot.mode": "no_data",
+        }
+    )
+    last: dict = {}
+    try:
+        try:
+            connect.register(cfg, name, config)
+        except StepError as refused:  # Connect's validation logs in first and refuses the connector
+            last["status"] = str(refused)
+        else:
+
+            def settled() -> bool:
+                last["status"] = connect.connector_status(cfg, name)
+                return connect.is_running(last["status"]) or connect.failure(last["status"]) is not None
+
+            assert wait_until(settled, 90, 0.5), last
+            assert not connect.is_running(last["status"]), "the owner's password was resolved from Connect's env"
+        assert f'password authentication failed for user "{pipeline.env["PGUSER"]}"' in str(last["status"]), last
+    finally:
+        connect.rest(cfg, "DELETE", f"/connectors/{name}")
+        execute(
+            pipeline,
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
+            (slot,),
+        )
