@@ -90,3 +90,18 @@ def test_changed_transform_sources_reassemble_and_restart_connect_only(native):
     row = marked_pixels()
     insert(native, "mnist_train", [(5, row)])
     assert counts(native, [row]) == [1]
+
+
+def test_up_on_a_stopped_cluster_with_a_changed_pgpassword_is_one_line(native):
+    assert native.run("stack", "down").returncode == 0
+
+    wrong = native.run("stack", "up", timeout=600, extra_env={"PGPASSWORD": "not-the-one-initdb-got"})
+    up = native.run("stack", "up", timeout=600)
+
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: postgres: password authentication failed for user {native.env['PGUSER']} on "
+        f"{native.env['PGHOST']}:{native.env['PGPORT']}: PGPASSWORD is not the password the cluster was "
+        "created with"
+    ]
+    assert up.returncode == 0, up.stderr
