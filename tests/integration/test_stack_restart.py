@@ -105,3 +105,22 @@ def test_up_on_a_stopped_cluster_with_a_changed_pgpassword_is_one_line(native):
         "created with"
     ]
     assert up.returncode == 0, up.stderr
+
+
+def test_changed_kafka_classpath_reassembles_and_restarts_kafka_and_connect(native):
+    cfg = StackConfig.from_env(native.env)
+    kafka_pid, connect_pid = kafka.running_pid(cfg), connect.running_pid(cfg)
+    stamp_file = cfg.home / "assembled.json"
+    stamp = json.loads(stamp_file.read_text())
+    stamp["lib"] = "edited"  # as if .env's KAFKA_VERSION or stack/pom.xml had changed
+    stamp_file.write_text(json.dumps(stamp))
+
+    result = native.run("stack", "up", timeout=600)
+
+    assert result.returncode == 0, result.stderr
+    assert "assemble   re-assembled (Kafka or stack/pom.xml changed); restarting connect and kafka" in result.stdout
+    assert kafka.running_pid(cfg) not in (None, kafka_pid)
+    assert connect.running_pid(cfg) not in (None, connect_pid)
+    row = marked_pixels()
+    insert(native, "mnist_train", [(6, row)])
+    assert counts(native, [row]) == [1]
