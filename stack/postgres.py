@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import glob
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +13,7 @@ import psycopg2
 from psycopg2 import sql
 
 from stack.config import CONNECTOR_ROLE, REPO_ROOT, StackConfig
-from stack.processes import StepError, chown_for_service, run_as_service, wait_until
+from stack.processes import StepError, chown_for_service, run_as_service, service_user, wait_until
 
 SQL_DIR = REPO_ROOT / "postgres"
 
@@ -32,12 +34,46 @@ def bin_dir() -> Path:
     raise StepError("postgres: initdb not found; install Debian's postgresql package or set PG_BINDIR")
 
 
+@functools.lru_cache(maxsize=None)
+def _service_can_reach(path: Path) -> bool:
+    """True when the PostgreSQL service account may traverse ``path`` (or its nearest existing ancestor)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return run_as_service(["test", "-x", str(path)]).returncode == 0
+
+
+def cluster_root(cfg: StackConfig) -> Path:
+    """Where the cluster lives: ``$STACK_HOME/postgres``, or a directory the ``postgres`` account owns.
+
+    As root, PostgreSQL runs as the ``postgres`` account, which cannot reach a ``STACK_HOME`` under a home
+    directory of mode 0700 (``/root`` on Debian). Rather than loosen the user's home, the cluster then lives
+    under that account's own home (``/var/lib/postgresql/mnist-cdc/<checkout>-<hash>``, where Debian keeps its
+    clusters too); ``stack up`` says so and ``down --purge`` removes it.
+    """
+    user = service_user()
+    if user is None or _service_can_reach(cfg.home):
+        return cfg.home / "postgres"
+    digest = hashlib.sha256(str(cfg.home).encode()).hexdigest()[:10]
+    return Path(user.pw_dir) / "mnist-cdc" / f"{cfg.home.parent.name or 'root'}-{digest}"
+
+
+def is_relocated(cfg: StackConfig) -> bool:
+    return cluster_root(cfg) != cfg.home / "postgres"
+
+
 def data_dir(cfg: StackConfig) -> Path:
-    return cfg.home / "postgres" / "data"
+    return cluster_root(cfg) / "data"
 
 
 def log_file(cfg: StackConfig) -> Path:
-    return cfg.logs / "postgres.log"
+    """The server log; beside a relocated cluster (the service account writes it), linked from ``logs/``."""
+    return cluster_root(cfg) / "postgres.log" if is_relocated(cfg) else cfg.logs / "postgres.log"
+
+
+def purge(cfg: StackConfig) -> None:
+    """Delete the cluster's files (``down --purge``), wherever ``cluster_root`` put them."""
+    shutil.rmtree(cluster_root(cfg), ignore_errors=True)
+    (cfg.logs / "postgres.log").unlink(missing_ok=True)
 
 
 def _stack_conf(cfg: StackConfig) -> str:
@@ -87,9 +123,13 @@ def ensure_cluster(cfg: StackConfig) -> bool:
         return False
     root = data.parent
     root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
     chown_for_service(root)
+    # Only the service account may read the owner's password, from its creation on (0600, never the umask's).
     pwfile = root / "initdb.pw"
-    pwfile.write_text(cfg.pg_password + "\n")
+    pwfile.unlink(missing_ok=True)
+    with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(cfg.pg_password + "\n")
     chown_for_service(pwfile)
     try:
         result = run_as_service(
@@ -126,6 +166,8 @@ def start(cfg: StackConfig, timeout: float = 60.0) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     chown_for_service(log)
+    if is_relocated(cfg):
+        _link_log(cfg, log)
     result = run_as_service(
         [str(bin_dir() / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(int(timeout)), "start"]
     )
@@ -134,6 +176,15 @@ def start(cfg: StackConfig, timeout: float = 60.0) -> None:
     if not wait_until(lambda: accepts_logins(cfg), 15):
         check_login(cfg)  # a wrong password says so, rather than "did not start"
         raise StepError(f"postgres: did not start on {cfg.pg_host}:{cfg.pg_port}; see {log}")
+
+
+def _link_log(cfg: StackConfig, log: Path) -> None:
+    """Keep ``$STACK_HOME/logs/postgres.log`` pointing at a relocated cluster's log, where users look first."""
+    link = cfg.logs / "postgres.log"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(log)
 
 
 def is_running(cfg: StackConfig) -> bool:

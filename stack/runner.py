@@ -92,6 +92,11 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         created = postgres.ensure_cluster(cfg)
         postgres.start(cfg, timeouts.postgres)
         say(f"postgres   {'created and ' if created else ''}started on {cfg.pg_host}:{cfg.pg_port}")
+        if postgres.is_relocated(cfg):
+            say(
+                f"postgres   data in {postgres.cluster_root(cfg)}: the postgres account cannot reach {cfg.home} "
+                "(a 0700 home); down --purge removes it"
+            )
     postgres.apply_schema(cfg)
     _drop_stale_slots(cfg, say)
 
@@ -207,6 +212,7 @@ def down(cfg: StackConfig, say: Say, purge: bool = False) -> None:
         for name, stop in (("connect", connect.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
             say(f"{name:<10} {'stopped' if stop(cfg) else 'was not running'}")
     if purge:
+        postgres.purge(cfg)
         for part in ("postgres", "kafka", "connect", "run", "logs"):
             shutil.rmtree(cfg.home / part, ignore_errors=True)
         say(f"purged     data, logs and pid files under {cfg.home} (assembled jars kept)")
