@@ -34,7 +34,7 @@ def bin_dir() -> Path:
     raise StepError("postgres: initdb not found; install Debian's postgresql package or set PG_BINDIR")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _service_can_reach(path: Path) -> bool:
     """True when the PostgreSQL service account may traverse ``path`` (or its nearest existing ancestor)."""
     while not path.exists() and path != path.parent:
