@@ -14,8 +14,9 @@ Traps this module designs around (see README, Troubleshooting):
 
 from __future__ import annotations
 
+import sys
+
 import tensorflow as tf
-import tensorflow_io as tfio
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
@@ -30,6 +31,19 @@ _opened: list[str] = []
 
 class SourceError(Exception):
     """The broker or the topic is not usable; the message is the one line the user sees."""
+
+
+def _import_tfio():
+    """tensorflow_io, imported only by this source: it has no wheels for Python 3.13 (pyproject.toml)."""
+    try:
+        import tensorflow_io as tfio
+    except ImportError:
+        version = ".".join(map(str, sys.version_info[:2]))
+        raise SourceError(
+            f"--source tfio needs tensorflow-io, which exists for Python <= 3.12 only (this is Python {version}); "
+            "use the default --source kafka-python, or make setup PYTHON=python3.12"
+        ) from None
+    return tfio
 
 
 def _consumer(bootstrap: str, **kwargs) -> KafkaConsumer:
@@ -97,6 +111,7 @@ def kafka_dataset(
     times out, so ``chunk`` should be the batch size the caller uses (tfio's default, 10,000, makes a live
     stream arrive in lumps of 10,000 and its tail wait for the idle timeout).
     """
+    tfio = _import_tfio()
     if _opened:
         raise RuntimeError(
             f"a tensorflow-io Kafka dataset is already open in this process ({_opened[0]}); tfio shares one "

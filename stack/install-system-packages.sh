@@ -1,19 +1,71 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the native stack needs when they are missing: PostgreSQL (server binaries and
-# the 'postgres' account), a JDK 17 and Maven. Needs root (or sudo). Does nothing when all are present.
+# Installs the Debian packages the native stack needs when they are missing: PostgreSQL (server binaries and the
+# 'postgres' account), a JDK (17 or newer: whichever the distribution has), Maven, and venv support for the Python
+# that make setup will use. Only apt-get runs as root (directly, or through sudo for a normal user); everything
+# else of the set-up runs as the user. Does nothing when all are present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=stack/python.sh
+. stack/python.sh
+
 need=()
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v java >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
+fresh_postgres=false
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+  fresh_postgres=true
+fi
+command -v javac >/dev/null 2>&1 || need+=(JDK)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v make >/dev/null 2>&1 || need+=(make)
+venv_package=""
+if python="$(find_python 2>/dev/null)"; then
+  probe="$(mktemp -d)"
+  if ! "$python" -m venv "$probe/venv" >/dev/null 2>&1; then
+    # Debian splits venv (ensurepip) out of the interpreter: python3-venv for the default, python3.X-venv else.
+    version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    default="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || true)"
+    if [ "$version" = "$default" ]; then venv_package=python3-venv; else venv_package="python$version-venv"; fi
+    need+=("$venv_package")
+  fi
+  rm -rf "$probe"
+else
+  need+=(python3 python3-venv)
+fi
+
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: PostgreSQL, Java and Maven present"
+  echo "system packages: PostgreSQL, a JDK, Maven and Python venv support present"
   exit 0
 fi
+
 sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "system packages: installing ${need[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "system packages: need ${need[*]}; run as root, or install sudo, or install them yourself" >&2
+    exit 1
+  fi
+  sudo="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
-$sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+
+# A JDK 17 where the distribution has one (Debian 12, Ubuntu 22.04/24.04); else its default JDK (Debian 13: 21).
+packages=()
+for package in "${need[@]}"; do
+  if [ "$package" = JDK ]; then
+    if apt-cache show openjdk-17-jdk-headless >/dev/null 2>&1; then
+      package=openjdk-17-jdk-headless
+    else
+      package=default-jdk-headless
+    fi
+  fi
+  packages+=("$package")
+done
+
+if $fresh_postgres; then
+  # Debian's package would create and start a system cluster on port 5432, the port the stack's own cluster uses
+  # by default. A machine that had no PostgreSQL gets none it did not ask for (postgresql-common reads this).
+  $sudo mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/mnist-cdc.conf >/dev/null
+fi
+echo "system packages: installing ${packages[*]}"
+$sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
