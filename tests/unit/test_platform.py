@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -55,7 +56,11 @@ def test_the_tfio_source_without_tensorflow_io_is_one_line_naming_the_python_it_
         "sys.exit(main(['--source', 'tfio', '--bootstrap-servers', '127.0.0.1:9', '--model', sys.argv[1]]))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, "/tmp/never-written.keras"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, "/tmp/never-written.keras"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert result.returncode == 1
