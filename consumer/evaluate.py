@@ -8,6 +8,7 @@ Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_batches(args: argparse.Namespace, idle_timeout: float):
-    """Decoded batches ``(images, labels, malformed, consumed)`` from the chosen source, and where it starts.
+    """Decoded batches ``(images, labels, malformed, consumed)`` from the chosen source, where it starts, and
+    warning lines for the user (a committed offset outside the retained records).
 
     ``consumed()`` is called once the model has used a batch: the kafka-python source commits its offsets
     then (at-least-once); tfio's librdkafka auto-commits on its own timer, so there it does nothing.
@@ -69,7 +71,16 @@ def open_batches(args: argparse.Namespace, idle_timeout: float):
             args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.start, chunk=args.batch_size
         )
         decoded = dataset.batch(args.batch_size).map(decode_csv_batch)
-        return ((images, labels, malformed, lambda: None) for images, labels, malformed in decoded), "tfio"
+
+        def checked():
+            for images, labels, malformed in decoded:
+                yield images, labels, malformed, lambda: None
+            # tfio ends quietly when the broker stops answering: idle counts only if the broker answers now.
+            check_topic(args.bootstrap_servers, args.topic)
+
+        from consumer.kafka_source import check_topic
+
+        return checked(), "tfio", []
 
     from consumer.committing_source import CommittingReader
 
@@ -86,7 +97,7 @@ def open_batches(args: argparse.Namespace, idle_timeout: float):
             reader.close()
 
     offsets = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
-    return batches(), f"kafka-python, commits after each batch, starting at {offsets}"
+    return batches(), f"kafka-python, commits after each batch, starting at {offsets}", reader.notes
 
 
 @dataclass
@@ -114,8 +125,8 @@ class RunningScore:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or args.idle_timeout <= 0:
-        print("error: --batch-size must be >= 1 and --idle-timeout > 0", file=sys.stderr)
+    if args.batch_size < 1 or not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
+        print("error: --batch-size must be >= 1 and --idle-timeout a finite number > 0", file=sys.stderr)
         return 2
     if not args.model.is_file():
         print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
@@ -127,16 +138,23 @@ def main(argv: list[str] | None = None) -> int:
     from consumer.kafka_source import SourceError
 
     try:
-        model = keras.models.load_model(args.model)
-    except (OSError, ValueError) as error:
-        print(f"error: cannot load the model at {args.model}: {error}", file=sys.stderr)
+        model = keras.models.load_model(args.model, compile=False)  # scoring needs no optimizer state
+    except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile, ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(
+            f"error: cannot load the model at {args.model}: not a Keras model saved by consumer.train "
+            f"({type(error).__name__}: {reason[:200]})",
+            file=sys.stderr,
+        )
         return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
-        batches, where = open_batches(args, idle)
+        batches, where, notes = open_batches(args, idle)
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    for note in notes:
+        print(note, file=sys.stderr, flush=True)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
     score = RunningScore()
@@ -168,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             consumed()  # only now may the source commit: a crash before this line re-reads the batch
     except KeyboardInterrupt:
         pass
+    except SourceError as error:  # the broker stopped answering: not the end of the stream
+        print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
+        return 1
     seconds = (last_at - first_at) if first_at else 0.0
     rate = score.records / seconds if seconds > 0 else 0.0
     print(

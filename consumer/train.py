@@ -1,11 +1,18 @@
 """``python -m consumer.train``: read the training topic until it is idle, train the CNN, save it.
 
-Exit codes: 0 trained and saved, 1 failure with one line on stderr (broker, topic, no records), 2 usage.
+Exit codes: 0 trained and saved, 1 failure with one line on stderr (broker unreachable at start or while
+reading, topic, no records, model directory not writable), 2 usage. Nothing is saved on failure.
+
+``--model`` is checked before anything is read. ``--group-id`` of an earlier run continues after its committed
+offsets: the new model learns from the later records only and replaces the saved one; a warning line on stderr
+says how many records the committed offsets skip (omit ``--group-id`` to read the whole topic).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 import uuid
@@ -46,7 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka-python"):
+def check_model_path(path: Path) -> tuple[int, str] | None:
+    """``(exit code, message)`` when ``path`` cannot take the saved model, else None; makes its directory."""
+    if path.suffix != ".keras":
+        return 2, f"error: --model {path}: the file name must end in .keras (Keras 3's format)"
+    if path.is_dir():
+        return 1, f"error: --model {path} is a directory; name a file ending in .keras"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return 1, f"error: --model {path}: cannot create its directory {path.parent}: {error.strerror or error}"
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return 1, f"error: --model {path}: {path.parent} is not writable"
+    return None
+
+
+def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka-python", notes=print):
     """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
     from the start of reading to the last record."""
     import numpy as np
@@ -54,14 +76,23 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, sou
     from consumer.decode import decode_csv_batch, decode_records
 
     if source == "tfio":
-        from consumer.kafka_source import kafka_dataset
+        from consumer.kafka_source import check_topic, kafka_dataset
 
-        dataset = kafka_dataset(topic, group_id, servers, idle_timeout, chunk=READ_BATCH)
-        dataset = dataset.batch(READ_BATCH).map(decode_csv_batch)
+        tfio_dataset = kafka_dataset(topic, group_id, servers, idle_timeout, chunk=READ_BATCH)
+        tfio_dataset = tfio_dataset.batch(READ_BATCH).map(decode_csv_batch)
+
+        def checked():
+            yield from tfio_dataset
+            # tfio ends quietly when the broker stops answering: idle counts only if the broker answers now.
+            check_topic(servers, topic)
+
+        dataset = checked()
     else:
         from consumer.committing_source import CommittingReader
 
         reader = CommittingReader(topic, group_id, servers, idle_timeout, READ_BATCH)
+        for note in reader.notes:
+            notes(note)
 
         def decoded():
             try:
@@ -89,22 +120,42 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, sou
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or args.idle_timeout <= 0 or not 0 <= args.validation_split < 1:
+    if (
+        args.epochs < 1
+        or args.batch_size < 1
+        or not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0)
+        or not 0 <= args.validation_split < 1
+    ):
         print(
-            "error: --epochs and --batch-size must be >= 1, --idle-timeout > 0, 0 <= --validation-split < 1",
+            "error: --epochs and --batch-size must be >= 1, --idle-timeout a finite number > 0, "
+            "0 <= --validation-split < 1",
             file=sys.stderr,
         )
         return 2
+    refused = check_model_path(args.model)
+    if refused:
+        print(refused[1], file=sys.stderr)
+        return refused[0]
     quiet_tensorflow()
     import numpy as np
 
+    from consumer.committing_source import committed_records
     from consumer.kafka_source import SourceError
     from consumer.model import build_model
 
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
+    warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
+        if args.group_id:
+            skipped = committed_records(args.bootstrap_servers, group_id, args.topic)
+            if skipped:
+                warn(
+                    f"warning: group {group_id} has committed offsets: {skipped} records of {args.topic} are skipped, "
+                    f"the model is trained only on the records after them and replaces {args.model} "
+                    "(omit --group-id to train on the whole topic)"
+                )
         images, labels, malformed, read_seconds = read_topic(
-            args.topic, group_id, args.bootstrap_servers, args.idle_timeout, args.source
+            args.topic, group_id, args.bootstrap_servers, args.idle_timeout, args.source, warn
         )
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -136,8 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         verbose=0 if args.quiet else 1,
     )
     fit_seconds = time.perf_counter() - fit_started
-    args.model.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.model)
+    try:
+        model.save(args.model)
+    except OSError as error:
+        print(f"error: cannot save the model to {args.model}: {error.strerror or error}", file=sys.stderr)
+        return 1
     last = {name: values[-1] for name, values in history.history.items()}
     validation = f", validation accuracy {last['val_accuracy']:.4f}" if "val_accuracy" in last else ""
     print(

@@ -160,3 +160,140 @@ def test_train_reads_the_same_records_with_either_source(pipeline, tmp_path):
         assert result.returncode == 0, result.stderr
         counts[source] = int(re.search(r"read (\d+) records", result.stdout).group(1))
     assert counts["kafka-python"] == counts["tfio"] > 0
+
+
+def untrained_model(tmp_path):
+    """A saved model of the right shape (accuracy is not the point of the tests that use it)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from consumer.model import build_model
+
+    path = tmp_path / "untrained.keras"
+    build_model().save(path)
+    return path
+
+
+def commit_offset(bootstrap: str, group: str, topic: str, offset: int) -> None:
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)})
+    consumer.close()
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, 0))
+    finally:
+        consumer.close()
+
+
+def beginning_offset(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    tp = TopicPartition(topic, 0)
+    try:
+        return consumer.beginning_offsets([tp])[tp]
+    finally:
+        consumer.close()
+
+
+def test_reused_group_id_warns_how_many_records_its_committed_offsets_skip(pipeline, tmp_path):
+    load = pipeline.run("loader", "--split", "train", "--limit", "20", "--no-progress")
+    assert load.returncode == 0, load.stderr
+    topic = "tf.public.mnist_train"
+    assert wait_for(lambda: end_offset(pipeline.bootstrap, topic) > 0)
+    end = end_offset(pipeline.bootstrap, topic)
+    skipped = end - beginning_offset(pipeline.bootstrap, topic)
+    group = f"reused-{time.time_ns()}"
+    commit_offset(pipeline.bootstrap, group, topic, end)  # as an earlier run that read everything leaves it
+
+    result = pipeline.run(
+        "consumer.train", "--group-id", group, "--idle-timeout", "2", "--model", str(tmp_path / "m.keras")
+    )
+
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1, result.stderr
+    assert f"group {group} has committed offsets: {skipped} records of {topic} are skipped" in warning[0]
+    assert result.returncode == 1 and not (tmp_path / "m.keras").exists()
+
+
+def test_committed_offset_past_the_end_restarts_from_the_earliest_record_and_says_so(pipeline, tmp_path):
+    load = pipeline.run("loader", "--split", "test", "--limit", "30", "--no-progress")
+    assert load.returncode == 0, load.stderr
+    assert wait_for(lambda: end_offset(pipeline.bootstrap, TEST_TOPIC) >= 30)
+    end = end_offset(pipeline.bootstrap, TEST_TOPIC)
+    retained = end - beginning_offset(pipeline.bootstrap, TEST_TOPIC)
+    group = f"out-of-range-{time.time_ns()}"
+    commit_offset(pipeline.bootstrap, group, TEST_TOPIC, end + 1000)
+
+    result = pipeline.run(
+        "consumer.evaluate", "--model", str(untrained_model(tmp_path)), "--group-id", group, "--idle-timeout", "3"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"committed offset {end + 1000} on {TEST_TOPIC} partition 0 is outside the retained records" in result.stderr
+    assert "restarting from the earliest retained record" in result.stderr
+    summary = re.search(r"evaluated (\d+) records \((\d+) malformed skipped\)", result.stdout)
+    assert int(summary.group(1)) + int(summary.group(2)) >= retained, result.stdout[-500:]
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_broker_stopping_mid_read_is_an_error_not_the_end_of_the_stream(pipeline, tmp_path):
+    """train and evaluate have read the topic and wait for more; the broker stops: both must fail (exit 1, one
+    line), train must save nothing. Before, an unanswered poll looked like an idle topic: exit 0, partial data."""
+    if pipeline.backend != "native":
+        pytest.skip("stops and restarts the native stack's broker")
+    from stack import kafka
+    from stack.config import StackConfig
+
+    load = pipeline.run("loader", "--split", "test", "--limit", "40", "--no-progress")
+    assert load.returncode == 0, load.stderr
+    assert wait_for(lambda: end_offset(pipeline.bootstrap, TEST_TOPIC) >= 40)
+    end = end_offset(pipeline.bootstrap, TEST_TOPIC)
+    model = tmp_path / "trained.keras"
+    train_group, evaluate_group = f"outage-train-{time.time_ns()}", f"outage-evaluate-{time.time_ns()}"
+    train = pipeline.start(
+        "consumer.train", "--topic", TEST_TOPIC, "--group-id", train_group, "--idle-timeout", "15", "--model",
+        str(model), "--epochs", "1", "--quiet",
+    )  # fmt: skip
+    evaluate = pipeline.start(
+        "consumer.evaluate", "--model", str(untrained_model(tmp_path)), "--group-id", evaluate_group,
+        "--idle-timeout", "15",
+    )  # fmt: skip
+    try:
+        # Both have read (and committed) every record: they are in their idle wait when the broker goes.
+        assert wait_for(
+            lambda: (
+                committed_offset(pipeline.bootstrap, train_group, TEST_TOPIC) == end
+                and committed_offset(pipeline.bootstrap, evaluate_group, TEST_TOPIC) == end
+            ),
+            120,
+        ), "the consumers did not read the topic"
+        assert kafka.stop(StackConfig.from_env(pipeline.env))
+        train_out, train_err = train.communicate(timeout=120)
+        evaluate_out, evaluate_err = evaluate.communicate(timeout=120)
+    finally:
+        for process in (train, evaluate):
+            if process.poll() is None:
+                process.kill()
+        up = pipeline.run("stack", "up", timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+
+    for name, code, out, err in (
+        ("train", train.returncode, train_out, train_err),
+        ("evaluate", evaluate.returncode, evaluate_out, evaluate_err),
+    ):
+        lines = err.strip().splitlines()
+        assert code == 1, f"{name}: exit {code}\n{out[-800:]}\n{err[-800:]}"
+        assert len(lines) == 1 and "stopped answering" in lines[0], f"{name}: {err[-1500:]}"
+    assert not model.exists()
