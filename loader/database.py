@@ -66,9 +66,12 @@ def truncate(conn, splits: list[str]) -> None:
 
 
 def copy_rows(conn, split: str, images: np.ndarray, labels: np.ndarray, schema: str = "public") -> None:
-    """Append rows to the split's table inside the caller's transaction (nothing is committed here)."""
+    """Append rows to the split's table inside the caller's transaction (nothing is committed here).
+
+    ``split`` is ``train`` or ``test``, or the name of another table of the same DDL (the benchmarks' own).
+    """
     statement = sql.SQL("COPY {} (label, pixels) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier(schema, TABLES[split])
+        sql.Identifier(schema, TABLES.get(split, split))
     )
     with conn.cursor() as cur:
         cur.copy_expert(statement.as_string(conn), io.BytesIO(binary_copy_payload(images, labels)))
