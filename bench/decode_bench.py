@@ -22,6 +22,7 @@ import time
 import uuid
 
 from bench.record import print_table, summarise, write_result
+from bench.tables import run
 from consumer.settings import TRAIN_TOPIC, bootstrap_servers
 
 READERS = ("talk", "ours", "kafka-python")
@@ -127,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -3,8 +3,9 @@
 Side by side in one run on the same rows: our connector (``debezium/register-postgres.json``: poll.interval.ms=10,
 worker producer linger 2 ms) and a second connector with the upstream example's settings (the talk's JSON:
 Debezium's default poll.interval.ms=500, producer linger.ms=0 and batch.size=16384 as in the Kafka 3.x the
-upstream image shipped). Both capture the same table (own slots, topics ``tf.*`` and ``upstream.*``), so
-every inserted row is measured through both. Commit time: ``time.time()`` right after COMMIT returns;
+upstream image shipped). Both capture the same table, the benchmark's own ``public.mnist_bench_latency``
+(``bench/tables.py``; the demo tables and topics are never touched), with own slots and topics ``tf.*`` and
+``upstream.*``, so every inserted row is measured through both. Commit time: ``time.time()`` right after COMMIT returns;
 arrival: ``time.time()`` when kafka-python hands the record over (same machine, same clock).
 
     python -m bench.latency_bench                               # 200 and 1,000 rows/s, 10 s each, 3 repetitions
@@ -24,11 +25,14 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.numbered_rows import NumberedRows
 from bench.record import print_table, summarise, write_result
+from bench.tables import bench_table, delete_topics, run
 from stack import connect
 from stack.config import StackConfig
 from stack.processes import wait_until
 
-OURS, UPSTREAM = "tf.public.mnist_train", "upstream.public.mnist_train"
+TABLE = "mnist_bench_latency"
+OURS, UPSTREAM = f"tf.public.{TABLE}", f"upstream.public.{TABLE}"
+UPSTREAM_SLOT = "bench_upstream_slot"  # bench_*: python -m stack up drops it if a killed run left it behind
 # Connect keeps a connector's source offsets under its name: a new name each run starts clean.
 UPSTREAM_CONNECTOR = f"upstream-settings-{uuid.uuid4().hex[:8]}"
 
@@ -39,7 +43,8 @@ def upstream_config(cfg: StackConfig) -> dict[str, str]:
     config.update(
         {
             "topic.prefix": "upstream",
-            "slot.name": "upstream_slot",
+            "slot.name": UPSTREAM_SLOT,
+            "table.include.list": f"public.{TABLE}",
             "snapshot.mode": "no_data",  # measure streaming only; do not copy the tables' history
             "producer.override.linger.ms": "0",
             "producer.override.batch.size": "16384",
@@ -89,7 +94,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
     batch = max(1, rate // 100)  # 100 commits a second
     rows = NumberedRows(
         cfg.pg_kwargs(),
-        "mnist_train",
+        TABLE,
         int(rate * seconds),
         rate,
         batch,
@@ -122,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = StackConfig.from_env()
+    with bench_table(cfg, "latency"):
+        runs = measure_all(cfg, args)
+    if runs is None:
+        return 1
+    return report(args, runs, argv)
+
+
+def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, int], list[dict[str, float]]] | None:
+    """Every repetition at every rate through both connectors; None (and a line on stderr) when the upstream
+    connector does not run. Removes the upstream connector, its slot and its topic afterwards."""
     connect.register(cfg, UPSTREAM_CONNECTOR, upstream_config(cfg))
     try:
         if not wait_until(lambda: connect.is_running(connect.connector_status(cfg, UPSTREAM_CONNECTOR)), 60):
@@ -129,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"error: {UPSTREAM_CONNECTOR} not RUNNING: {connect.connector_status(cfg, UPSTREAM_CONNECTOR)}",
                 file=sys.stderr,
             )
-            return 1
+            return None
         from stack.kafka import ensure_topics
 
         ensure_topics(cfg, (UPSTREAM,))
@@ -142,10 +157,14 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault((topic, rate), []).append(figures)
         arrivals.stop.set()
         arrivals.join()
+        return runs
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{UPSTREAM_CONNECTOR}")
-        _drop_slot(cfg, "upstream_slot")
+        _drop_slot(cfg, UPSTREAM_SLOT)
+        delete_topics(cfg, (UPSTREAM,))
 
+
+def report(args: argparse.Namespace, runs: dict, argv: list[str] | None) -> int:
     table, figures = [], {}
     for (topic, rate), reps in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0] != OURS)):
         name = "ours" if topic == OURS else "upstream settings"
@@ -198,4 +217,4 @@ def _drop_slot(cfg: StackConfig, slot: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

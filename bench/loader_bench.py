@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench.record import print_table, summarise, write_result
+from bench.tables import run
 from loader import database
 from loader.load import bulk_load
 from loader.source import Split, load_idx_dir, load_sample
@@ -168,4 +169,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -1,6 +1,8 @@
 """Soak: stream many rows at a fixed rate through the whole pipeline while sampling every process's memory.
 
-Inserts ``--rows`` numbered rows into mnist_test at ``--rate`` rows/s; ``python -m consumer.evaluate``
+Inserts ``--rows`` numbered rows into the benchmark's own table ``public.mnist_bench_soak`` (``bench/tables.py``;
+captured into ``tf.public.mnist_bench_soak``, both removed afterwards; the demo tables are never touched) at
+``--rate`` rows/s; ``python -m consumer.evaluate``
 (kafka-python source, an untrained model: accuracy is not the point) reads them live. Every ``--every``
 seconds it samples the resident memory of the Kafka and Connect JVMs and of the consumer. At the end it checks
 that every row reached the topic and the consumer, and that memory stayed within the stated bound:
@@ -24,10 +26,12 @@ from pathlib import Path
 
 from bench.numbered_rows import NumberedRows, end_offset, numbers_on_topic
 from bench.record import print_table, write_result
+from bench.tables import bench_table, run, topic_of
 from stack import connect, kafka
 from stack.config import StackConfig
 
-TOPIC = "tf.public.mnist_test"
+TABLE = "mnist_bench_soak"
+TOPIC = topic_of(TABLE)
 MIB = 1024 * 1024
 BOUNDS_MIB = {"kafka": 768 + 512, "connect": 1024 + 512, "consumer": 2048}
 
@@ -48,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
     cfg = StackConfig.from_env()
+    with bench_table(cfg, "soak"):
+        return soak(cfg, args, argv)
 
+
+def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.executable,
             "-m",
             "consumer.evaluate",
+            "--topic",
+            TOPIC,
             "--model",
             str(model),
             "--group-id",
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler.start()
     rows = NumberedRows(
         cfg.pg_kwargs(),
-        "mnist_test",
+        TABLE,
         args.rows,
         args.rate,
         batch=max(1, int(args.rate // 10)),
@@ -169,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -4,7 +4,9 @@ Two cases, each repeated: **streaming** (the connector is running; the 70,000 ro
 transaction; time from COMMIT to the last record decoded) and **snapshot** (the rows are in the table before a
 connector starts; time from registering it to the last record decoded). The consumer is ours with its default
 source: kafka-python batches, ``decode_records``, in a child process.
-Empties ``public.mnist_train`` first (a benchmark, not for data you keep).
+The rows go to the benchmark's own table ``public.mnist_bench_throughput`` (``bench/tables.py``: captured by the
+running connector into ``tf.public.mnist_bench_throughput``, removed afterwards); the demo tables and topics
+are never touched.
 
     python -m bench.throughput_bench                  # 70k rows, 3 repetitions of each case
     python -m bench.throughput_bench --limit 500 --reps 1 --no-record
@@ -24,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.record import print_table, summarise, write_result
+from bench.tables import bench_table, run, topic_of
 from loader.database import connect as pg_connect
-from loader.database import truncate
 from loader.load import bulk_load
 from loader.source import Split, load_idx_dir, load_sample
 from stack import connect
@@ -34,8 +36,11 @@ from stack.kafka import ensure_topics
 from stack.processes import wait_until
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-STREAM_TOPIC = "tf.public.mnist_train"
+TABLE = "mnist_bench_throughput"
+STREAM_TOPIC = topic_of(TABLE)
 SNAPSHOT_PREFIX = "snapbench"
+SNAPSHOT_TOPIC = f"{SNAPSHOT_PREFIX}.public.{TABLE}"
+SNAPSHOT_SLOT = "bench_snapshot_slot"  # bench_*: python -m stack up drops it if a killed run left it behind
 
 
 def child(topic: str, expected: int, start: str) -> None:
@@ -94,12 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     data = load_idx_dir(FASHION) if FASHION.is_dir() else load_sample()
     images = np.concatenate([data["train"].images, data["test"].images])[: args.limit]
     labels = np.concatenate([data["train"].labels, data["test"].labels])[: args.limit]
-    rows = Split("train", images, labels)
+    rows = Split(TABLE, images, labels)
     conn = pg_connect(cfg.pg_host, cfg.pg_port, cfg.pg_user, cfg.pg_database, cfg.pg_password)
+    try:
+        with bench_table(cfg, "throughput"):
+            streaming, snapshot = measure(cfg, conn, rows, args.reps)
+    finally:
+        conn.close()
+    return report(args, argv, rows, streaming, snapshot)
 
+
+def measure(cfg: StackConfig, conn, rows: Split, reps: int) -> tuple[list[float], list[float]]:
+    """Rows/s of each repetition of the streaming and the snapshot case."""
     streaming, snapshot = [], []
-    for _ in range(args.reps):
-        truncate(conn, ["train"])
+    for _ in range(reps):
+        with conn.cursor() as cur:
+            cur.execute(f"TRUNCATE public.{TABLE}")
         conn.commit()
         consumer = start_child(STREAM_TOPIC, len(rows), "latest")
         bulk_load(conn, [rows], lambda n: None)
@@ -107,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         result = finish(consumer)
         streaming.append(len(rows) / (result["last"] - committed))
 
-        ensure_topics(cfg, (f"{SNAPSHOT_PREFIX}.public.mnist_train",))
-        consumer = start_child(f"{SNAPSHOT_PREFIX}.public.mnist_train", len(rows), "earliest")
+        ensure_topics(cfg, (SNAPSHOT_TOPIC,))
+        consumer = start_child(SNAPSHOT_TOPIC, len(rows), "earliest")
         config = connect.connector_config(cfg)
         config.update(
-            {"topic.prefix": SNAPSHOT_PREFIX, "slot.name": "snapbench_slot", "table.include.list": "public.mnist_train"}
+            {"topic.prefix": SNAPSHOT_PREFIX, "slot.name": SNAPSHOT_SLOT, "table.include.list": f"public.{TABLE}"}
         )
         name = f"snapshot-bench-{uuid.uuid4().hex[:8]}"  # Connect keeps offsets by name: start clean
         registered = time.time()
@@ -122,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             connect.rest(cfg, "DELETE", f"/connectors/{name}")
             _cleanup(cfg, conn)
-    conn.close()
+    return streaming, snapshot
 
+
+def report(args: argparse.Namespace, argv: list[str] | None, rows: Split, streaming: list, snapshot: list) -> int:
     stats = {"streaming": summarise(streaming), "snapshot": summarise(snapshot)}
     print_table(
         f"Pipeline: {len(rows)} rows committed -> decoded by the consumer, {args.reps} repetitions (rows/s)",
@@ -150,21 +167,21 @@ def _cleanup(cfg: StackConfig, conn) -> None:
 
     def slot_dropped() -> bool:
         with conn.cursor() as cur:
-            cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = 'snapbench_slot'")
+            cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (SNAPSHOT_SLOT,))
             row = cur.fetchone()
             if row and not row[0]:
-                cur.execute("SELECT pg_drop_replication_slot('snapbench_slot')")
+                cur.execute("SELECT pg_drop_replication_slot(%s)", (SNAPSHOT_SLOT,))
         conn.commit()
         return row is None or not row[0]
 
     wait_until(slot_dropped, 30, 0.5)
     admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap)
     try:
-        admin.delete_topics([f"{SNAPSHOT_PREFIX}.public.mnist_train"])
+        admin.delete_topics([SNAPSHOT_TOPIC])
     finally:
         admin.close()
     time.sleep(2)  # topic deletion is asynchronous
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

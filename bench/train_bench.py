@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.record import print_table, summarise, write_result
+from bench.tables import run
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -83,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

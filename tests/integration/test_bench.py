@@ -1,9 +1,27 @@
 """Each benchmark script runs in a tiny configuration, so none rots. Figures are printed, never asserted:
-speed goals live in the benchmarks, not in timed tests."""
+speed goals live in the benchmarks, not in timed tests. No benchmark touches the demo's data: the row counts of
+``mnist_train``/``mnist_test`` and the end offsets of their topics are the same before and after each one."""
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
+
+from bench.numbered_rows import end_offset
+
+DEMO_TABLES = ("mnist_train", "mnist_test")
+DEMO_TOPICS = ("tf.public.mnist_train", "tf.public.mnist_test")
+
+
+def demo_data(pipeline) -> dict[str, int]:
+    """Rows of each demo table and the end offset of each demo topic."""
+    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
+        counts = {}
+        for table in DEMO_TABLES:
+            cur.execute(f"SELECT count(*) FROM public.{table}")
+            counts[table] = cur.fetchone()[0]
+    conn.close()
+    return {**counts, **{topic: end_offset(pipeline.bootstrap, topic) for topic in DEMO_TOPICS}}
 
 
 @pytest.mark.parametrize(
@@ -17,11 +35,14 @@ import pytest
         ("bench.soak", ["--rows", "1000", "--rate", "500", "--every", "0.5"], ["consumed by the model 1000"]),
     ],
 )
-def test_bench_script_runs_in_a_tiny_configuration(pipeline, script, args, expected):
+def test_bench_script_runs_in_a_tiny_configuration_and_leaves_the_demo_data_alone(pipeline, script, args, expected):
     if pipeline.backend != "native" and script in ("bench.soak",):
         pytest.skip("samples the memory of native processes")
+    before = demo_data(pipeline)
+
     result = pipeline.run(script, *args, "--no-record", timeout=600)
 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for text in expected:
         assert text in result.stdout, result.stdout
+    assert demo_data(pipeline) == before
