@@ -34,9 +34,8 @@ def closed_env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, env=env or closed_env(), capture_output=True, text=True, timeout=timeout
-    )
+    argv = [sys.executable, "-m", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env or closed_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def one_line(result: subprocess.CompletedProcess) -> str:
