@@ -34,8 +34,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 
 work="$(mktemp -d /var/tmp/fresh-machine.XXXXXX)"
 chmod 755 "$work"
-mounted=()
-timings=()
+touch "$work/timings"
 
 kill_inside() {  # every process whose root is the fresh machine (services the demo left running, on failure)
   local dir="$1" pid
@@ -45,15 +44,16 @@ kill_inside() {  # every process whose root is the fresh machine (services the d
 }
 
 cleanup() {
-  local status=$? dir i
+  local status=$? dir point
   for dir in "$work"/*/; do
     dir="${dir%/}"
     [ -d "$dir/etc" ] || continue
     kill_inside "$dir"
   done
   sleep 1
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
+  # Deepest first; read from /proc/mounts because suites mount in their own subshells.
+  for point in $(awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$point" 2>/dev/null || umount -l "$point" 2>/dev/null || true
   done
   if grep -q " $work" /proc/mounts; then
     say "still mounted under $work, not deleting it:" >&2
@@ -83,17 +83,17 @@ prepare() {  # prepare SUITE DIR: a stock minimal Debian with the host's CAs and
   fi
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
   echo "127.0.1.1 $(hostname)" >>"$dir/etc/hosts"  # sudo looks the host name up
-  mount -t proc proc "$dir/proc" && mounted+=("$dir/proc")
-  mount --bind /sys "$dir/sys" && mounted+=("$dir/sys")
-  mount --bind /dev "$dir/dev" && mounted+=("$dir/dev")
-  mount --bind /dev/pts "$dir/dev/pts" && mounted+=("$dir/dev/pts")
+  mount -t proc proc "$dir/proc"
+  mount --bind /sys "$dir/sys"
+  mount --bind /dev "$dir/dev"
+  mount --bind /dev/pts "$dir/dev/pts"
   # A plain bind of /dev leaves /dev/shm root-only; joblib (through Keras' scikit-learn) then warns on stderr.
-  mount -t tmpfs -o mode=1777 shm "$dir/dev/shm" && mounted+=("$dir/dev/shm")
+  mount -t tmpfs -o mode=1777 shm "$dir/dev/shm"
   chroot "$dir" update-ca-certificates >/dev/null 2>&1
   chroot "$dir" useradd --create-home --shell /bin/bash alice
   echo "alice ALL=(ALL) NOPASSWD: ALL" >"$dir/etc/sudoers.d/alice"
   chmod 0440 "$dir/etc/sudoers.d/alice"
-  timings+=("$suite debootstrap: $(($(date +%s) - started)) s")
+  echo "$suite debootstrap: $(($(date +%s) - started)) s" >>"$work/timings"
   say "$suite: $(chroot "$dir" python3 --version), root's home mode $(stat -c %a "$dir/root")"
 }
 
@@ -118,7 +118,7 @@ run_as() {  # run_as DIR USER LABEL COMMAND: COMMAND in the user's checkout, wit
     bash -c "cd ~/mnist-cdc && $command" </dev/null >"$log" 2>&1
   status=$?
   set -e
-  timings+=("$label: $(($(date +%s) - started)) s")
+  echo "$label: $(($(date +%s) - started)) s" >>"$work/timings"
   if [ $status -ne 0 ]; then
     tail -40 "$log" >&2
     fail "$label: '$command' exited $status"
@@ -146,9 +146,8 @@ CONNECT_URL="http://127.0.0.1:$(free_port)"
 say "commit $commit; ports: PGPORT=$PGPORT KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" \
   "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT CONNECT_URL=$CONNECT_URL"
 
-total_started=$(date +%s)
-for suite in "${suites[@]}"; do
-  dir="$work/$suite"
+run_suite() {  # run_suite SUITE: one fresh machine and the README's commands on it
+  local suite="$1" dir="$work/$1"
   mkdir "$dir"
   prepare "$suite" "$dir"
   case "$suite" in
@@ -162,7 +161,7 @@ for suite in "${suites[@]}"; do
       check_demo "$suite-user-demo"
       stop_stack "$dir" alice "$suite-user"
       run_as "$dir" alice "$suite-user-test" "make test"
-      say "$suite-user-test: $(grep -E '[0-9]+ passed'  "$work/$suite-user-test.log" | tail -1 || true)"
+      say "$suite-user-test: $(grep -E '[0-9]+ passed' "$work/$suite-user-test.log" | tail -1 || true)"
       ;;
     trixie)
       checkout "$dir" /home/alice alice
@@ -173,8 +172,32 @@ for suite in "${suites[@]}"; do
     *) fail "unknown suite $suite (bookworm or trixie)" ;;
   esac
   kill_inside "$dir"
+}
+
+total_started=$(date +%s)
+# The machines are independent (own directories, own ports): by default they run side by side, which keeps CI
+# well inside its time (the demos wait on the network and the stream more than on the CPU). FRESH_PARALLEL=0
+# runs them one after another.
+pids=()
+for suite in "${suites[@]}"; do
+  if [ "${FRESH_PARALLEL:-1}" = 1 ]; then
+    # Each machine gets its own ports, so two stacks never collide.
+    (
+      PGPORT="$(free_port)" KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$(free_port)"
+      KAFKA_CONTROLLER_PORT="$(free_port)" CONNECT_URL="http://127.0.0.1:$(free_port)"
+      say "$suite: ports PGPORT=$PGPORT KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS" \
+        "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT CONNECT_URL=$CONNECT_URL"
+      run_suite "$suite"
+    ) &
+    pids+=($!)
+  else
+    run_suite "$suite"
+  fi
 done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
 
 say "timings:"
-for timing in "${timings[@]}"; do say "  $timing"; done
+while read -r timing; do say "  $timing"; done <"$work/timings"
+[ $failed -eq 0 ] || fail "see the lines above"
 say "passed: ${suites[*]} in $(($(date +%s) - total_started)) s"
