@@ -1,7 +1,15 @@
-"""Connection settings shared by every command, read from the environment (DESIGN.md names)."""
+"""The one settings module: every command, benchmark and test reads its PostgreSQL, Kafka, Connect and topic
+settings here (names in docs/design.md, Configuration).
+
+Each group is a frozen dataclass built from the environment, with DEFAULTS written once below; a command's
+flags override the environment (``add_flags`` adds them with help that names the variable behind each flag,
+``from_args`` builds the settings). A value that cannot be used raises ``ConfigError`` naming the variable or
+flag, for a one-line error.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +18,7 @@ from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: The talk's and the compose file's defaults, on 127.0.0.1 (docs/design.md).
 DEFAULTS = {
     "PGHOST": "127.0.0.1",
     "PGPORT": "5432",
@@ -28,10 +37,10 @@ CONNECTOR_NAME = "mnist-connector"
 
 
 class ConfigError(Exception):
-    """A setting has a value that cannot be used; the message names the variable."""
+    """A setting has a value that cannot be used; the message names the variable (or flag)."""
 
 
-def _port(name: str, value: str) -> int:
+def _port(name: str, value: str | int) -> int:
     try:
         port = int(value)
     except ValueError:
@@ -41,72 +50,218 @@ def _port(name: str, value: str) -> int:
     return port
 
 
+def _lookup(env: Mapping[str, str] | None):
+    env = os.environ if env is None else env
+    return lambda name: env.get(name) or DEFAULTS[name]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names: Debezium's ``<topic.prefix>.<schema>.<table>`` (debezium/register-postgres.json) and ours."""
+
+    prefix: str = "tf"
+    invalid_suffix: str = ".invalid"  # the transform's invalid.topic.suffix
+    predictions: str = "mnist.predictions"
+
+    def of_table(self, table: str, schema: str = "public") -> str:
+        """The topic Debezium writes the rows of ``schema.table`` to.
+
+        >>> Topics().of_table("mnist_test")
+        'tf.public.mnist_test'
+        """
+        return f"{self.prefix}.{schema}.{table}"
+
+    @property
+    def train(self) -> str:
+        return self.of_table("mnist_train")
+
+    @property
+    def test(self) -> str:
+        return self.of_table("mnist_test")
+
+    def invalid(self, topic: str) -> str:
+        return topic + self.invalid_suffix
+
+
+TOPICS = Topics()
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """How to reach PostgreSQL as the table owner (libpq's own variable names)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> PostgresSettings:
+        get = _lookup(env)
+        values = {
+            "host": get("PGHOST"),
+            "port": get("PGPORT"),
+            "user": get("PGUSER"),
+            "password": get("PGPASSWORD"),
+            "database": get("PGDATABASE"),
+        }
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        port_name = "--port" if overrides.get("port") is not None else "PGPORT"
+        return cls(**{**values, "port": _port(port_name, values["port"])})
+
+    def connect_kwargs(self, **overrides) -> dict[str, object]:
+        """Keyword arguments for ``psycopg2.connect``; ``overrides`` (e.g. another user) win."""
+        kwargs = {"host": self.host, "port": self.port, "user": self.user, "password": self.password}
+        return {**kwargs, "dbname": self.database, **overrides}
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The brokers every client bootstraps from (a comma-separated list, as Kafka clients take it)."""
+
+    bootstrap_servers: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, bootstrap_servers: str | None = None) -> KafkaSettings:
+        servers = bootstrap_servers or _lookup(env)("KAFKA_BOOTSTRAP_SERVERS")
+        name = "--bootstrap-servers" if bootstrap_servers else "KAFKA_BOOTSTRAP_SERVERS"
+        for server in servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host:
+                raise ConfigError(f"{name}={server.strip()!r} is not host:port")
+            _port(name, port)
+        return cls(servers)
+
+    @property
+    def first(self) -> tuple[str, int]:
+        """Host and port of the first broker: the one the native stack runs.
+
+        >>> KafkaSettings("127.0.0.1:9092,other:9094").first
+        ('127.0.0.1', 9092)
+        """
+        host, _, port = self.bootstrap_servers.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    """Kafka Connect's REST address."""
+
+    url: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectSettings:
+        url = _lookup(env)("CONNECT_URL")
+        parsed = urlparse(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if parsed.scheme != "http" or not parsed.hostname or not port:
+            raise ConfigError(f"CONNECT_URL={url!r} is not http://host:port")
+        return cls(url.rstrip("/"))
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlparse(self.url).port or 0
+
+
+# Command-line flags and the settings behind them: (group, flag, attribute, variable, help).
+FLAGS = {
+    "postgres": [
+        ("--host", "host", "PGHOST", "PostgreSQL host"),
+        ("--port", "port", "PGPORT", "PostgreSQL port"),
+        ("--user", "user", "PGUSER", "PostgreSQL user, the table owner (password: env PGPASSWORD)"),
+        ("--dbname", "database", "PGDATABASE", "database"),
+    ],
+    "kafka": [("--bootstrap-servers", "bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", "Kafka brokers, host:port,...")],
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, *groups: str) -> None:
+    """Add the flags of ``groups`` (``postgres``, ``kafka``); each help says ``[env NAME, default VALUE]``.
+
+    Flags default to None, so the environment is read (and checked) only when the command runs: an invalid
+    PGPORT does not break ``--help``.
+    """
+    for group in groups:
+        for flag, attribute, variable, text in FLAGS[group]:
+            parser.add_argument(
+                flag, dest=f"{group}_{attribute}", help=f"{text} [env {variable}, default {DEFAULTS[variable]}]"
+            )
+
+
+def postgres_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> PostgresSettings:
+    return PostgresSettings.from_env(
+        env, **{attribute: getattr(args, f"postgres_{attribute}", None) for _, attribute, _, _ in FLAGS["postgres"]}
+    )
+
+
+def kafka_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> KafkaSettings:
+    return KafkaSettings.from_env(env, getattr(args, "kafka_bootstrap_servers", None))
+
+
 @dataclass(frozen=True)
 class StackConfig:
-    """Where each service listens and how to log in; ``from_env`` fills it from DESIGN.md's variables."""
+    """Everything the native stack needs: the settings groups, where its state lives, and the stack's own ports."""
 
     home: Path
-    pg_host: str
-    pg_port: int
-    pg_user: str
-    pg_password: str
-    pg_database: str
+    postgres: PostgresSettings
+    kafka: KafkaSettings
+    connect: ConnectSettings
     connector_password: str
-    kafka_host: str
-    kafka_port: int
     controller_port: int
-    connect_host: str
-    connect_port: int
     #: PostgreSQL as Connect reaches it (CONNECT_PGHOST/CONNECT_PGPORT, default PGHOST/PGPORT): the connector's
     #: database.hostname/port. Differs when Connect runs in a container (docker compose: postgres:5432).
     connect_pg_host: str
     connect_pg_port: int
+    topics: Topics = TOPICS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:
-        """Read the settings from ``env`` (default ``os.environ``), falling back to DESIGN.md's defaults."""
+        """Read the settings from ``env`` (default ``os.environ``), falling back to DEFAULTS."""
         env = os.environ if env is None else env
-
-        def get(name: str) -> str:
-            return env.get(name) or DEFAULTS[name]
-
-        bootstrap = get("KAFKA_BOOTSTRAP_SERVERS").split(",")[0].strip()
-        kafka_host, _, kafka_port = bootstrap.rpartition(":")
-        if not kafka_host:
-            raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap!r} is not host:port")
-        connect = urlparse(get("CONNECT_URL"))
-        if connect.scheme != "http" or not connect.hostname or not connect.port:
-            raise ConfigError(f"CONNECT_URL={get('CONNECT_URL')!r} is not http://host:port")
+        get = _lookup(env)
+        postgres = PostgresSettings.from_env(env)
         return cls(
             home=Path(env.get("STACK_HOME") or REPO_ROOT / ".stack").resolve(),
-            pg_host=get("PGHOST"),
-            pg_port=_port("PGPORT", get("PGPORT")),
-            pg_user=get("PGUSER"),
-            pg_password=get("PGPASSWORD"),
-            pg_database=get("PGDATABASE"),
+            postgres=postgres,
+            kafka=KafkaSettings.from_env(env),
+            connect=ConnectSettings.from_env(env),
             connector_password=get("DEBEZIUM_PGPASSWORD"),
-            kafka_host=kafka_host,
-            kafka_port=_port("KAFKA_BOOTSTRAP_SERVERS", kafka_port),
             controller_port=_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT")),
-            connect_host=connect.hostname,
-            connect_port=connect.port,
-            connect_pg_host=env.get("CONNECT_PGHOST") or get("PGHOST"),
-            connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or get("PGPORT")),
+            connect_pg_host=env.get("CONNECT_PGHOST") or postgres.host,
+            connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
         )
+
+    # The flat names the stack's modules use.
+    pg_host = property(lambda self: self.postgres.host)
+    pg_port = property(lambda self: self.postgres.port)
+    pg_user = property(lambda self: self.postgres.user)
+    pg_password = property(lambda self: self.postgres.password)
+    pg_database = property(lambda self: self.postgres.database)
+    kafka_host = property(lambda self: self.kafka.first[0])
+    kafka_port = property(lambda self: self.kafka.first[1])
+    connect_host = property(lambda self: self.connect.host)
+    connect_port = property(lambda self: self.connect.port)
 
     def pg_kwargs(self) -> dict[str, object]:
         """libpq connection settings of the table owner, for ``psycopg2.connect(**cfg.pg_kwargs())``."""
-        return {
-            "host": self.pg_host,
-            "port": self.pg_port,
-            "user": self.pg_user,
-            "password": self.pg_password,
-            "dbname": self.pg_database,
-        }
+        return self.postgres.connect_kwargs()
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        """The broker the native stack runs (the first of KAFKA_BOOTSTRAP_SERVERS)."""
+        return "{}:{}".format(*self.kafka.first)
 
     @property
     def connect_url(self) -> str:
