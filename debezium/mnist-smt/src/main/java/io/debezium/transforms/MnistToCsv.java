@@ -28,20 +28,29 @@ import org.apache.kafka.connect.transforms.util.SimpleConfig;
  * Output: key = the label as a decimal string ({@code "7"}), value = the pixels as unsigned decimal integers
  * joined by commas ({@code "0,0,...,255"}), both with STRING schemas; topic, partition, timestamp and headers kept.
  *
+ * <p>Where the row came from travels in two STRING headers, so that a predictor can key its answer by the source
+ * row: {@value #TABLE_HEADER}, the table (the last part of the topic name, which Debezium makes
+ * {@code <topic.prefix>.<schema>.<table>}), and {@value #ID_HEADER}, the row's integer {@code id.field} as decimal
+ * text ({@code "42"}). The worker's default header converter (SimpleHeaderConverter) writes a STRING header as its
+ * UTF-8 bytes. A row without that field, or with a NULL or non-integer one, gets no {@value #ID_HEADER}.
+ *
  * <p>{@code apply} never throws, because a throwing transform fails the connector task and stops streaming
  * for every captured table. A NULL value (a delete) passes through or is dropped, as configured. A Struct
  * with neither the label nor the pixels field is not an MNIST row (a heartbeat, another table) and passes
  * through unchanged. Every other row that cannot be converted goes to {@code <topic><invalid.topic.suffix>}
- * with the reason in the {@value #ERROR_HEADER} header and its content kept, so nothing is lost.
+ * with the reason in the {@value #ERROR_HEADER} header, the same source headers (the table of the original topic)
+ * and its content kept, so nothing is lost.
  */
 public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>, Versioned {
 
     public static final String OVERVIEW_DOC = "Converts an MNIST row (label, pixels) into a record whose key is the label "
             + "as a decimal string and whose value is the pixels as comma-separated unsigned integers. Rows that cannot "
-            + "be converted are re-routed to '<topic><invalid.topic.suffix>' with the reason in the 'mnist.error' header.";
+            + "be converted are re-routed to '<topic><invalid.topic.suffix>' with the reason in the 'mnist.error' header. "
+            + "Both carry the source table and row id in the 'mnist.table' and 'mnist.id' headers.";
 
     public static final String LABEL_FIELD_CONFIG = "label.field";
     public static final String PIXELS_FIELD_CONFIG = "pixels.field";
+    public static final String ID_FIELD_CONFIG = "id.field";
     public static final String IMAGE_WIDTH_CONFIG = "image.width";
     public static final String IMAGE_HEIGHT_CONFIG = "image.height";
     public static final String LABEL_MIN_CONFIG = "label.min";
@@ -54,6 +63,10 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
     public static final String PIXELS_FIELD_ALIAS = "pixels_column";
 
     public static final String ERROR_HEADER = "mnist.error";
+    /** The source table, e.g. {@code mnist_test}. */
+    public static final String TABLE_HEADER = "mnist.table";
+    /** The source row's id as decimal text, e.g. {@code 42}. */
+    public static final String ID_HEADER = "mnist.id";
     public static final String VERSION = "1.0.0";
 
     /** What to do with a record whose value is NULL: since Debezium 3.2 every DELETE arrives as one. */
@@ -73,6 +86,9 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
                     "Name of the integer field holding the label.")
             .define(PIXELS_FIELD_CONFIG, Type.STRING, "pixels", new ConfigDef.NonEmptyString(), Importance.HIGH,
                     "Name of the bytes field holding the pixels, one unsigned byte a pixel, row-major.")
+            .define(ID_FIELD_CONFIG, Type.STRING, "id", new ConfigDef.NonEmptyString(), Importance.MEDIUM,
+                    "Name of the integer field identifying the row (its primary key); its value goes, as decimal "
+                            + "text, into the 'mnist.id' header.")
             .define(IMAGE_WIDTH_CONFIG, Type.INT, 28, ConfigDef.Range.between(1, 4096), Importance.MEDIUM,
                     "Image width in pixels; a valid row has image.width × image.height pixel bytes.")
             .define(IMAGE_HEIGHT_CONFIG, Type.INT, 28, ConfigDef.Range.between(1, 4096), Importance.MEDIUM,
@@ -94,6 +110,7 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
 
     private String labelField;
     private String pixelsField;
+    private String idField;
     private int pixelCount;
     private String imageShape;
     private int labelMin;
@@ -106,6 +123,7 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         SimpleConfig config = new SimpleConfig(CONFIG_DEF, props);
         labelField = resolveAlias(config, props, LABEL_FIELD_CONFIG, LABEL_FIELD_ALIAS);
         pixelsField = resolveAlias(config, props, PIXELS_FIELD_CONFIG, PIXELS_FIELD_ALIAS);
+        idField = config.getString(ID_FIELD_CONFIG);
         int width = config.getInt(IMAGE_WIDTH_CONFIG);
         int height = config.getInt(IMAGE_HEIGHT_CONFIG);
         pixelCount = width * height;
@@ -143,7 +161,7 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
             return nullValueHandling == NullValueHandling.DROP ? null : record;
         }
         if (!(value instanceof Struct struct)) {
-            return toInvalid(record, record.valueSchema(), value,
+            return toInvalid(record, null, record.valueSchema(), value,
                     "value is not a Struct but " + value.getClass().getSimpleName());
         }
         Field label = struct.schema().field(labelField);
@@ -153,14 +171,43 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         }
         String reason = invalidReason(struct, label, pixels);
         if (reason != null) {
-            return toInvalid(record, Schema.STRING_SCHEMA, structToJson(struct), reason);
+            return toInvalid(record, struct, Schema.STRING_SCHEMA, structToJson(struct), reason);
         }
         long labelValue = ((Number) struct.get(label)).longValue();
         byte[] pixelBytes = toBytes(struct.get(pixels));
         return record.newRecord(record.topic(), record.kafkaPartition(),
                 Schema.STRING_SCHEMA, Long.toString(labelValue),
                 Schema.STRING_SCHEMA, pixelsToCsv(pixelBytes),
-                record.timestamp(), record.headers());
+                record.timestamp(), sourceHeaders(record, struct));
+    }
+
+    /** A copy of the record's headers (the input is left alone) plus the row's table and, when known, its id. */
+    private Headers sourceHeaders(R record, Struct row) {
+        Headers headers = record.headers().duplicate();
+        if (record.topic() != null) {
+            headers.addString(TABLE_HEADER, tableOf(record.topic()));
+        }
+        String id = row == null ? null : idOf(row);
+        if (id != null) {
+            headers.addString(ID_HEADER, id);
+        }
+        return headers;
+    }
+
+    /** The table of a Debezium topic {@code <topic.prefix>.<schema>.<table>}: {@code "mnist_test"}. */
+    static String tableOf(String topic) {
+        return topic.substring(topic.lastIndexOf('.') + 1);
+    }
+
+    /** The row's id as decimal text, or null when it has no integer {@code id.field}. */
+    private String idOf(Struct row) {
+        Field field = row.schema().field(idField);
+        Object id = field == null ? null : row.get(field);
+        return isInteger(id) ? Long.toString(((Number) id).longValue()) : null;
+    }
+
+    private static boolean isInteger(Object value) {
+        return value instanceof Byte || value instanceof Short || value instanceof Integer || value instanceof Long;
     }
 
     /** Why the row cannot be converted, or null when it can. */
@@ -175,8 +222,7 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         if (labelValue == null) {
             return "label is NULL";
         }
-        if (!(labelValue instanceof Byte || labelValue instanceof Short || labelValue instanceof Integer
-                || labelValue instanceof Long)) {
+        if (!isInteger(labelValue)) {
             return "label is not an integer but " + labelValue.getClass().getSimpleName();
         }
         long labelNumber = ((Number) labelValue).longValue();
@@ -197,8 +243,9 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         return null;
     }
 
-    private R toInvalid(R record, Schema valueSchema, Object value, String reason) {
-        Headers headers = record.headers().duplicate();
+    /** The record on the invalid topic; {@code row} is the value when it is a Struct, else null (no id known). */
+    private R toInvalid(R record, Struct row, Schema valueSchema, Object value, String reason) {
+        Headers headers = sourceHeaders(record, row);
         headers.addString(ERROR_HEADER, reason);
         return record.newRecord(record.topic() + invalidTopicSuffix, record.kafkaPartition(),
                 record.keySchema(), record.key(), valueSchema, value, record.timestamp(), headers);
@@ -308,6 +355,7 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         Map<String, Object> settings = new HashMap<>();
         settings.put(LABEL_FIELD_CONFIG, labelField);
         settings.put(PIXELS_FIELD_CONFIG, pixelsField);
+        settings.put(ID_FIELD_CONFIG, idField);
         settings.put("pixel.count", pixelCount);
         settings.put(LABEL_MIN_CONFIG, labelMin);
         settings.put(LABEL_MAX_CONFIG, labelMax);

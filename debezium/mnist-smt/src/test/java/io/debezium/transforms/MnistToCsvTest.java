@@ -1,5 +1,6 @@
 package io.debezium.transforms;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -12,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Base64;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -22,6 +24,7 @@ import org.apache.kafka.connect.data.Struct;
 import org.apache.kafka.connect.header.ConnectHeaders;
 import org.apache.kafka.connect.header.Header;
 import org.apache.kafka.connect.source.SourceRecord;
+import org.apache.kafka.connect.storage.SimpleHeaderConverter;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -60,6 +63,11 @@ class MnistToCsvTest {
 
     private static String errorOf(SourceRecord record) {
         Header header = record.headers().lastWithName(MnistToCsv.ERROR_HEADER);
+        return header == null ? null : (String) header.value();
+    }
+
+    private static String headerOf(SourceRecord record, String name) {
+        Header header = record.headers().lastWithName(name);
         return header == null ? null : (String) header.value();
     }
 
@@ -312,6 +320,7 @@ class MnistToCsvTest {
 
         assertEquals("label", settings.get("label.field"));
         assertEquals("pixels", settings.get("pixels.field"));
+        assertEquals("id", settings.get("id.field"));
         assertEquals(784, settings.get("pixel.count"));
         assertEquals(0, settings.get("label.min"));
         assertEquals(9, settings.get("label.max"));
@@ -356,6 +365,131 @@ class MnistToCsvTest {
             assertTrue(doc != null && !doc.isBlank(), name + " has no doc string");
         }
         assertSame(MnistToCsv.CONFIG_DEF, transform.config());
+    }
+
+    @Test
+    void validRowCarriesItsTableAndIdInStringHeaders() {
+        SourceRecord output = applyDefault(row((short) 7, blankImage()));
+
+        assertEquals("mnist_train", headerOf(output, MnistToCsv.TABLE_HEADER));
+        assertEquals("42", headerOf(output, MnistToCsv.ID_HEADER));
+        assertEquals(Schema.STRING_SCHEMA, output.headers().lastWithName(MnistToCsv.ID_HEADER).schema());
+        assertEquals("test", headerOf(output, "origin"));
+        assertEquals(3, output.headers().size(), "origin, mnist.table, mnist.id and nothing else");
+        assertEquals("7", output.key());
+        assertEquals(String.join(",", Collections.nCopies(784, "0")), output.value());
+    }
+
+    @Test
+    void invalidRowCarriesTheTableOfItsOriginalTopicAndItsId() {
+        SourceRecord output = applyDefault(row((short) 12, blankImage()));
+
+        assertEquals(TOPIC + ".invalid", output.topic());
+        assertEquals("label 12 is outside 0..9", errorOf(output));
+        assertEquals("mnist_train", headerOf(output, MnistToCsv.TABLE_HEADER));
+        assertEquals("42", headerOf(output, MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void valueThatIsNotAStructGetsTheTableButNoId() {
+        SourceRecord output = applyDefault(record(Schema.STRING_SCHEMA, "7;0,0,0"));
+
+        assertEquals("mnist_train", headerOf(output, MnistToCsv.TABLE_HEADER));
+        assertNull(output.headers().lastWithName(MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void rowWithoutIdFieldIsConvertedWithTheTableButNoIdHeader() {
+        Schema schema = SchemaBuilder.struct().field("label", Schema.INT16_SCHEMA)
+                .field("pixels", Schema.BYTES_SCHEMA).build();
+
+        SourceRecord output = applyDefault(record(schema,
+                new Struct(schema).put("label", (short) 4).put("pixels", blankImage())));
+
+        assertEquals(TOPIC, output.topic());
+        assertEquals("4", output.key());
+        assertEquals("mnist_train", headerOf(output, MnistToCsv.TABLE_HEADER));
+        assertNull(output.headers().lastWithName(MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void nullOrNonIntegerIdGivesNoIdHeader() {
+        Schema schema = SchemaBuilder.struct().field("id", Schema.OPTIONAL_STRING_SCHEMA)
+                .field("label", Schema.INT16_SCHEMA).field("pixels", Schema.BYTES_SCHEMA).build();
+        transform.configure(Map.of());
+
+        for (String id : new String[] {null, "a1"}) {
+            SourceRecord output = transform.apply(record(schema,
+                    new Struct(schema).put("id", id).put("label", (short) 4).put("pixels", blankImage())));
+
+            assertEquals("4", output.key());
+            assertNull(output.headers().lastWithName(MnistToCsv.ID_HEADER), "id " + id);
+        }
+    }
+
+    @Test
+    void bigintIdIsWrittenInFull() {
+        Schema schema = SchemaBuilder.struct().field("id", Schema.INT64_SCHEMA)
+                .field("label", Schema.INT16_SCHEMA).field("pixels", Schema.BYTES_SCHEMA).build();
+
+        SourceRecord output = applyDefault(record(schema, new Struct(schema)
+                .put("id", 9_007_199_254_740_993L).put("label", (short) 1).put("pixels", blankImage())));
+
+        assertEquals("9007199254740993", headerOf(output, MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void idFieldIsConfigurable() {
+        Schema schema = SchemaBuilder.struct().field("image_id", Schema.INT32_SCHEMA)
+                .field("label", Schema.INT16_SCHEMA).field("pixels", Schema.BYTES_SCHEMA).build();
+        transform.configure(Map.of("id.field", "image_id"));
+
+        SourceRecord output = transform.apply(record(schema,
+                new Struct(schema).put("image_id", 5).put("label", (short) 1).put("pixels", blankImage())));
+
+        assertEquals("5", headerOf(output, MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void tombstonePassesThroughWithoutSourceHeaders() {
+        SourceRecord tombstone = record(ROW_SCHEMA, null);
+
+        SourceRecord output = applyDefault(tombstone);
+
+        assertSame(tombstone, output);
+        assertNull(output.headers().lastWithName(MnistToCsv.TABLE_HEADER));
+        assertNull(output.headers().lastWithName(MnistToCsv.ID_HEADER));
+    }
+
+    @Test
+    void tableIsTheLastPartOfTheTopic() {
+        assertEquals("mnist_test", MnistToCsv.tableOf("tf.public.mnist_test"));
+        assertEquals("mnist_test", MnistToCsv.tableOf("my.app.public.mnist_test"));
+        assertEquals("mnist_test", MnistToCsv.tableOf("mnist_test"));
+    }
+
+    /** What a plain consumer reads: the worker's default header converter writes headers as decimal text. */
+    @Test
+    void headersReachKafkaAsDecimalTextWithTheDefaultHeaderConverter() {
+        SourceRecord output = applyDefault(row((short) 7, blankImage()));
+        // As ExtractNewRecordState's add.headers=source.ts_ms adds it: the field's INT64 schema, made optional.
+        output.headers().add("__source_ts_ms", 1_700_000_000_123L, Schema.OPTIONAL_INT64_SCHEMA);
+
+        try (SimpleHeaderConverter converter = new SimpleHeaderConverter()) {
+            converter.configure(Map.of());
+            assertArrayEquals("42".getBytes(StandardCharsets.UTF_8), bytesOf(converter, output, MnistToCsv.ID_HEADER));
+            assertArrayEquals("mnist_train".getBytes(StandardCharsets.UTF_8),
+                    bytesOf(converter, output, MnistToCsv.TABLE_HEADER));
+            assertArrayEquals("1700000000123".getBytes(StandardCharsets.UTF_8),
+                    bytesOf(converter, output, "__source_ts_ms"));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static byte[] bytesOf(SimpleHeaderConverter converter, SourceRecord record, String name) {
+        Header header = record.headers().lastWithName(name);
+        return converter.fromConnectHeader(record.topic(), name, header.schema(), header.value());
     }
 
     private void assertConfigError(Map<String, String> props, String option) {
