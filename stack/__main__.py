@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stack import assemble as assemble_module
-from stack import connect, kafka, runner
-from stack.assemble import assemble
+from stack import runner
 from stack.config import ConfigError, StackConfig
 from stack.processes import StepError
 
@@ -41,11 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
-            if assemble_module.stale_parts(cfg) and (kafka.running_pid(cfg) or connect.running_pid(cfg)):
-                # Swapping jars under a running JVM breaks it; `up` builds aside, stops what uses them, swaps.
-                raise StepError("assemble: the stack is running; `python -m stack up` re-assembles and restarts it")
-            did = assemble(cfg)
-            _say(f"{'assembled' if did else 'already assembled'}: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+            did = runner.assemble_jars(cfg)
+            _say(f"{'assembled' if did else 'already assembled'}: {runner.assembled(cfg)}")
             return 0
         if args.command == "up":
             if not runner.up(cfg, _say):

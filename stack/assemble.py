@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
+from stack.assembled import lib_dir, plugin_dir
 from stack.config import REPO_ROOT, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions
@@ -26,19 +27,21 @@ STACK_POM = REPO_ROOT / "stack" / "pom.xml"
 SMT_DIR = REPO_ROOT / "debezium" / "mnist-smt"
 
 
-PARTS = ("lib", "plugins")
-
-
-def lib_dir(cfg: StackConfig) -> Path:
-    return cfg.home / "lib"
-
-
-def plugin_dir(cfg: StackConfig) -> Path:
-    return cfg.home / "plugins"
+#: The parts, in build order, and where each one lives once swapped in.
+LIVE = {"lib": lib_dir, "plugins": plugin_dir}
+PARTS = tuple(LIVE)
 
 
 def _stamp_file(cfg: StackConfig) -> Path:
     return cfg.home / "assembled.json"
+
+
+def _stored_stamp(cfg: StackConfig) -> dict[str, str]:
+    """What was assembled last (empty when nothing was, or the stamp is unreadable: everything is stale)."""
+    try:
+        return json.loads(_stamp_file(cfg).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _digest(paths: list[Path], *values: str) -> str:
@@ -61,16 +64,8 @@ def _stamp(versions: dict[str, str]) -> dict[str, str]:
 
 def stale_parts(cfg: StackConfig) -> set[str]:
     """The parts (``lib``, ``plugins``) whose versions or sources changed since they were assembled."""
-    wanted = _stamp(pinned_versions())
-    try:
-        stored = json.loads(_stamp_file(cfg).read_text())
-    except (OSError, ValueError):
-        stored = {}
-    return {part for part in PARTS if stored.get(part) != wanted[part] or not (cfg.home / part).is_dir()}
-
-
-def is_assembled(cfg: StackConfig) -> bool:
-    return not stale_parts(cfg)
+    wanted, stored = _stamp(pinned_versions()), _stored_stamp(cfg)
+    return {part for part, live in LIVE.items() if stored.get(part) != wanted[part] or not live(cfg).is_dir()}
 
 
 def _mvn(args: list[str], step: str, log: Path) -> None:
@@ -159,15 +154,11 @@ def swap(cfg: StackConfig, parts: set[str]) -> None:
 
     Call only when no JVM uses these parts: the old jars are deleted.
     """
-    wanted = _stamp(pinned_versions())
-    try:
-        stamp = json.loads(_stamp_file(cfg).read_text())
-    except (OSError, ValueError):
-        stamp = {}
+    wanted, stamp = _stamp(pinned_versions()), _stored_stamp(cfg)
     for part in PARTS:
         if part not in parts:
             continue
-        live, old = cfg.home / part, cfg.home / f"{part}.old"
+        live, old = LIVE[part](cfg), cfg.home / f"{part}.old"
         shutil.rmtree(old, ignore_errors=True)
         if live.exists():
             live.rename(old)
@@ -179,12 +170,11 @@ def swap(cfg: StackConfig, parts: set[str]) -> None:
     _stamp_file(cfg).write_text(json.dumps(stamp, indent=2) + "\n")
 
 
-def assemble(cfg: StackConfig, force: bool = False) -> bool:
-    """Build and swap in the parts that are stale (all with ``force``); True when work was done.
+def assemble(cfg: StackConfig, parts: set[str]) -> bool:
+    """Build and swap in ``parts`` (those ``stale_parts`` names); True when there was any.
 
     The caller makes sure no JVM runs on them (``python -m stack up`` stops and restarts them).
     """
-    parts = set(PARTS) if force else stale_parts(cfg)
     if not parts:
         return False
     build(cfg, parts)

@@ -7,26 +7,24 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from stack.assemble import plugin_dir
+from stack.assembled import plugin_dir
 from stack.config import CONNECTOR_NAME, REPO_ROOT, StackConfig
-from stack.kafka import classpath, java
-from stack.processes import StepError, jvm_env, read_pid, start_process, stop_process
+from stack.jvm_service import JvmService, jvm_env
+from stack.processes import StepError
 
 CONNECTOR_JSON = REPO_ROOT / "debezium" / "register-postgres.json"
-MAIN_CLASS = "org.apache.kafka.connect.cli.ConnectDistributed"
-HEAP = "-Xmx1g"
-
-
-def config_file(cfg: StackConfig) -> Path:
-    return cfg.home / "connect" / "worker.properties"
-
-
-def log_file(cfg: StackConfig) -> Path:
-    return cfg.logs / "connect.log"
-
-
-def pid_file(cfg: StackConfig) -> Path:
-    return cfg.run / "connect.pid"
+SERVICE = JvmService(
+    "connect",
+    main_class="org.apache.kafka.connect.cli.ConnectDistributed",
+    config_name="worker.properties",
+    heap="-Xmx1g",
+)
+# The service's files and lifecycle under the names the rest of the code (tests, bench) calls.
+config_file = SERVICE.config_file
+log_file = SERVICE.log_file
+pid_file = SERVICE.pid_file
+running_pid = SERVICE.running_pid
+stop = SERVICE.stop
 
 
 def write_config(cfg: StackConfig) -> Path:
@@ -76,25 +74,10 @@ def write_config(cfg: StackConfig) -> Path:
 
 
 def start(cfg: StackConfig) -> int:
-    config = write_config(cfg)
+    write_config(cfg)
     # Connect sees the connector's password and nothing else of ours: any local process may register a
     # connector, and ${env:...} would hand it whatever the worker's environment holds.
-    env = jvm_env({"DEBEZIUM_PGPASSWORD": cfg.connector_password})
-    argv = [java(), HEAP, "-cp", classpath(cfg), MAIN_CLASS, str(config)]
-    return start_process(argv, log_file(cfg), pid_file(cfg), env=env)
-
-
-def marks(cfg: StackConfig) -> tuple[str, str]:
-    """What our worker's command line holds: its main class and this stack's config file."""
-    return MAIN_CLASS, str(config_file(cfg))
-
-
-def running_pid(cfg: StackConfig) -> int | None:
-    return read_pid(pid_file(cfg), marks(cfg))
-
-
-def stop(cfg: StackConfig) -> bool:
-    return stop_process(pid_file(cfg), marks(cfg), timeout=30)
+    return SERVICE.start(cfg, env=jvm_env({"DEBEZIUM_PGPASSWORD": cfg.connector_password}))
 
 
 def rest(cfg: StackConfig, method: str, path: str, body: dict | None = None, timeout: float = 10.0):

@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
-from stack.assemble import lib_dir
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from stack.config import StackConfig
-from stack.processes import StepError, jvm_env, read_pid, start_process, stop_process
+from stack.jvm_service import JvmService, classpath, java, jvm_env
+from stack.processes import StepError
 
-MAIN_CLASS = "kafka.Kafka"
-HEAP = "-Xmx768m"
-
-
-def java() -> str:
-    path = shutil.which("java")
-    if path is None:
-        raise StepError("java not found; install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
-    return path
-
-
-def classpath(cfg: StackConfig) -> str:
-    return f"{lib_dir(cfg)}/*"
+SERVICE = JvmService("kafka", main_class="kafka.Kafka", config_name="server.properties", heap="-Xmx768m")
+# The service's files and lifecycle under the names the rest of the code (tests, bench) calls.
+config_file = SERVICE.config_file
+log_file = SERVICE.log_file
+pid_file = SERVICE.pid_file
+running_pid = SERVICE.running_pid
+stop = SERVICE.stop
 
 
 def data_dir(cfg: StackConfig) -> Path:
-    return cfg.home / "kafka" / "data"
-
-
-def config_file(cfg: StackConfig) -> Path:
-    return cfg.home / "kafka" / "server.properties"
-
-
-def log_file(cfg: StackConfig) -> Path:
-    return cfg.logs / "kafka.log"
-
-
-def pid_file(cfg: StackConfig) -> Path:
-    return cfg.run / "kafka.pid"
+    return SERVICE.home(cfg) / "data"
 
 
 def write_config(cfg: StackConfig) -> Path:
@@ -114,37 +98,36 @@ def ensure_formatted(cfg: StackConfig) -> bool:
 
 
 def start(cfg: StackConfig) -> int:
-    config = write_config(cfg)
-    argv = [java(), HEAP, "-cp", classpath(cfg), MAIN_CLASS, str(config)]
+    write_config(cfg)
     # The broker needs no credential of ours (PGPASSWORD stays out of its /proc/<pid>/environ).
-    return start_process(argv, log_file(cfg), pid_file(cfg), env=jvm_env())
+    return SERVICE.start(cfg, env=jvm_env())
 
 
-def marks(cfg: StackConfig) -> tuple[str, str]:
-    """What our worker's command line holds: its main class and this stack's config file."""
-    return MAIN_CLASS, str(config_file(cfg))
+def _admin(cfg: StackConfig) -> AdminClient:
+    """A librdkafka admin client of the broker; it connects lazily: the first request says whether it answers."""
+    return AdminClient(
+        {
+            "bootstrap.servers": cfg.kafka_bootstrap,
+            # librdkafka logs every refused connection to stderr from its own threads (several a second while
+            # the broker starts or is down); the outcome reaches us as the request's error, so it stays quiet.
+            "log_level": 0,
+        }
+    )
 
 
-def running_pid(cfg: StackConfig) -> int | None:
-    return read_pid(pid_file(cfg), marks(cfg))
+def _topics(admin: AdminClient, timeout: float) -> set[str]:
+    """The broker's topics; KafkaException when it does not answer within ``timeout`` seconds (without a timeout
+    librdkafka retries a broker that is down for ever)."""
+    return set(admin.list_topics(timeout=timeout).topics)
 
 
 def answers_metadata(cfg: StackConfig) -> bool:
-    """True when the broker answers a metadata request (kafka-python)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
+    """True when the broker answers a metadata request within 3 seconds."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=3000)
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
+        _topics(_admin(cfg), timeout=3)
         return True
-    except (KafkaError, OSError):
+    except KafkaException:
         return False
-    finally:
-        admin.close()
 
 
 # Created by `up`, so a consumer started before the first row (the live demo) finds its topic.
@@ -158,31 +141,29 @@ TOPICS = (
 
 
 def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[str]:
-    """Create the pipeline's topics that do not exist yet; return the names created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    """Create the pipeline's topics that do not exist yet; return the names created.
 
+    Idempotent: a topic that another client (Connect's auto-creation) made in the meantime is no error.
+    """
+    admin = _admin(cfg)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
-    except (KafkaError, OSError) as error:
-        # NoBrokersAvailable / "Unable to bootstrap": the broker died or never listened on that address.
+        existing = _topics(admin, timeout=10)
+    except KafkaException as error:
+        # _TRANSPORT / _TIMED_OUT: the broker died or never listened on that address.
         raise StepError(
-            f"kafka: creating topics failed: no broker answers at {cfg.kafka_bootstrap} ({error}); see {log_file(cfg)}"
+            f"kafka: creating topics failed: no broker answers at {cfg.kafka_bootstrap} ({error.args[0].str()}); "
+            f"see {log_file(cfg)}"
         ) from None
-    try:
-        missing = [t for t in topics if t not in set(admin.list_topics())]
-        if missing:
-            try:
-                admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in missing])
-            except TopicAlreadyExistsError:
-                pass
-        return missing
-    except KafkaError as error:
-        raise StepError(f"kafka: creating topics failed: {error}; see {log_file(cfg)}") from None
-    finally:
-        admin.close()
-
-
-def stop(cfg: StackConfig) -> bool:
-    return stop_process(pid_file(cfg), marks(cfg), timeout=30)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return []
+    # operation_timeout: each future resolves once the controller has created the topic, so a consumer started
+    # right after `up` finds it; request_timeout bounds the call when the broker stops answering meanwhile.
+    new = [NewTopic(t, num_partitions=1, replication_factor=1) for t in missing]
+    for future in admin.create_topics(new, request_timeout=10, operation_timeout=10).values():
+        try:
+            future.result()
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StepError(f"kafka: creating topics failed: {error.args[0].str()}; see {log_file(cfg)}") from None
+    return missing

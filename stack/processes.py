@@ -99,21 +99,26 @@ def read_pid(pid_file: Path, marks: Sequence[str] = ()) -> int | None:
     return pid if all(mark in arguments for mark in marks) else None
 
 
-def pid_alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat from field 3 on (after the command name, which may hold spaces and
+    parentheses itself); empty when there is no such process."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+        return []
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs: a zombie (Z) or dead task (X) has exited and holds nothing."""
+    stat = _stat(pid)
+    return bool(stat) and stat[0] not in ("Z", "X")
 
 
 def start_time(pid: int) -> str | None:
     """When ``pid`` started, in clock ticks since boot (/proc/<pid>/stat field 22): a pid with its start time
     names one process, even after the pid is reused."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    stat = _stat(pid)
+    return stat[19] if len(stat) > 19 else None
 
 
 def command_line(pid: int) -> list[str]:
@@ -121,17 +126,6 @@ def command_line(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-
-
-#: What a JVM of the stack needs from our environment; everything else (PGPASSWORD above all) stays out of it.
-JVM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
-
-
-def jvm_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment for a JVM: ``JVM_ENV`` from ours, plus ``extra``."""
-    env = {name: os.environ[name] for name in JVM_ENV if name in os.environ}
-    env.setdefault("PATH", "/usr/bin:/bin")
-    return {**env, **(extra or {})}
 
 
 def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None) -> int:

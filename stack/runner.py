@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stack import assemble, connect, kafka, postgres
+from stack.assembled import lib_dir, plugin_dir
 from stack.config import CONNECTOR_NAME, StackConfig
 from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
 
@@ -128,23 +129,40 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     return True
 
 
+def assembled(cfg: StackConfig) -> str:
+    """Where the jars are, for the lines that say they were (re-)assembled."""
+    return f"{lib_dir(cfg)}, {plugin_dir(cfg)}"
+
+
+def assemble_jars(cfg: StackConfig) -> bool:
+    """``python -m stack assemble`` (make setup): build and swap in the stale parts; True when there were any.
+
+    Refused while Kafka or Connect runs: swapping jars under a running JVM breaks it (``up`` builds them aside,
+    stops what uses them, swaps).
+    """
+    stale = assemble.stale_parts(cfg)
+    if stale and (kafka.running_pid(cfg) or connect.running_pid(cfg)):
+        raise StepError("assemble: the stack is running; `python -m stack up` re-assembles and restarts it")
+    return assemble.assemble(cfg, stale)
+
+
 def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: Say) -> None:
     """Build the stale parts beside the live ones, stop the JVMs that load them, swap; ``running`` is updated."""
     if not stale:
-        say(f"assemble   up to date: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+        say(f"assemble   up to date: {assembled(cfg)}")
         return
     assemble.build(cfg, stale)  # the running JVMs keep their jars meanwhile
     users = sorted({name for part in stale for name in USERS[part] if running[name]})
     if not users:
         assemble.swap(cfg, stale)
-        say(f"assemble   assembled: {cfg.home / 'lib'}, {cfg.home / 'plugins'}")
+        say(f"assemble   assembled: {assembled(cfg)}")
         return
     reasons = "; ".join(REASONS[part] for part in assemble.PARTS if part in stale)
     say(f"assemble   re-assembled ({reasons}); restarting {' and '.join(users)}")
-    for name, stop in (("connect", connect.stop), ("kafka", kafka.stop)):
-        if name in users:
-            stop(cfg)
-            running[name] = False
+    for service in (connect.SERVICE, kafka.SERVICE):  # Connect first: it is Kafka's client
+        if service.name in users:
+            service.stop(cfg)
+            running[service.name] = False
     assemble.swap(cfg, stale)
 
 

@@ -1,0 +1,21 @@
+"""Where the assembled JVM side lives under ``$STACK_HOME``: written by ``assemble``, read by the services.
+
+A module of its own so that Kafka and Connect find their jars without importing the build (Maven, archives,
+stamps) that puts them there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stack.config import StackConfig
+
+
+def lib_dir(cfg: StackConfig) -> Path:
+    """The Kafka and Connect classpath (every jar of stack/pom.xml's runtime scope)."""
+    return cfg.home / "lib"
+
+
+def plugin_dir(cfg: StackConfig) -> Path:
+    """Connect's ``plugin.path``: the Debezium PostgreSQL connector and our MnistToCsv transform."""
+    return cfg.home / "plugins"
