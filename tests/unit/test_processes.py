@@ -89,3 +89,14 @@ def test_a_second_up_fails_at_once_while_one_holds_the_lock(tmp_path):
         f"error: another `python -m stack up` or `down` is running for {tmp_path / 'stack'} "
         f"(it holds {lock}); wait for it to finish"
     ]
+
+
+def test_a_running_kafka_is_not_taken_for_connect(cfg):
+    # Both JVMs run on one classpath; the main class and the properties file tell them apart.
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(kafka.config_file(cfg))]
+    ours = start_process(argv, kafka.log_file(cfg), kafka.pid_file(cfg))
+    write_pid(connect.pid_file(cfg), ours)
+
+    assert connect.running_pid(cfg) is None
+    assert connect.stop(cfg) is False and pid_alive(ours)
+    assert kafka.stop(cfg) is True

@@ -80,3 +80,12 @@ def test_up_with_an_unusable_stack_home_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith(f"error: STACK_HOME={blocker / 'stack'} is not a writable directory: ")
+
+
+def test_a_broker_that_does_not_answer_is_reported_quietly(cfg, capfd):
+    # librdkafka would log every refused connection on stderr from its own threads, beside our one line.
+    assert kafka.answers_metadata(cfg) is False
+    with pytest.raises(StepError):
+        kafka.ensure_topics(cfg)
+
+    assert capfd.readouterr().err == ""
