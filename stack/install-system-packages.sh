@@ -17,17 +17,14 @@ fi
 command -v javac >/dev/null 2>&1 || need+=(JDK)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v make >/dev/null 2>&1 || need+=(make)
-venv_package=""
 if python="$(find_python 2>/dev/null)"; then
-  probe="$(mktemp -d)"
-  if ! "$python" -m venv "$probe/venv" >/dev/null 2>&1; then
-    # Debian splits venv (ensurepip) out of the interpreter: python3-venv for the default, python3.X-venv else.
+  # Debian splits ensurepip, which `python -m venv` needs to put pip in the venv, out of the interpreter into
+  # python3-venv (the default Python) or python3.X-venv: importing it tells, without making a venv to throw away.
+  if ! "$python" -c 'import ensurepip' >/dev/null 2>&1; then
     version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
     default="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || true)"
-    if [ "$version" = "$default" ]; then venv_package=python3-venv; else venv_package="python$version-venv"; fi
-    need+=("$venv_package")
+    if [ "$version" = "$default" ]; then need+=(python3-venv); else need+=("python$version-venv"); fi
   fi
-  rm -rf "$probe"
 else
   need+=(python3 python3-venv)
 fi
