@@ -20,7 +20,6 @@ SERVICE = JvmService(
     heap="-Xmx1g",
 )
 # The service's files and lifecycle under the names the rest of the code (tests, bench) calls.
-config_file = SERVICE.config_file
 log_file = SERVICE.log_file
 pid_file = SERVICE.pid_file
 running_pid = SERVICE.running_pid
@@ -28,49 +27,46 @@ stop = SERVICE.stop
 
 
 def write_config(cfg: StackConfig) -> Path:
-    lines = [
-        "# Written by python -m stack on every start.",
-        f"bootstrap.servers={cfg.kafka_bootstrap}",
-        "group.id=mnist-connect",
-        f"listeners=http://{cfg.connect_host}:{cfg.connect_port}",
-        f"rest.advertised.host.name={cfg.connect_host}",
-        f"rest.advertised.port={cfg.connect_port}",
-        # Worker defaults; the connector JSON sets its own converters (String, as in the talk).
-        "key.converter=org.apache.kafka.connect.json.JsonConverter",
-        "value.converter=org.apache.kafka.connect.json.JsonConverter",
-        # Internal topics of a one-broker cluster: one replica; one partition each starts faster.
-        "config.storage.topic=_connect-configs",
-        "config.storage.replication.factor=1",
-        "offset.storage.topic=_connect-offsets",
-        "offset.storage.replication.factor=1",
-        "offset.storage.partitions=1",
-        "status.storage.topic=_connect-status",
-        "status.storage.replication.factor=1",
-        "status.storage.partitions=1",
-        # Source offsets (the WAL position) are committed every second instead of every minute:
-        # after a crash at most one second of rows is sent again, and the slot is confirmed sooner.
-        "offset.flush.interval.ms=1000",
-        # Low latency without giving up batching: wait at most 2 ms to fill a producer batch,
-        # and let one batch hold a full Debezium poll of ~3 KB records.
-        "producer.linger.ms=2",
-        "producer.batch.size=1048576",
-        # Nothing lost: the broker acknowledges every record; retries do not duplicate (idempotence).
-        "producer.acks=all",
-        "producer.enable.idempotence=true",
-        f"plugin.path={plugin_dir(cfg)}",
-        # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
-        "plugin.discovery=service_load",
-        # Secrets stay in the environment: the connector JSON says ${env:DEBEZIUM_PGPASSWORD}.
-        "config.providers=env",
-        "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-        # ...and only that variable resolves, whatever else the worker's environment holds (KIP-887).
-        "config.providers.env.param.allowlist.pattern=^DEBEZIUM_PGPASSWORD$",
-        "",
-    ]
-    path = config_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    return SERVICE.write_config(
+        cfg,
+        [
+            f"bootstrap.servers={cfg.kafka_bootstrap}",
+            "group.id=mnist-connect",
+            f"listeners=http://{cfg.connect_host}:{cfg.connect_port}",
+            f"rest.advertised.host.name={cfg.connect_host}",
+            f"rest.advertised.port={cfg.connect_port}",
+            # Worker defaults; the connector JSON sets its own converters (String, as in the talk).
+            "key.converter=org.apache.kafka.connect.json.JsonConverter",
+            "value.converter=org.apache.kafka.connect.json.JsonConverter",
+            # Internal topics of a one-broker cluster: one replica; one partition each starts faster.
+            "config.storage.topic=_connect-configs",
+            "config.storage.replication.factor=1",
+            "offset.storage.topic=_connect-offsets",
+            "offset.storage.replication.factor=1",
+            "offset.storage.partitions=1",
+            "status.storage.topic=_connect-status",
+            "status.storage.replication.factor=1",
+            "status.storage.partitions=1",
+            # Source offsets (the WAL position) are committed every second instead of every minute:
+            # after a crash at most one second of rows is sent again, and the slot is confirmed sooner.
+            "offset.flush.interval.ms=1000",
+            # Low latency without giving up batching: wait at most 2 ms to fill a producer batch,
+            # and let one batch hold a full Debezium poll of ~3 KB records.
+            "producer.linger.ms=2",
+            "producer.batch.size=1048576",
+            # Nothing lost: the broker acknowledges every record; retries do not duplicate (idempotence).
+            "producer.acks=all",
+            "producer.enable.idempotence=true",
+            f"plugin.path={plugin_dir(cfg)}",
+            # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
+            "plugin.discovery=service_load",
+            # Secrets stay in the environment: the connector JSON says ${env:DEBEZIUM_PGPASSWORD}.
+            "config.providers=env",
+            "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            # ...and only that variable resolves, whatever else the worker's environment holds (KIP-887).
+            "config.providers.env.param.allowlist.pattern=^DEBEZIUM_PGPASSWORD$",
+        ],
+    )
 
 
 def start(cfg: StackConfig) -> int:

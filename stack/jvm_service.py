@@ -69,6 +69,13 @@ class JvmService:
         properties file, so another STACK_HOME's service, or a stranger on a reused pid, is not ours."""
         return self.main_class, str(self.config_file(cfg))
 
+    def write_config(self, cfg: StackConfig, lines: list[str]) -> Path:
+        """Write the properties file anew: every start takes the addresses from the configuration of that moment."""
+        path = self.config_file(cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(["# Written by python -m stack on every start.", *lines, ""]))
+        return path
+
     def start(self, cfg: StackConfig, env: Mapping[str, str]) -> int:
         """Start the JVM on the properties file already written, detached; return its pid."""
         argv = [java(), self.heap, "-cp", classpath(cfg), self.main_class, str(self.config_file(cfg))]

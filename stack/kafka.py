@@ -29,34 +29,31 @@ def data_dir(cfg: StackConfig) -> Path:
 
 def write_config(cfg: StackConfig) -> Path:
     host, controller = cfg.kafka_host, f"{cfg.kafka_host}:{cfg.controller_port}"
-    lines = [
-        "# Written by python -m stack on every start.",
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.bootstrap.servers={controller}",
-        f"listeners=PLAINTEXT://{host}:{cfg.kafka_port},CONTROLLER://{controller}",
-        f"advertised.listeners=PLAINTEXT://{host}:{cfg.kafka_port}",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-        f"log.dirs={data_dir(cfg)}",
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        # Topics are created on first write by Connect; one partition keeps each table's rows in commit order.
-        "num.partitions=1",
-        "auto.create.topics.enable=true",
-        # A consumer group starts at once instead of waiting 3 s for more members.
-        "group.initial.rebalance.delay.ms=0",
-        "",
-    ]
-    path = config_file(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    return path
+    return SERVICE.write_config(
+        cfg,
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={controller}",
+            f"listeners=PLAINTEXT://{host}:{cfg.kafka_port},CONTROLLER://{controller}",
+            f"advertised.listeners=PLAINTEXT://{host}:{cfg.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir(cfg)}",
+            # One node: every internal topic has one replica.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # Topics are created on first write by Connect; one partition keeps each table's rows in commit order.
+            "num.partitions=1",
+            "auto.create.topics.enable=true",
+            # A consumer group starts at once instead of waiting 3 s for more members.
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    )
 
 
 def _cluster_id() -> str:
