@@ -141,6 +141,9 @@ def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapp
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
+    # Popen returns as the exec begins; until the kernel has laid out the new program, /proc/<pid>/cmdline reads
+    # empty and ``read_pid`` would not know our process by its marks (seen under load).
+    wait_until(lambda: any(command_line(process.pid)) or process.poll() is not None, 2.0, 0.005)
     pid_file.write_text(f"{process.pid} {start_time(process.pid) or ''}\n")
     return process.pid
 
