@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
             did = runner.assemble_jars(cfg)
-            _say(f"{'assembled' if did else 'already assembled'}: {runner.assembled(cfg)}")
+            _say(f"{'assembled' if did else 'already assembled'}: {runner.jar_dirs(cfg)}")
             return 0
         if args.command == "up":
             if not runner.up(cfg, _say):

@@ -129,7 +129,7 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     return True
 
 
-def assembled(cfg: StackConfig) -> str:
+def jar_dirs(cfg: StackConfig) -> str:
     """Where the jars are, for the lines that say they were (re-)assembled."""
     return f"{lib_dir(cfg)}, {plugin_dir(cfg)}"
 
@@ -149,13 +149,13 @@ def assemble_jars(cfg: StackConfig) -> bool:
 def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: Say) -> None:
     """Build the stale parts beside the live ones, stop the JVMs that load them, swap; ``running`` is updated."""
     if not stale:
-        say(f"assemble   up to date: {assembled(cfg)}")
+        say(f"assemble   up to date: {jar_dirs(cfg)}")
         return
     assemble.build(cfg, stale)  # the running JVMs keep their jars meanwhile
     users = sorted({name for part in stale for name in USERS[part] if running[name]})
     if not users:
         assemble.swap(cfg, stale)
-        say(f"assemble   assembled: {assembled(cfg)}")
+        say(f"assemble   assembled: {jar_dirs(cfg)}")
         return
     reasons = "; ".join(REASONS[part] for part in assemble.PARTS if part in stale)
     say(f"assemble   re-assembled ({reasons}); restarting {' and '.join(users)}")
