@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumer.settings import DEFAULT_MODEL, TEST_TOPIC, bootstrap_servers, quiet_tensorflow
+from consumer.batches import add_source_flag
+from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
+from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
 
@@ -24,10 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m consumer.evaluate",
         description="Evaluate the saved model on the test topic as rows arrive, printing live accuracy.",
     )
-    parser.add_argument("--topic", default=TEST_TOPIC, help=f"test topic (default {TEST_TOPIC})")
-    parser.add_argument(
-        "--bootstrap-servers", default=bootstrap_servers(), help="Kafka (default: env KAFKA_BOOTSTRAP_SERVERS)"
-    )
+    parser.add_argument("--topic", default=TOPICS.test, help=f"test topic (default {TOPICS.test})")
+    add_flags(parser, "kafka")
     parser.add_argument(
         "--group-id",
         default="mnist-evaluate",
@@ -39,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="earliest",
         help="where a new group starts: the whole topic (earliest, default) or only rows arriving from now (latest)",
     )
-    parser.add_argument(
-        "--source",
-        choices=["kafka-python", "tfio"],
-        default="kafka-python",
-        help="kafka-python (default): offsets committed after the model used a batch, so a killed run resumes "
-        "without skipping records; tfio: the talk's KafkaGroupIODataset (librdkafka auto-commits every 5 s)",
-    )
+    add_source_flag(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="records per live line (default 32)")
     parser.add_argument(
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
@@ -53,51 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
     parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=f"model to load ({DEFAULT_MODEL})")
     return parser
-
-
-def open_batches(args: argparse.Namespace, idle_timeout: float):
-    """Decoded batches ``(images, labels, malformed, consumed)`` from the chosen source, where it starts, and
-    warning lines for the user (a committed offset outside the retained records).
-
-    ``consumed()`` is called once the model has used a batch: the kafka-python source commits its offsets
-    then (at-least-once); tfio's librdkafka auto-commits on its own timer, so there it does nothing.
-    """
-    from consumer.decode import decode_csv_batch, decode_records
-
-    if args.source == "tfio":
-        from consumer.kafka_source import kafka_dataset
-
-        dataset = kafka_dataset(
-            args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.start, chunk=args.batch_size
-        )
-        decoded = dataset.batch(args.batch_size).map(decode_csv_batch)
-
-        def checked():
-            for images, labels, malformed in decoded:
-                yield images, labels, malformed, lambda: None
-            # tfio ends quietly when the broker stops answering: idle counts only if the broker answers now.
-            check_topic(args.bootstrap_servers, args.topic)
-
-        from consumer.kafka_source import check_topic
-
-        return checked(), "tfio", []
-
-    from consumer.committing_source import CommittingReader
-
-    reader = CommittingReader(
-        args.topic, args.group_id, args.bootstrap_servers, idle_timeout, args.batch_size, args.start
-    )
-
-    def batches():
-        try:
-            for batch in reader.batches():
-                images, labels, malformed = decode_records(batch.messages, batch.keys)
-                yield images, labels, malformed, lambda batch=batch: reader.commit(batch)
-        finally:
-            reader.close()
-
-    offsets = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
-    return batches(), f"kafka-python, commits after each batch, starting at {offsets}", reader.notes
 
 
 @dataclass
@@ -128,14 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
         print("error: --batch-size must be >= 1 and --idle-timeout a finite number > 0", file=sys.stderr)
         return 2
+    try:
+        servers = kafka_from_args(args).bootstrap_servers
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not args.model.is_file():
         print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
         return 1
     quiet_tensorflow()
     import keras
-    import tensorflow as tf
+    import numpy as np
 
-    from consumer.kafka_source import SourceError
+    from consumer.batches import open_batches
+    from consumer.broker import SourceError
 
     try:
         model = keras.models.load_model(args.model, compile=False)  # scoring needs no optimizer state
@@ -149,41 +104,39 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
-        batches, where, notes = open_batches(args, idle)
+        stream = open_batches(args.source, args.topic, args.group_id, servers, args.batch_size, idle, args.start)
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    for note in notes:
+    for note in stream.notes:
         print(note, file=sys.stderr, flush=True)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
     score = RunningScore()
     first_at = last_at = None  # the rate counts the time records flowed, not the final idle wait
     print(
-        f"evaluating {args.model} on {args.topic} (group {args.group_id}, {where}); "
+        f"evaluating {args.model} on {args.topic} (group {args.group_id}, {stream.where}); "
         f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
         flush=True,
     )
     try:
-        for images, labels, malformed, consumed in batches:
-            score.malformed += int(malformed)
+        for batch in stream.batches:
+            score.malformed += batch.malformed
             last_at = time.perf_counter()
             first_at = first_at or last_at
-            count = int(tf.size(labels))
+            count = len(batch)
             if count == 0:
-                consumed()
+                batch.commit()
                 continue
-            probabilities = model(images, training=False)
-            correct = int(
-                tf.reduce_sum(tf.cast(tf.argmax(probabilities, axis=1, output_type=tf.int32) == labels, tf.int32))
-            )
-            score.add(count, correct, float(loss_fn(labels, probabilities)))
+            probabilities = model(batch.images, training=False)
+            correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
+            score.add(count, correct, float(loss_fn(batch.labels, probabilities)))
             print(
                 f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
                 f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}",
                 flush=True,
             )
-            consumed()  # only now may the source commit: a crash before this line re-reads the batch
+            batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
     except KeyboardInterrupt:
         pass
     except SourceError as error:  # the broker stopped answering: not the end of the stream

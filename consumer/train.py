@@ -18,7 +18,9 @@ import time
 import uuid
 from pathlib import Path
 
-from consumer.settings import DEFAULT_MODEL, TRAIN_TOPIC, bootstrap_servers, quiet_tensorflow
+from consumer.batches import add_source_flag
+from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
+from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
 
@@ -29,19 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the MNIST CNN on the records of the training topic (read until idle, kept in memory "
         "for several epochs) and save it.",
     )
-    parser.add_argument("--topic", default=TRAIN_TOPIC, help=f"training topic (default {TRAIN_TOPIC})")
-    parser.add_argument(
-        "--bootstrap-servers", default=bootstrap_servers(), help="Kafka (default: env KAFKA_BOOTSTRAP_SERVERS)"
-    )
+    parser.add_argument("--topic", default=TOPICS.train, help=f"training topic (default {TOPICS.train})")
+    add_flags(parser, "kafka")
     parser.add_argument(
         "--group-id", help="consumer group (default: a new group each run, so every run reads the whole topic)"
     )
-    parser.add_argument(
-        "--source",
-        choices=["kafka-python", "tfio"],
-        default="kafka-python",
-        help="kafka-python (default; faster here: bench/decode_bench) or tfio, the talk's KafkaGroupIODataset",
-    )
+    add_source_flag(parser)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     parser.add_argument(
@@ -68,48 +63,24 @@ def check_model_path(path: Path) -> tuple[int, str] | None:
     return None
 
 
-def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka-python", notes=print):
+def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka", notes=print):
     """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
     from the start of reading to the last record."""
     import numpy as np
 
-    from consumer.decode import decode_csv_batch, decode_records
+    from consumer.batches import open_batches
 
-    if source == "tfio":
-        from consumer.kafka_source import check_topic, kafka_dataset
-
-        tfio_dataset = kafka_dataset(topic, group_id, servers, idle_timeout, chunk=READ_BATCH)
-        tfio_dataset = tfio_dataset.batch(READ_BATCH).map(decode_csv_batch)
-
-        def checked():
-            yield from tfio_dataset
-            # tfio ends quietly when the broker stops answering: idle counts only if the broker answers now.
-            check_topic(servers, topic)
-
-        dataset = checked()
-    else:
-        from consumer.committing_source import CommittingReader
-
-        reader = CommittingReader(topic, group_id, servers, idle_timeout, READ_BATCH)
-        for note in reader.notes:
-            notes(note)
-
-        def decoded():
-            try:
-                for batch in reader.batches():
-                    yield decode_records(batch.messages, batch.keys)
-                    reader.commit(batch)
-            finally:
-                reader.close()
-
-        dataset = decoded()
+    stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
+    for note in stream.notes:
+        notes(note)
     images, labels, malformed = [], [], 0
     started = time.perf_counter()
     last_record_at = started
-    for batch_images, batch_labels, batch_malformed in dataset:
-        images.append(batch_images.numpy())
-        labels.append(batch_labels.numpy())
-        malformed += int(batch_malformed)
+    for batch in stream.batches:
+        images.append(batch.images)
+        labels.append(batch.labels)
+        malformed += batch.malformed
+        batch.commit()
         last_record_at = time.perf_counter()
     # The read time ends with the last record, not with the idle wait that detects the end of the stream.
     seconds = last_record_at - started
@@ -132,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        servers = kafka_from_args(args).bootstrap_servers
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     refused = check_model_path(args.model)
     if refused:
         print(refused[1], file=sys.stderr)
@@ -139,15 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     import numpy as np
 
-    from consumer.committing_source import committed_records
-    from consumer.kafka_source import SourceError
+    from consumer.broker import SourceError, committed_records
     from consumer.model import build_model
 
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
     warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         if args.group_id:
-            skipped = committed_records(args.bootstrap_servers, group_id, args.topic)
+            skipped = committed_records(servers, group_id, args.topic)
             if skipped:
                 warn(
                     f"warning: group {group_id} has committed offsets: {skipped} records of {args.topic} are skipped, "
@@ -155,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(omit --group-id to train on the whole topic)"
                 )
         images, labels, malformed, read_seconds = read_topic(
-            args.topic, group_id, args.bootstrap_servers, args.idle_timeout, args.source, warn
+            args.topic, group_id, servers, args.idle_timeout, args.source, warn
         )
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from loader.database import DatabaseError
 from loader.idx import IdxError
 from loader.load import bulk_load, stream_load
 from loader.source import SPLITS, load_idx_dir, load_sample
+from stack.config import ConfigError, add_flags, postgres_from_args
 
 
 def _positive_int(text: str) -> int:
@@ -37,17 +37,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _port_number(text: str) -> int | None:
-    """The port as an int, or None when ``text`` is not a port number 1-65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if 0 < value < 65536 else None
-
-
 def build_parser() -> argparse.ArgumentParser:
-    env = os.environ
     parser = argparse.ArgumentParser(
         prog="python -m loader",
         description="Load MNIST images into public.mnist_train / public.mnist_test. Default source: the 5,000 "
@@ -59,29 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--truncate", action="store_true", help="empty the tables first (same transaction in bulk)")
     parser.add_argument("--rate", type=_positive_float, help="stream N rows/s in small transactions instead of bulk")
     parser.add_argument("--batch", type=_positive_int, default=10, help="rows per transaction with --rate (10)")
-    parser.add_argument("--host", default=env.get("PGHOST", "127.0.0.1"), help="PostgreSQL host [env PGHOST]")
-    # Kept as text until used: an invalid PGPORT must not break --help, and is reported in one line by main.
-    parser.add_argument("--port", default=env.get("PGPORT", "5432"), help="port [env PGPORT]")
-    parser.add_argument("--user", default=env.get("PGUSER", "postgres"), help="table owner [env PGUSER]")
-    parser.add_argument("--dbname", default=env.get("PGDATABASE", "postgres"), help="database [env PGDATABASE]")
+    add_flags(parser, "postgres")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (the summary line stays)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    port = _port_number(args.port)
-    if port is None:
-        given = "--port" if "--port" in (sys.argv[1:] if argv is None else argv) else "PGPORT (or --port)"
-        print(f"error: {given} must be a port number 1-65535, got {args.port!r}", file=sys.stderr)
+    try:
+        pg = postgres_from_args(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    args.port = port
     names = list(SPLITS) if args.split == "all" else [args.split]
     try:
         data = load_idx_dir(args.idx_dir, tuple(names)) if args.idx_dir else load_sample()
         splits = [data[name].head(args.limit) for name in names]
-        password = os.environ.get("PGPASSWORD", "postgres")
-        conn = database.connect(args.host, args.port, args.user, args.dbname, password)
+        conn = database.connect(pg)
     except (IdxError, DatabaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -115,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = "nothing committed"
         else:
             kept = f"{committed} rows committed before it (each batch of {args.batch} is its own transaction)"
-        print(f"error: PostgreSQL at {args.host}:{args.port} refused the load, {kept}: {line}", file=sys.stderr)
+        print(f"error: PostgreSQL at {pg.address} refused the load, {kept}: {line}", file=sys.stderr)
         return 1
     finally:
         conn.close()

@@ -9,6 +9,8 @@ import numpy as np
 import psycopg2
 from psycopg2 import sql
 
+from stack.config import PostgresSettings
+
 SCHEMA_SQL = Path(__file__).resolve().parent.parent / "postgres" / "01-tables.sql"
 TABLES = {"train": "mnist_train", "test": "mnist_test"}
 
@@ -43,13 +45,13 @@ def binary_copy_payload(images: np.ndarray, labels: np.ndarray) -> bytes:
     return COPY_HEADER + rows.tobytes() + COPY_TRAILER
 
 
-def connect(host: str, port: int, user: str, dbname: str, password: str | None):
+def connect(pg: PostgresSettings):
     """A psycopg2 connection, or one line naming host and port when PostgreSQL cannot be reached."""
     try:
-        return psycopg2.connect(host=host, port=port, user=user, dbname=dbname, password=password, connect_timeout=5)
+        return psycopg2.connect(**pg.connect_kwargs(), connect_timeout=5)
     except psycopg2.OperationalError as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else "connection refused"
-        raise DatabaseError(f"cannot connect to PostgreSQL at {host}:{port} as {user}: {reason}") from None
+        raise DatabaseError(f"cannot connect to PostgreSQL at {pg.address} as {pg.user}: {reason}") from None
 
 
 def ensure_schema(conn) -> None:

@@ -196,7 +196,10 @@ def add_flags(parser: argparse.ArgumentParser, *groups: str) -> None:
     for group in groups:
         for flag, attribute, variable, text in FLAGS[group]:
             parser.add_argument(
-                flag, dest=f"{group}_{attribute}", help=f"{text} [env {variable}, default {DEFAULTS[variable]}]"
+                flag,
+                dest=f"{group}_{attribute}",
+                metavar=flag.lstrip("-").upper().replace("-", "_"),
+                help=f"{text} [env {variable}, default {DEFAULTS[variable]}]",
             )
 
 

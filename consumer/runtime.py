@@ -1,17 +1,12 @@
-"""Defaults shared by the consumer commands (environment names from DESIGN.md)."""
+"""What the consumer commands share apart from settings (those live in ``stack.config``): where models go, and
+a quiet TensorFlow."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-TRAIN_TOPIC = "tf.public.mnist_train"
-TEST_TOPIC = "tf.public.mnist_test"
 DEFAULT_MODEL = "models/mnist.keras"
-
-
-def bootstrap_servers() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
 
 
 def quiet_tensorflow() -> None:

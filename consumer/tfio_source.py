@@ -3,7 +3,7 @@
 Traps this module designs around (see README, Troubleshooting):
 
 * tfio never raises for a wrong address or a missing topic: it logs and yields nothing. ``check_topic``
-  asks the broker first (kafka-python) and fails with one line.
+  asks the broker first (``consumer.broker``, the project's Kafka client) and fails with one line.
 * tfio 0.37.1 bundles librdkafka 1.5.0, which resolves ``auto.offset.reset`` with ListOffsets v0, a request
   Kafka 4 removed: a group without committed offsets waits forever. ``seed_group_offsets`` commits the
   beginning offsets for such a group first, so librdkafka starts from them and never needs that request.
@@ -17,9 +17,8 @@ from __future__ import annotations
 import sys
 
 import tensorflow as tf
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.structs import OffsetAndMetadata
+
+from consumer.broker import SourceError, check_topic, seed_group_offsets
 
 # The talk's consumer settings, plus where a new group starts (its committed offsets are seeded anyway).
 TALK_CONFIGURATION = ("session.timeout.ms=10000", "max.poll.interval.ms=10000", "auto.offset.reset=earliest")
@@ -27,10 +26,6 @@ TALK_CONFIGURATION = ("session.timeout.ms=10000", "max.poll.interval.ms=10000", 
 MESSAGE_POLL_TIMEOUT_MS = 1000
 
 _opened: list[str] = []
-
-
-class SourceError(Exception):
-    """The broker or the topic is not usable; the message is the one line the user sees."""
 
 
 def _import_tfio():
@@ -41,57 +36,9 @@ def _import_tfio():
         version = ".".join(map(str, sys.version_info[:2]))
         raise SourceError(
             f"--source tfio needs tensorflow-io, which exists for Python <= 3.12 only (this is Python {version}); "
-            "use the default --source kafka-python, or make setup PYTHON=python3.12"
+            "use the default --source kafka, or make setup PYTHON=python3.12"
         ) from None
     return tfio
-
-
-def _consumer(bootstrap: str, **kwargs) -> KafkaConsumer:
-    try:
-        return KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10000, **kwargs)
-    except KafkaTimeoutError:
-        raise SourceError(f"cannot reach Kafka at {bootstrap}: no broker answered (python -m stack status)") from None
-    except (KafkaError, OSError, ValueError) as error:
-        raise SourceError(f"cannot reach Kafka at {bootstrap}: {error}") from None
-
-
-def check_topic(bootstrap: str, topic: str) -> list[int]:
-    """The topic's partitions; one-line ``SourceError`` when the broker does not answer or the topic is missing."""
-    consumer = _consumer(bootstrap)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-    except KafkaError as error:
-        raise SourceError(f"cannot read topic metadata from Kafka at {bootstrap}: {error}") from None
-    finally:
-        consumer.close()
-    if not partitions:
-        raise SourceError(
-            f"topic {topic} does not exist on {bootstrap}: is the connector RUNNING (python -m stack status) "
-            "and has a row been loaded (make load-mnist)?"
-        )
-    return sorted(partitions)
-
-
-def seed_group_offsets(bootstrap: str, group_id: str, topic: str, start: str = "earliest") -> dict[int, int]:
-    """Commit a start offset on every partition where ``group_id`` has no committed offset yet.
-
-    ``start`` is ``earliest`` (the whole topic) or ``latest`` (only records that arrive from now on). A group
-    that has committed offsets continues from them. Returns the start offset per partition.
-    """
-    consumer = _consumer(bootstrap, group_id=group_id, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        committed = {tp: consumer.committed(tp) for tp in partitions}
-        missing = [tp for tp, offset in committed.items() if offset is None]
-        if missing:
-            fresh = consumer.end_offsets(missing) if start == "latest" else consumer.beginning_offsets(missing)
-            consumer.commit({tp: OffsetAndMetadata(fresh[tp], "", -1) for tp in missing})
-            committed.update({tp: fresh[tp] for tp in missing})
-        return {tp.partition: offset for tp, offset in committed.items()}
-    except KafkaError as error:
-        raise SourceError(f"cannot prepare consumer group {group_id} on {bootstrap}: {error}") from None
-    finally:
-        consumer.close()
 
 
 def kafka_dataset(

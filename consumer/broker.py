@@ -1,0 +1,321 @@
+"""Everything the consumer asks the broker, through the project's one Kafka client, confluent-kafka (librdkafka):
+topic checks, group offsets, and the committing reader. tensorflow-io is never imported here.
+
+``CommittingReader`` reads at-least-once from the model's point of view: a batch's offsets are committed only
+after the caller says the model has used it (``commit``). A process killed mid-stream resumes, in the same
+group, at the first batch it had not finished: nothing skipped, at most one batch seen twice. (tensorflow-io's
+source cannot do this: its librdkafka auto-commits every 5 s whatever the model did with the records.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+# A partial batch is handed over when no record came for this long: live lines keep up with slow streams.
+LINGER_S = 0.2
+# How long the broker may take to answer before it counts as unreachable.
+BROKER_TIMEOUT_S = 10.0
+
+
+class SourceError(Exception):
+    """The broker or the topic is not usable; the message is the one line the user sees."""
+
+
+def client_config(servers: str, group_id: str | None = None, **overrides) -> dict[str, object]:
+    """librdkafka settings of every consumer of ours (the ones that matter, with why)."""
+    config: dict[str, object] = {
+        "bootstrap.servers": servers,
+        # Offsets are committed by us, after the model used a batch, never on librdkafka's timer.
+        "enable.auto.commit": False,
+        # A group's committed offset outside the retained records restarts at the earliest one (we say so).
+        "auto.offset.reset": "earliest",
+        # Only records of committed transactions (librdkafka's default, written out: exactly-once producers).
+        "isolation.level": "read_committed",
+        # librdkafka's default (1 s) is how long the fetcher waits once its queue is full: a reader that decodes
+        # slower than it fetches stalled on it (60k -> 41k records/s measured, docs/benchmarks.md).
+        "fetch.queue.backoff.ms": 10,
+        # Up to 64 MB fetched ahead of the decoder (default 64 MB too: written out, it bounds memory).
+        "queued.max.messages.kbytes": 65536,
+        # Fail fast and clearly when no broker answers, instead of librdkafka's silent retrying.
+        "socket.connection.setup.timeout.ms": int(BROKER_TIMEOUT_S * 1000),
+        # librdkafka logs every failed connection attempt to stderr; errors reach us as exceptions instead.
+        "log_level": 0,
+        "logger": _silent,
+        "error_cb": lambda error: None,
+    }
+    if group_id is not None:
+        config["group.id"] = group_id
+    config.update(overrides)
+    return config
+
+
+class _Silent:
+    def log(self, *args, **kwargs) -> None:
+        pass
+
+
+_silent = _Silent()
+
+
+def _open(servers: str, group_id: str | None = None) -> Consumer:
+    try:
+        return Consumer(client_config(servers, group_id or "mnist-metadata"))
+    except (KafkaException, ValueError) as error:
+        raise SourceError(f"cannot use Kafka at {servers}: {error}") from None
+
+
+def _unreachable(servers: str, error: Exception) -> SourceError:
+    reason = _reason(error)
+    return SourceError(f"cannot reach Kafka at {servers}: no broker answered ({reason}; python -m stack status)")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0].str()
+    return str(error) or type(error).__name__
+
+
+def partitions_of(consumer: Consumer, servers: str, topic: str) -> list[int]:
+    """The topic's partitions; one-line ``SourceError`` when the broker does not answer or the topic is missing."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=BROKER_TIMEOUT_S)
+    except KafkaException as error:
+        raise _unreachable(servers, error) from None
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise SourceError(
+            f"topic {topic} does not exist on {servers}: is the connector RUNNING (python -m stack status) "
+            "and has a row been loaded (make load-mnist)?"
+        )
+    return sorted(found.partitions)
+
+
+def check_topic(servers: str, topic: str) -> list[int]:
+    """The topic's partitions (see ``partitions_of``)."""
+    consumer = _open(servers)
+    try:
+        return partitions_of(consumer, servers, topic)
+    finally:
+        consumer.close()
+
+
+def watermarks(consumer: Consumer, servers: str, topic: str, partitions: list[int]) -> dict[int, tuple[int, int]]:
+    """``{partition: (first retained offset, end offset)}`` as the broker says now."""
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=BROKER_TIMEOUT_S, cached=False)
+            for p in partitions
+        }
+    except KafkaException as error:
+        raise _unreachable(servers, error) from None
+
+
+def end_offsets(servers: str, topic: str) -> dict[int, int]:
+    """``{partition: end offset}`` of ``topic`` now (where the next record will be written)."""
+    consumer = _open(servers)
+    try:
+        marks = watermarks(consumer, servers, topic, partitions_of(consumer, servers, topic))
+        return {p: end for p, (_, end) in marks.items()}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(consumer: Consumer, servers: str, group_id: str, topic: str, partitions: list[int]):
+    """``{partition: committed offset or None}`` of ``group_id``."""
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=BROKER_TIMEOUT_S)
+    except KafkaException as error:
+        raise SourceError(
+            f"cannot read the offsets of group {group_id} from Kafka at {servers}: {_reason(error)}"
+        ) from None
+    return {tp.partition: (None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset) for tp in found}
+
+
+def commit(consumer: Consumer, servers: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit ``{partition: next offset}`` and wait for the broker to confirm it."""
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    except KafkaException as error:
+        raise SourceError(f"Kafka at {servers} refused the commit of offsets on {topic}: {_reason(error)}") from None
+
+
+def committed_records(servers: str, group_id: str, topic: str) -> int:
+    """How many retained records of ``topic`` lie before ``group_id``'s committed offsets (0 for a new group):
+    the records a run in that group skips."""
+    consumer = _open(servers, group_id)
+    try:
+        partitions = partitions_of(consumer, servers, topic)
+        committed = committed_offsets(consumer, servers, group_id, topic, partitions)
+        known = [p for p, offset in committed.items() if offset is not None]
+        marks = watermarks(consumer, servers, topic, known)
+        return sum(max(0, committed[p] - marks[p][0]) for p in known)
+    finally:
+        consumer.close()
+
+
+def seed_group_offsets(servers: str, group_id: str, topic: str, start: str = "earliest") -> dict[int, int]:
+    """Commit a start offset on every partition where ``group_id`` has no committed offset yet.
+
+    ``start`` is ``earliest`` (the whole topic) or ``latest`` (only records that arrive from now on). A group
+    that has committed offsets continues from them. Returns the start offset per partition. (The talk's tfio
+    reader needs this: its librdkafka 1.5 resolves a new group's start with a request Kafka 4 removed.)
+    """
+    consumer = _open(servers, group_id)
+    try:
+        partitions = partitions_of(consumer, servers, topic)
+        committed = committed_offsets(consumer, servers, group_id, topic, partitions)
+        missing = [p for p, offset in committed.items() if offset is None]
+        if missing:
+            marks = watermarks(consumer, servers, topic, missing)
+            fresh = {p: marks[p][1] if start == "latest" else marks[p][0] for p in missing}
+            commit(consumer, servers, topic, fresh)
+            committed.update(fresh)
+        return committed
+    finally:
+        consumer.close()
+
+
+@dataclass
+class Batch:
+    """Raw records of one batch and, per partition, the offset to commit once the batch is consumed."""
+
+    values: list[bytes] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    headers: list[list[tuple[str, bytes]] | None] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class CommittingReader:
+    """Reads ``topic`` in batches for ``group_id``; ends after ``idle_timeout_s`` seconds without records
+    (``None``: never), or once every partition reached ``until`` (``{partition: offset}``, e.g. the end offsets
+    taken at the start: a bounded read of what was there).
+
+    Starts at ``offsets`` when given (a checkpoint's), else at the group's committed offsets, else at ``start``
+    (``earliest``/``latest``) for a new group; commits only in ``commit``. A start offset outside the retained
+    records (deleted by retention, or past the end) restarts at the earliest retained record; ``notes`` says
+    so. Idle means the broker answered and had nothing more: when it does not answer, ``batches`` raises
+    ``SourceError`` instead of ending.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        group_id: str,
+        servers: str,
+        idle_timeout_s: float | None,
+        batch_size: int,
+        start: str = "earliest",
+        offsets: dict[int, int] | None = None,
+        until: dict[int, int] | None = None,
+    ) -> None:
+        self.topic, self.group_id, self.servers = topic, group_id, servers
+        self.idle_timeout_s, self.batch_size, self.until = idle_timeout_s, batch_size, until
+        self.notes: list[str] = []
+        # Partitions are assigned, not subscribed: no group membership, so a restart after a crash reads at
+        # once instead of waiting for the dead member's session to expire in a rebalance. One reader a group.
+        self.consumer = _open(servers, group_id)
+        try:
+            self.partitions = partitions_of(self.consumer, servers, topic)
+            if offsets is None:
+                offsets = seed_group_offsets(servers, group_id, topic, start)
+            marks = watermarks(self.consumer, servers, topic, self.partitions)
+        except SourceError:
+            self.consumer.close()
+            raise
+        self.start_offsets: dict[int, int] = {}
+        for p in self.partitions:
+            first, end = marks[p]
+            offset = offsets.get(p, first)
+            if not first <= offset <= end:
+                self.notes.append(
+                    f"warning: group {group_id}'s start offset {offset} on {topic} partition {p} is outside the "
+                    f"retained records ({first}..{end}): restarting from the earliest retained record, offset {first}"
+                )
+                offset = first
+            self.start_offsets[p] = offset
+        self.position = dict(self.start_offsets)  # next offset to read, per partition
+        self.consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
+
+    def _positions(self) -> dict[int, int]:
+        """Next offset per partition: ours, or librdkafka's when it moved past transaction markers (a marker
+        takes an offset, so with exactly-once producers the end offset lies past the last record)."""
+        found = self.consumer.position([TopicPartition(self.topic, p) for p in self.partitions])
+        return {tp.partition: max(self.position[tp.partition], tp.offset) for tp in found}
+
+    def _done(self) -> bool:
+        if self.until is None:
+            return False
+        positions = self._positions()
+        return all(positions[p] >= self.until.get(p, 0) for p in self.partitions)
+
+    def batches(self) -> Iterator[Batch]:
+        """Batches of up to ``batch_size`` records, a partial one when the stream pauses; ends when idle."""
+        batch = Batch()
+        last_record_at = time.monotonic()
+        while not self._done():
+            try:
+                messages = self.consumer.consume(num_messages=self.batch_size - len(batch), timeout=LINGER_S)
+            except KafkaException as error:
+                reason = _reason(error)
+                raise SourceError(f"reading {self.topic} from Kafka at {self.servers} failed: {reason}") from None
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise SourceError(
+                        f"reading {self.topic} from Kafka at {self.servers} failed: {message.error().str()}"
+                    )
+                partition, offset = message.partition(), message.offset()
+                if self.until is not None and offset >= self.until.get(partition, 0):
+                    continue  # past the bound: left for the next read
+                batch.values.append(message.value() or b"")
+                batch.keys.append(message.key() or b"")
+                batch.headers.append(message.headers())
+                batch.next_offsets[partition] = offset + 1
+                self.position[partition] = offset + 1
+            if messages:
+                last_record_at = time.monotonic()
+            if len(batch) >= self.batch_size or (batch and not messages) or (batch and self._done()):
+                yield batch
+                batch = Batch()
+            elif (
+                not messages
+                and self.idle_timeout_s is not None
+                and time.monotonic() - last_record_at >= self.idle_timeout_s
+            ):
+                if self._caught_up():
+                    return
+                last_record_at = time.monotonic()  # records are there after all (the broker was back): go on
+        if batch:
+            yield batch
+
+    def _caught_up(self) -> bool:
+        """True when the broker answers and no partition has records past our position; ``SourceError`` when it
+        does not answer (an empty poll from an unreachable broker must not look like the end of the stream)."""
+        try:
+            marks = watermarks(self.consumer, self.servers, self.topic, self.partitions)
+        except SourceError:
+            raise SourceError(
+                f"Kafka at {self.servers} stopped answering while reading {self.topic}; nothing more was read"
+            ) from None
+        positions = self._positions()
+        return all(positions[p] >= marks[p][1] for p in self.partitions)
+
+    def lag(self) -> int:
+        """Records on the topic past our position (as the broker says now)."""
+        marks, positions = watermarks(self.consumer, self.servers, self.topic, self.partitions), self._positions()
+        return sum(max(0, marks[p][1] - positions[p]) for p in self.partitions)
+
+    def commit(self, batch: Batch) -> None:
+        """Record that ``batch`` was consumed: a restart in this group starts after it."""
+        commit(self.consumer, self.servers, self.topic, batch.next_offsets)
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,1 @@
+"""What tests and benchmarks share against a running stack: rows written, topics read, slots dropped."""
