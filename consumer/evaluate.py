@@ -2,6 +2,11 @@
 
 Prints a line after every batch (records so far, batch accuracy, running accuracy and loss) and one summary
 line at the end: after ``--idle-timeout`` seconds without records, or on Ctrl-C with ``--follow``.
+
+``--model`` naming a model store's ``latest.keras`` (``latest.json`` beside it, ``consumer.versions``) follows
+the store: the newest version is loaded at the start and again whenever ``latest.json`` names a newer one,
+checked between batches; each live line then ends with the version that scored it (``model v0007``). Any other
+``.keras`` file is loaded once. ``--run-dir`` writes the figures for TensorBoard (``consumer.metrics``).
 Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 usage.
 """
 
@@ -15,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.batches import add_source_flag
+from consumer.metrics import Metrics, RateMeter, timestamped_run
 from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
 from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
+LAG_EVERY_S = 1.0  # stream/lag asks the broker: at most once a second
+AUTO_RUN = "auto"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,8 +53,83 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
     )
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
-    parser.add_argument("--model", type=Path, default=Path(DEFAULT_MODEL), help=f"model to load ({DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path(DEFAULT_MODEL),
+        help=f"model to load ({DEFAULT_MODEL}); a model store's latest.keras is followed: a newer version is "
+        "loaded between batches",
+    )
+    parser.add_argument(
+        "--run-dir",
+        nargs="?",
+        const=AUTO_RUN,
+        help="write TensorBoard scalars (evaluate/accuracy, evaluate/loss, stream/records_per_s, stream/lag) to "
+        "this directory; the flag alone: runs/evaluate-<time> (default: none written)",
+    )
     return parser
+
+
+class ModelSource:
+    """The model to score with: a plain ``.keras`` file (loaded once), or a model store's newest version.
+
+    ``refresh()`` (between batches) loads a newer version when the store's ``latest.json`` names one and
+    returns a line for the user; ``version`` is None for a plain file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import keras
+
+        self._keras = keras
+        self.path = path
+        self.store = None
+        self.version: int | None = None
+        if path.name == "latest.keras" and (path.parent / "latest.json").is_file():
+            from consumer.versions import ModelStore
+
+            self.store = ModelStore(path.parent)
+            found = self.store.latest()
+            if found is None:
+                raise ModelError(f"{path.parent}/latest.json names no model file that exists")
+            self.version, file = found
+            self.model = self._load(file)
+        else:
+            self.model = self._load(path)
+
+    def _load(self, file: Path):
+        try:
+            return self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
+        except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(
+                f"cannot load the model at {file}: not a Keras model saved by consumer.train "
+                f"({type(error).__name__}: {reason[:200]})"
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version:04d}" if self.version is not None else ""
+
+    def refresh(self) -> str | None:
+        if self.store is None:
+            return None
+        newest = self.store.latest_version()
+        if newest is None or newest == self.version:
+            return None
+        found = self.store.latest()
+        if found is None:
+            return None  # named but not on disk (yet): the next check sees it
+        previous = self.label
+        try:
+            self.model = self._load(found[1])
+        except ModelError as error:
+            return f"warning: keeping model {previous}: {error}"
+        self.version = found[0]
+        return f"model {self.label} loaded (was {previous})"
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded: one line for the user."""
 
 
 @dataclass
@@ -93,14 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from consumer.broker import SourceError
 
     try:
-        model = keras.models.load_model(args.model, compile=False)  # scoring needs no optimizer state
-    except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile, ...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(
-            f"error: cannot load the model at {args.model}: not a Keras model saved by consumer.train "
-            f"({type(error).__name__}: {reason[:200]})",
-            file=sys.stderr,
-        )
+        source = ModelSource(args.model)
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
@@ -112,11 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr, flush=True)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
 
+    run_dir = timestamped_run("evaluate") if args.run_dir == AUTO_RUN else args.run_dir
+    metrics = Metrics(Path(run_dir) if run_dir else None)
     score = RunningScore()
+    rate = RateMeter()
     first_at = last_at = None  # the rate counts the time records flowed, not the final idle wait
+    lag_at = 0.0
+    version = f" version {source.label}" if source.version is not None else ""
     print(
-        f"evaluating {args.model} on {args.topic} (group {args.group_id}, {stream.where}); "
-        f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
+        f"evaluating {args.model}{version} on {args.topic} (group {args.group_id}, {stream.where}); "
+        f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}"
+        f"{f'; TensorBoard scalars in {run_dir}' if run_dir else ''}",
         flush=True,
     )
     try:
@@ -128,20 +212,38 @@ def main(argv: list[str] | None = None) -> int:
             if count == 0:
                 batch.commit()
                 continue
-            probabilities = model(batch.images, training=False)
+            switched = source.refresh()  # between batches: the batch below is scored by one version only
+            if switched:
+                print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
+            probabilities = source.model(batch.images, training=False)
             correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
             score.add(count, correct, float(loss_fn(batch.labels, probabilities)))
             print(
                 f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
-                f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}",
+                f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}"
+                f"{f'  model {source.label}' if source.version is not None else ''}",
                 flush=True,
             )
             batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
+            if metrics.enabled:
+                rate.add(count)
+                step = score.records
+                metrics.scalar("evaluate/accuracy", score.accuracy, step)
+                metrics.scalar("evaluate/loss", score.loss, step)
+                metrics.scalar("evaluate/batch_accuracy", correct / count, step)
+                metrics.scalar("stream/records_per_s", rate.rate, step)
+                if source.version is not None:
+                    metrics.scalar("evaluate/model_version", source.version, step)
+                if stream.reader is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
+                    lag_at = time.monotonic()
+                    metrics.scalar("stream/lag", stream.reader.lag(), step)
     except KeyboardInterrupt:
         pass
     except SourceError as error:  # the broker stopped answering: not the end of the stream
         print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
         return 1
+    finally:
+        metrics.close()
     seconds = (last_at - first_at) if first_at else 0.0
     rate = score.records / seconds if seconds > 0 else 0.0
     print(
