@@ -165,6 +165,16 @@ def values_starting_with(records: Iterable[Record], prefixes: Iterable[str]) -> 
     return found
 
 
+def find_values(
+    servers: str, topic: str, prefixes: Iterable[str], timeout: float = 60.0, offsets: dict[int, int] | None = None
+) -> dict[str, list[Record]]:
+    """For each CSV prefix, the records of ``topic`` (from ``offsets``, None: the beginning) whose value starts
+    with it, read until every prefix has one or ``timeout`` seconds pass."""
+    prefixes = list(prefixes)
+    records = read_from(servers, topic, offsets, lambda rs: all(values_starting_with(rs, prefixes).values()), timeout)
+    return values_starting_with(records, prefixes)
+
+
 def produce(servers: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
     """Write ``(key, value)`` records as a plain producer would (e.g. malformed ones) and wait until acknowledged."""
     producer = Producer({"bootstrap.servers": servers, "logger": _Quiet(), "error_cb": lambda error: None})

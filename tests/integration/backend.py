@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.config import PostgresSettings, StackConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,14 +33,20 @@ class Pipeline:
     def connect_url(self) -> str:
         return self.env["CONNECT_URL"]
 
+    @property
+    def postgres(self) -> PostgresSettings:
+        """PostgreSQL as the table owner: what ``probes`` take for the database."""
+        return PostgresSettings.from_env(self.env)
+
+    @property
+    def config(self) -> StackConfig:
+        """The stack's settings, as ``python -m stack`` run with this pipeline's environment reads them."""
+        return StackConfig.from_env(self.env)
+
     def pg_kwargs(self, user: str | None = None, password: str | None = None) -> dict:
-        return {
-            "host": self.env["PGHOST"],
-            "port": int(self.env["PGPORT"]),
-            "user": user or self.env["PGUSER"],
-            "password": password or self.env["PGPASSWORD"],
-            "dbname": self.env["PGDATABASE"],
-        }
+        """``psycopg2.connect`` keyword arguments: the owner's, or another role's login."""
+        logins = {"user": user, "password": password}
+        return self.postgres.connect_kwargs(**{name: value for name, value in logins.items() if value})
 
     def run(self, *args: str, timeout: float = 300, extra_env: dict | None = None) -> subprocess.CompletedProcess:
         """Run ``python -m <args>`` from the repo root with this pipeline's settings."""

@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from probes.deadline import poll
 from stack.config import DEFAULTS, StackConfig
-from stack.processes import wait_until
 from tests.integration.backend import ROOT, Pipeline, free_port
 
 #: The variables docker-compose.yml reads to publish its ports on the host (127.0.0.1 only).
@@ -65,7 +65,7 @@ def compose_pipeline() -> Iterator[Pipeline]:
         )
         with compose:
             cfg = StackConfig.from_env(env)
-            if not wait_until(lambda: connect.is_running(connect.connector_status(cfg)), 180, 1.0):
+            if not poll(lambda: connect.is_running(connect.connector_status(cfg)), 180, 1.0):
                 raise RuntimeError(f"connector not RUNNING in docker compose: {connect.connector_status(cfg)}")
             kafka.ensure_topics(cfg)
             yield Pipeline("docker", env)

@@ -42,6 +42,14 @@ def pipeline() -> Pipeline:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture
+def native(pipeline) -> Pipeline:
+    """The pipeline, for tests that stop, kill or inspect the native stack's own processes (skipped on docker)."""
+    if pipeline.backend != "native":
+        pytest.skip("stops, kills or inspects processes of the native stack")
+    return pipeline
+
+
 @pytest.fixture(scope="session")
 def trained_model(pipeline, tmp_path_factory):
     load = pipeline.run("loader", "--split", "train", "--no-progress")

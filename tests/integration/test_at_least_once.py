@@ -9,6 +9,9 @@ import time
 
 import psycopg2
 
+from probes.database import connect, query_one
+from probes.rows import execute
+
 BATCH = 25
 
 
@@ -32,7 +35,7 @@ def test_sigkilled_evaluate_resumes_with_no_record_skipped(pipeline, trained_mod
     group = f"resume-{time.time_ns()}"
     first = start_evaluate(pipeline, trained_model, group, "latest")
     header = first.stdout.readline()
-    assert "kafka-python, commits after each batch" in header, header + first.stderr.read()
+    assert "kafka, commits after each batch" in header, header + first.stderr.read()
     loader = pipeline.start("loader", "--split", "test", "--limit", "600", "--rate", "150", "--no-progress")
     printed = 0
     while printed < 200:  # kill it mid-stream, once it has reported some batches
@@ -59,21 +62,14 @@ def test_sigkilled_evaluate_resumes_with_no_record_skipped(pipeline, trained_mod
 def test_connector_role_can_read_the_mnist_tables_only(pipeline):
     """Least privilege: Debezium's role may replicate and SELECT the MNIST tables, nothing more."""
     secret = pipeline.env.get("DEBEZIUM_PGPASSWORD", "debezium")
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS public.private_notes (note text)")
-        cur.execute(
-            "SELECT rolsuper, rolreplication, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'debezium'"
-        )
-        assert cur.fetchone() == (False, True, False, False)
-    conn.close()
+    execute(pipeline.postgres, "CREATE TABLE IF NOT EXISTS public.private_notes (note text)")
+    role = "SELECT rolsuper, rolreplication, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'debezium'"
+    assert query_one(pipeline.postgres, role) == (False, True, False, False)
 
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO public.mnist_train (label, pixels) VALUES (3, '\\x00')")
-        cur.execute("SELECT count(*), max(id) FROM public.mnist_train")
-        owner_sees = cur.fetchone()
-    conn.close()
+    execute(pipeline.postgres, "INSERT INTO public.mnist_train (label, pixels) VALUES (3, '\\x00')")
+    owner_sees = query_one(pipeline.postgres, "SELECT count(*), max(id) FROM public.mnist_train")
 
-    conn = psycopg2.connect(**pipeline.pg_kwargs(user="debezium", password=secret))
+    conn = connect(pipeline.postgres, user="debezium", password=secret)
     conn.autocommit = True
     with conn.cursor() as cur:
         # It reads every row the owner sees (the snapshot needs them all), including the one just inserted.

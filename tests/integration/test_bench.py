@@ -4,24 +4,20 @@ speed goals live in the benchmarks, not in timed tests. No benchmark touches the
 
 from __future__ import annotations
 
-import psycopg2
 import pytest
 
-from bench.numbered_rows import end_offset
+from probes.database import query_one
+from probes.topics import end_offsets
+from stack.config import TOPICS
 
 DEMO_TABLES = ("mnist_train", "mnist_test")
-DEMO_TOPICS = ("tf.public.mnist_train", "tf.public.mnist_test")
+DEMO_TOPICS = (TOPICS.train, TOPICS.test)
 
 
-def demo_data(pipeline) -> dict[str, int]:
-    """Rows of each demo table and the end offset of each demo topic."""
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        counts = {}
-        for table in DEMO_TABLES:
-            cur.execute(f"SELECT count(*) FROM public.{table}")
-            counts[table] = cur.fetchone()[0]
-    conn.close()
-    return {**counts, **{topic: end_offset(pipeline.bootstrap, topic) for topic in DEMO_TOPICS}}
+def demo_data(pipeline) -> dict[str, object]:
+    """Rows of each demo table and the end offsets of each demo topic."""
+    counts = {table: query_one(pipeline.postgres, f"SELECT count(*) FROM public.{table}")[0] for table in DEMO_TABLES}
+    return {**counts, **{topic: end_offsets(pipeline.bootstrap, topic) for topic in DEMO_TOPICS}}
 
 
 @pytest.mark.parametrize(

@@ -8,31 +8,18 @@ import sys
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.numbered_rows import end_offset
+from probes.deadline import poll
+from probes.topics import commit_group_offsets, end_offsets, group_offsets, produce, read_from, watermarks
+from stack.config import TOPICS
 from tests.integration.backend import ROOT
 
-TEST_TOPIC = "tf.public.mnist_test"
+TEST_TOPIC = TOPICS.test
 
 
-def records_between(bootstrap: str, topic: str, start: int, end: int) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    consumer.seek(tp, start)
-    records: list = []
-    deadline = time.monotonic() + 60
-    while len(records) < end - start and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(r for r in batch if r.offset < end)
-    consumer.close()
-    return records
-
-
-@pytest.mark.parametrize("source", ["kafka-python", "tfio"])
+@pytest.mark.parametrize("source", ["kafka", "tfio"])
 def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeline, trained_model, source):
-    start = end_offset(pipeline.bootstrap, TEST_TOPIC)
+    start = end_offsets(pipeline.bootstrap, TEST_TOPIC)
     evaluate = pipeline.start(
         "consumer.evaluate",
         "--model",
@@ -50,11 +37,7 @@ def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeli
     )
     first_line = evaluate.stdout.readline()
     assert first_line.startswith("evaluating"), first_line + evaluate.stderr.read()
-    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap)
-    for key, value in ((b"7", b"1,2,3"), (b"1", b""), (None, b"not,pixels")):
-        producer.send(TEST_TOPIC, key=key, value=value)
-    producer.flush()
-    producer.close()
+    produce(pipeline.bootstrap, TEST_TOPIC, [(b"7", b"1,2,3"), (b"1", b""), (None, b"not,pixels")])
 
     load = pipeline.run("loader", "--split", "test", "--rate", "200", "--no-progress")
     output, errors = evaluate.communicate(timeout=300)
@@ -70,13 +53,15 @@ def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeli
     accuracy = float(match.group(1))
     assert accuracy >= 0.95
 
-    # The live figure equals Keras' model.evaluate over the same records.
+    # The live figure equals Keras' model.evaluate over the same records, read and decoded independently of the
+    # source under test (our reader, the TensorFlow decode).
     import keras
     import tensorflow as tf
 
-    from consumer.decode import decode_csv_batch
+    from consumer.tf_decode import decode_csv_batch
 
-    records = records_between(pipeline.bootstrap, TEST_TOPIC, start, start + 1003)
+    records = read_from(pipeline.bootstrap, TEST_TOPIC, start, lambda records: len(records) >= 1003, 60)
+    assert len(records) == 1003, "the evaluated records: 1000 rows and 3 malformed"
     images, labels, malformed = decode_csv_batch(
         tf.constant([r.value or b"" for r in records]), tf.constant([r.key or b"" for r in records])
     )
@@ -113,14 +98,16 @@ def test_unreachable_broker_is_one_line_and_exit_1(pipeline, trained_model):
     )
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: cannot reach Kafka at 127.0.0.1:{port}: no broker answered (python -m stack status)"
-    ]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        rf"error: cannot reach Kafka at 127\.0\.0\.1:{port}: no broker answered \(.*python -m stack status\)", lines[0]
+    ), lines[0]
 
 
 def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
     """The talk's snippet, unchanged, after one call that gives its group committed offsets (Kafka 4 needs it)."""
-    from consumer.kafka_source import seed_group_offsets
+    from consumer.broker import seed_group_offsets
 
     group = f"talk-{time.time_ns()}"
     seed_group_offsets(pipeline.bootstrap, group, TEST_TOPIC, start="latest")
@@ -142,8 +129,9 @@ def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
 
 
 def test_train_reads_the_same_records_with_either_source(pipeline, tmp_path):
+    """``kafka`` (the default), ``kafka-python`` (its old name, still accepted) and the talk's ``tfio``."""
     counts = {}
-    for source in ("kafka-python", "tfio"):
+    for source in ("kafka", "kafka-python", "tfio"):
         result = pipeline.run(
             "consumer.train",
             "--source",
@@ -159,7 +147,7 @@ def test_train_reads_the_same_records_with_either_source(pipeline, tmp_path):
         )
         assert result.returncode == 0, result.stderr
         counts[source] = int(re.search(r"read (\d+) records", result.stdout).group(1))
-    assert counts["kafka-python"] == counts["tfio"] > 0
+    assert counts["kafka"] == counts["kafka-python"] == counts["tfio"] > 0
 
 
 def untrained_model(tmp_path):
@@ -174,40 +162,23 @@ def untrained_model(tmp_path):
     return path
 
 
-def commit_offset(bootstrap: str, group: str, topic: str, offset: int) -> None:
-    from kafka.structs import OffsetAndMetadata
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(offset, "", -1)})
-    consumer.close()
-
-
-def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return consumer.committed(TopicPartition(topic, 0))
-    finally:
-        consumer.close()
-
-
-def beginning_offset(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    tp = TopicPartition(topic, 0)
-    try:
-        return consumer.beginning_offsets([tp])[tp]
-    finally:
-        consumer.close()
+def load_and_wait(pipeline, split: str, rows: int) -> tuple[dict[int, int], int]:
+    """Load ``rows`` rows of ``split``; once their records are on its topic: the topic's end offsets and how many
+    records it retains."""
+    topic = TOPICS.of_table(f"mnist_{split}")
+    before = sum(end_offsets(pipeline.bootstrap, topic).values())
+    load = pipeline.run("loader", "--split", split, "--limit", str(rows), "--no-progress")
+    assert load.returncode == 0, load.stderr
+    assert poll(lambda: sum(end_offsets(pipeline.bootstrap, topic).values()) >= before + rows, 60)
+    marks = watermarks(pipeline.bootstrap, topic)
+    return {p: end for p, (_, end) in marks.items()}, sum(end - first for first, end in marks.values())
 
 
 def test_reused_group_id_warns_how_many_records_its_committed_offsets_skip(pipeline, tmp_path):
-    load = pipeline.run("loader", "--split", "train", "--limit", "20", "--no-progress")
-    assert load.returncode == 0, load.stderr
-    topic = "tf.public.mnist_train"
-    assert wait_for(lambda: end_offset(pipeline.bootstrap, topic) > 0)
-    end = end_offset(pipeline.bootstrap, topic)
-    skipped = end - beginning_offset(pipeline.bootstrap, topic)
+    topic = TOPICS.train
+    end, skipped = load_and_wait(pipeline, "train", 20)
     group = f"reused-{time.time_ns()}"
-    commit_offset(pipeline.bootstrap, group, topic, end)  # as an earlier run that read everything leaves it
+    commit_group_offsets(pipeline.bootstrap, group, topic, end)  # as an earlier run that read everything leaves it
 
     result = pipeline.run(
         "consumer.train", "--group-id", group, "--idle-timeout", "2", "--model", str(tmp_path / "m.keras")
@@ -220,73 +191,58 @@ def test_reused_group_id_warns_how_many_records_its_committed_offsets_skip(pipel
 
 
 def test_committed_offset_past_the_end_restarts_from_the_earliest_record_and_says_so(pipeline, tmp_path):
-    load = pipeline.run("loader", "--split", "test", "--limit", "30", "--no-progress")
-    assert load.returncode == 0, load.stderr
-    assert wait_for(lambda: end_offset(pipeline.bootstrap, TEST_TOPIC) >= 30)
-    end = end_offset(pipeline.bootstrap, TEST_TOPIC)
-    retained = end - beginning_offset(pipeline.bootstrap, TEST_TOPIC)
+    end, records = load_and_wait(pipeline, "test", 30)
     group = f"out-of-range-{time.time_ns()}"
-    commit_offset(pipeline.bootstrap, group, TEST_TOPIC, end + 1000)
+    commit_group_offsets(pipeline.bootstrap, group, TEST_TOPIC, {p: offset + 1000 for p, offset in end.items()})
 
     result = pipeline.run(
         "consumer.evaluate", "--model", str(untrained_model(tmp_path)), "--group-id", group, "--idle-timeout", "3"
     )
 
     assert result.returncode == 0, result.stderr
-    assert f"committed offset {end + 1000} on {TEST_TOPIC} partition 0 is outside the retained records" in result.stderr
+    for partition, offset in end.items():
+        assert (
+            f"start offset {offset + 1000} on {TEST_TOPIC} partition {partition} is outside the retained records"
+            in result.stderr
+        ), result.stderr
     assert "restarting from the earliest retained record" in result.stderr
     summary = re.search(r"evaluated (\d+) records \((\d+) malformed skipped\)", result.stdout)
-    assert int(summary.group(1)) + int(summary.group(2)) >= retained, result.stdout[-500:]
+    assert int(summary.group(1)) + int(summary.group(2)) >= records, result.stdout[-500:]
 
 
-def wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def test_broker_stopping_mid_read_is_an_error_not_the_end_of_the_stream(pipeline, tmp_path):
+def test_broker_stopping_mid_read_is_an_error_not_the_end_of_the_stream(native, tmp_path):
     """train and evaluate have read the topic and wait for more; the broker stops: both must fail (exit 1, one
     line), train must save nothing. Before, an unanswered poll looked like an idle topic: exit 0, partial data."""
-    if pipeline.backend != "native":
-        pytest.skip("stops and restarts the native stack's broker")
     from stack import kafka
-    from stack.config import StackConfig
 
-    load = pipeline.run("loader", "--split", "test", "--limit", "40", "--no-progress")
-    assert load.returncode == 0, load.stderr
-    assert wait_for(lambda: end_offset(pipeline.bootstrap, TEST_TOPIC) >= 40)
-    end = end_offset(pipeline.bootstrap, TEST_TOPIC)
+    end, _ = load_and_wait(native, "test", 40)
     model = tmp_path / "trained.keras"
     train_group, evaluate_group = f"outage-train-{time.time_ns()}", f"outage-evaluate-{time.time_ns()}"
-    train = pipeline.start(
+    train = native.start(
         "consumer.train", "--topic", TEST_TOPIC, "--group-id", train_group, "--idle-timeout", "15", "--model",
         str(model), "--epochs", "1", "--quiet",
     )  # fmt: skip
-    evaluate = pipeline.start(
+    evaluate = native.start(
         "consumer.evaluate", "--model", str(untrained_model(tmp_path)), "--group-id", evaluate_group,
         "--idle-timeout", "15",
     )  # fmt: skip
     try:
         # Both have read (and committed) every record: they are in their idle wait when the broker goes.
-        assert wait_for(
+        assert poll(
             lambda: (
-                committed_offset(pipeline.bootstrap, train_group, TEST_TOPIC) == end
-                and committed_offset(pipeline.bootstrap, evaluate_group, TEST_TOPIC) == end
+                group_offsets(native.bootstrap, train_group, TEST_TOPIC) == end
+                and group_offsets(native.bootstrap, evaluate_group, TEST_TOPIC) == end
             ),
             120,
         ), "the consumers did not read the topic"
-        assert kafka.stop(StackConfig.from_env(pipeline.env))
+        assert kafka.stop(native.config)
         train_out, train_err = train.communicate(timeout=120)
         evaluate_out, evaluate_err = evaluate.communicate(timeout=120)
     finally:
         for process in (train, evaluate):
             if process.poll() is None:
                 process.kill()
-        up = pipeline.run("stack", "up", timeout=300)
+        up = native.run("stack", "up", timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr
 
     for name, code, out, err in (

@@ -6,15 +6,17 @@ from __future__ import annotations
 import signal
 import time
 
-import psycopg2
 import pytest
 
-from bench.numbered_rows import NumberedRows, end_offset, numbers_on_topic
+from probes.database import query_one
+from probes.deadline import poll
+from probes.rows import NumberedRows
+from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka, postgres
-from stack.config import StackConfig
-from stack.processes import pid_alive, wait_until
+from stack.config import TOPICS
+from stack.processes import pid_alive
 
-TOPIC = "tf.public.mnist_train"
+TOPIC = TOPICS.train
 ROWS = 20_000
 RATE = 2_500
 # The README promises at most about 1 s of rows re-sent after a fault (Connect's offset flush interval is 1 s);
@@ -22,19 +24,12 @@ RATE = 2_500
 MAX_DUPLICATES = 2 * RATE
 
 
-@pytest.fixture
-def native(pipeline):
-    if pipeline.backend != "native":
-        pytest.skip("kills and restarts processes of the native stack")
-    return pipeline
-
-
 def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
     """Insert ROWS numbered rows; ``fault()`` runs once a quarter are in; returns (delivered, duplicates)."""
-    start = end_offset(pipeline.bootstrap, TOPIC)
-    rows = NumberedRows(pipeline.pg_kwargs(), "mnist_train", ROWS, RATE)
+    start = end_offsets(pipeline.bootstrap, TOPIC)
+    rows = NumberedRows(pipeline.postgres, "mnist_train", ROWS, RATE)
     rows.start()
-    assert wait_until(lambda: rows.committed >= ROWS // 4, 30)
+    assert poll(lambda: rows.committed >= ROWS // 4, 30)
     fault()
     rows.join(timeout=120)
     assert rows.error is None, rows.error
@@ -47,7 +42,7 @@ def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
         # Evidence for the next reader of this failure: a second, fresh read tells a reader problem from lost
         # records, and the services' warnings around the fault say what Connect and Kafka saw.
         again = set(numbers_on_topic(pipeline.bootstrap, TOPIC, start, rows.prefix, ROWS, timeout=30))
-        cfg = StackConfig.from_env(pipeline.env)
+        cfg = pipeline.config
         warnings = [
             line[:200]
             for log in (connect.log_file(cfg), kafka.log_file(cfg))
@@ -58,7 +53,7 @@ def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
             f"{len(missing)} rows never reached {TOPIC}, e.g. {sorted(missing)[:8]}; "
             f"a second read finds {len(missing & again)} of them; last warnings:\n" + "\n".join(warnings)
         )
-    status = connect.connector_status(StackConfig.from_env(pipeline.env))
+    status = connect.connector_status(pipeline.config)
     assert connect.is_running(status), status
     duplicates = len(numbers) - ROWS
     with capsys.disabled():
@@ -76,7 +71,7 @@ def up(pipeline) -> None:
 
 
 def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
 
     def kill_connect():
         """SIGKILL Kafka Connect"""
@@ -89,7 +84,7 @@ def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys):
 
 
 def test_broker_restart_mid_stream_loses_nothing(native, capsys):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
 
     def restart_kafka():
         """Stop and restart the Kafka broker"""
@@ -101,7 +96,7 @@ def test_broker_restart_mid_stream_loses_nothing(native, capsys):
 
 
 def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, capsys):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     log = connect.log_file(cfg)
     slot_creations = log.read_text(errors="replace").count("Creating replication slot")
 
@@ -114,33 +109,31 @@ def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, c
     run_fault(native, restart_postgres, capsys)
 
     assert log.read_text(errors="replace").count("Creating replication slot") == slot_creations, "slot recreated"
-    with psycopg2.connect(**native.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'mnist_slot'")
-        assert cur.fetchone() == ("mnist_slot",)
-    conn.close()
+    slot = query_one(native.postgres, "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'mnist_slot'")
+    assert slot == ("mnist_slot",)
 
 
 def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys):
     """COPY writes a page of rows under one WAL position (LSN); Debezium resumes after the last LSN it sent, so
     without ``postgres/01-tables.sql``'s one-row-per-LSN trigger every restart here loses the rest of a page."""
-    cfg = StackConfig.from_env(native.env)
-    start = end_offset(native.bootstrap, TOPIC)
-    rows = NumberedRows(native.pg_kwargs(), "mnist_train", ROWS, rate=1e9, batch=ROWS)  # one COPY, one transaction
+    cfg = native.config
+    start = end_offsets(native.bootstrap, TOPIC)
+    rows = NumberedRows(native.postgres, "mnist_train", ROWS, rate=1e9, batch=ROWS)  # one COPY, one transaction
     rows.run()
     assert rows.error is None, rows.error
 
     def on_topic() -> int:
-        return end_offset(native.bootstrap, TOPIC) - start
+        return sum(end_offsets(native.bootstrap, TOPIC).values()) - sum(start.values())
 
     restarts_mid_stream = 0
     for threshold in (ROWS // 10, ROWS * 45 // 100, ROWS * 8 // 10):
-        assert wait_until(lambda at=threshold: on_topic() >= at, 60, 0.01)
+        assert poll(lambda at=threshold: on_topic() >= at, 60, 0.01)
         if on_topic() >= ROWS:
             break
         status, body = connect.rest(cfg, "POST", "/connectors/mnist-connector/tasks/0/restart", timeout=60)
         assert status == 204, body
         restarts_mid_stream += 1
-        assert wait_until(lambda: connect.is_running(connect.connector_status(cfg)), 60)
+        assert poll(lambda: connect.is_running(connect.connector_status(cfg)), 60)
     assert restarts_mid_stream >= 1, "the transaction streamed before the first restart: nothing was tested"
 
     numbers = numbers_on_topic(native.bootstrap, TOPIC, start, rows.prefix, ROWS, timeout=120)
@@ -161,4 +154,4 @@ def native_kill(pid: int) -> None:
     import os
 
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not pid_alive(pid), 10)
+    assert poll(lambda: not pid_alive(pid), 10)

@@ -6,26 +6,27 @@ import re
 import struct
 import uuid
 
-import psycopg2
 import pytest
 
 from loader.source import load_sample
+from probes.database import connect, query_one
+from probes.rows import execute
 from tests.integration.backend import free_port
 
 
 def count(pipeline, table: str) -> int:
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM public.{table}")
-        n = cur.fetchone()[0]
-    conn.close()
-    return n
+    return query_one(pipeline.postgres, f"SELECT count(*) FROM public.{table}")[0]
 
 
 def last_rows(pipeline, table: str, n: int) -> list[tuple[int, bytes]]:
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT label, pixels FROM public.{table} ORDER BY id DESC LIMIT %s", (n,))
-        rows = [(label, bytes(pixels)) for label, pixels in cur.fetchall()]
-    conn.close()
+    """The last ``n`` rows of ``table`` in id order, as (label, pixels)."""
+    conn = connect(pipeline.postgres)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT label, pixels FROM public.{table} ORDER BY id DESC LIMIT %s", (n,))
+            rows = [(label, bytes(pixels)) for label, pixels in cur.fetchall()]
+    finally:
+        conn.close()
     return rows[::-1]
 
 
@@ -65,21 +66,19 @@ def test_table_rejects_marked_rows(pipeline):
     """A trigger on mnist_test that fails the statement for a row whose pixels start with ``REJECTED``: the COPY
     into mnist_test fails after the COPY into mnist_train succeeded. Dropped after the test."""
     name = f"reject_marked_{uuid.uuid4().hex[:8]}"
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute(
-            f"CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF substring(NEW.pixels FROM 1 FOR 4) = '\\x{REJECTED.hex()}'::bytea THEN "
-            "RAISE EXCEPTION 'row rejected by the test trigger'; END IF; RETURN NEW; END $$"
-        )
-        cur.execute(
-            f"CREATE TRIGGER {name} BEFORE INSERT ON public.mnist_test FOR EACH ROW EXECUTE FUNCTION public.{name}()"
-        )
-    conn.close()
+    execute(
+        pipeline.postgres,
+        f"CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF substring(NEW.pixels FROM 1 FOR 4) = '\\x{REJECTED.hex()}'::bytea THEN "
+        "RAISE EXCEPTION 'row rejected by the test trigger'; END IF; RETURN NEW; END $$",
+    )
+    execute(
+        pipeline.postgres,
+        f"CREATE TRIGGER {name} BEFORE INSERT ON public.mnist_test FOR EACH ROW EXECUTE FUNCTION public.{name}()",
+    )
     yield
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TRIGGER {name} ON public.mnist_test")
-        cur.execute(f"DROP FUNCTION public.{name}()")
-    conn.close()
+    execute(pipeline.postgres, f"DROP TRIGGER {name} ON public.mnist_test")
+    execute(pipeline.postgres, f"DROP FUNCTION public.{name}()")
 
 
 def write_idx_pair(directory, prefix: str, images: list[bytes], labels: list[int]) -> None:
@@ -197,7 +196,7 @@ def test_truncate_empties_the_table_before_loading(pipeline):
 def test_every_loaded_row_has_its_own_wal_position(pipeline):
     """Without the tables' ``one_lsn_per_row`` trigger COPY logs ~9 rows under one LSN, and Debezium skips the rest
     of them when it resumes after a restart (README, *Nothing lost*). A temporary test_decoding slot shows the LSNs."""
-    conn = psycopg2.connect(**pipeline.pg_kwargs())
+    conn = connect(pipeline.postgres)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:

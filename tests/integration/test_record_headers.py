@@ -12,72 +12,40 @@ import uuid
 
 import psycopg2
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from tests.integration.records import csv_of, insert, marked_pixels
+from probes.rows import csv_of, insert, marked_pixels
+from probes.topics import Record, end_offsets, read_from
+from stack.config import TOPICS
 
-TEST_TOPIC = "tf.public.mnist_test"
-INVALID_TOPIC = TEST_TOPIC + ".invalid"
-
-
-def consumer(pipeline) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": pipeline.bootstrap,
-            "group.id": f"test-record-headers-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
+TEST_TOPIC = TOPICS.test
+INVALID_TOPIC = TOPICS.invalid(TEST_TOPIC)
 
 
-def end_offsets(pipeline, topic: str) -> list[TopicPartition]:
-    """Where ``topic`` ends now, a partition each; from the beginning when the topic does not exist yet."""
-    probe = consumer(pipeline)
-    try:
-        metadata = probe.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            return [TopicPartition(topic, 0, OFFSET_BEGINNING)]
-        return [
-            TopicPartition(topic, p, probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
-            for p in sorted(metadata.partitions)
-        ]
-    finally:
-        probe.close()
+def first_with_id(pipeline, topic: str, start: dict[int, int], row_id: int, timeout: float = 60.0) -> Record | None:
+    """The first record of ``topic`` after ``start`` whose ``mnist.id`` header is ``row_id``, or None."""
 
+    def with_id(records: list[Record]) -> list[Record]:
+        return [r for r in records if r.headers.get("mnist.id") == str(row_id).encode()]
 
-def first_with_id(pipeline, start: list[TopicPartition], row_id: int, timeout: float = 60.0):
-    """The first record after ``start`` whose ``mnist.id`` header is ``row_id``, or None."""
-    reader = consumer(pipeline)
-    reader.assign(start)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = reader.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            if dict(message.headers() or []).get("mnist.id") == str(row_id).encode():
-                return message
-    finally:
-        reader.close()
-    return None
+    found = with_id(read_from(pipeline.bootstrap, topic, start, lambda records: bool(with_id(records)), timeout))
+    return found[0] if found else None
 
 
 def test_converted_row_carries_its_table_id_and_commit_time(pipeline):
-    start = end_offsets(pipeline, TEST_TOPIC)
+    start = end_offsets(pipeline.bootstrap, TEST_TOPIC)
     pixels = marked_pixels(last=9)
     before = time.time()
-    (row_id,) = insert(pipeline, "mnist_test", [(3, pixels)])
+    (row_id,) = insert(pipeline.postgres, "mnist_test", [(3, pixels)])
     committed = time.time()
 
-    message = first_with_id(pipeline, start, row_id)
+    message = first_with_id(pipeline, TEST_TOPIC, start, row_id)
 
     assert message is not None, f"no record with mnist.id={row_id} on {TEST_TOPIC}"
-    assert message.key() == b"3"
-    assert message.value().decode() == csv_of(pixels), "the value stays the talk's 784 integers"
-    headers = message.headers()
-    names = [name for name, _ in headers]
+    assert message.key == b"3"
+    assert message.value.decode() == csv_of(pixels), "the value stays the talk's 784 integers"
+    names = list(message.header_names)
     assert names.count("mnist.table") == names.count("mnist.id") == names.count("__source_ts_ms") == 1, names
-    headers = dict(headers)
+    headers = message.headers
     assert headers["mnist.table"] == b"mnist_test"
     assert headers["mnist.id"] == str(row_id).encode()
     assert headers["__source_ts_ms"].isdigit(), headers["__source_ts_ms"]
@@ -86,17 +54,17 @@ def test_converted_row_carries_its_table_id_and_commit_time(pipeline):
 
 
 def test_invalid_row_carries_its_error_table_and_id(pipeline):
-    start = end_offsets(pipeline, INVALID_TOPIC)
-    (row_id,) = insert(pipeline, "mnist_test", [(12, bytes(784))])
+    start = end_offsets(pipeline.bootstrap, INVALID_TOPIC)
+    (row_id,) = insert(pipeline.postgres, "mnist_test", [(12, bytes(784))])
 
-    message = first_with_id(pipeline, start, row_id)
+    message = first_with_id(pipeline, INVALID_TOPIC, start, row_id)
 
     assert message is not None, f"no record with mnist.id={row_id} on {INVALID_TOPIC}"
-    headers = dict(message.headers())
+    headers = message.headers
     assert headers["mnist.error"] == b"label 12 is outside 0..9"
     assert headers["mnist.table"] == b"mnist_test"
     assert headers["mnist.id"] == str(row_id).encode()
-    assert json.loads(message.value())["id"] == row_id
+    assert json.loads(message.value)["id"] == row_id
 
 
 UPSERT = (

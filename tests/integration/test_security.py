@@ -8,24 +8,18 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from probes.database import connect as pg_connect
+from probes.database import drop_slot
+from probes.deadline import poll
+from probes.rows import execute
 from stack import connect
-from stack.config import StackConfig
-from stack.processes import StepError, wait_until
-from tests.integration.records import execute
-
-
-@pytest.fixture
-def native(pipeline):
-    if pipeline.backend != "native":
-        pytest.skip("reads the native Connect worker's process and pg_hba rules")
-    return pipeline
+from stack.processes import StepError
 
 
 def debezium_login(pipeline, dbname: str | None = None):
-    kwargs = pipeline.pg_kwargs(user="debezium", password=pipeline.env["DEBEZIUM_PGPASSWORD"])
-    if dbname:
-        kwargs["dbname"] = dbname
-    return psycopg2.connect(**kwargs, connect_timeout=5)
+    database = {"dbname": dbname} if dbname else {}
+    login = {"user": "debezium", "password": pipeline.env["DEBEZIUM_PGPASSWORD"], **database}
+    return pg_connect(pipeline.postgres, **login, connect_timeout=5)
 
 
 def test_debezium_can_decode_every_table_of_its_database_but_select_only_mnist(pipeline):
@@ -33,20 +27,20 @@ def test_debezium_can_decode_every_table_of_its_database_but_select_only_mnist(p
     # log in to; test_decoding shows row values of tables it has no SELECT on. The README states exactly this.
     table = f"secret_{uuid.uuid4().hex[:8]}"
     slot = f"test_{table}"
-    execute(pipeline, f"CREATE TABLE public.{table} (note text)")
+    execute(pipeline.postgres, f"CREATE TABLE public.{table} (note text)")
     conn = debezium_login(pipeline)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding', true)", (slot,))
-            execute(pipeline, f"INSERT INTO public.{table} VALUES ('the-owner-only')")
+            execute(pipeline.postgres, f"INSERT INTO public.{table} VALUES ('the-owner-only')")
             cur.execute("SELECT string_agg(data, ' ') FROM pg_logical_slot_get_changes(%s, NULL, NULL)", (slot,))
             decoded = cur.fetchone()[0]
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 cur.execute(f"SELECT note FROM public.{table}")
     finally:
         conn.close()
-        execute(pipeline, f"DROP TABLE public.{table}")
+        execute(pipeline.postgres, f"DROP TABLE public.{table}")
 
     assert "the-owner-only" in decoded
 
@@ -64,7 +58,7 @@ def environ_of(pid: int) -> dict[str, str]:
 
 
 def test_connect_gets_the_connector_password_and_not_the_owners(native):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     env = environ_of(connect.running_pid(cfg))
 
     assert env["DEBEZIUM_PGPASSWORD"] == native.env["DEBEZIUM_PGPASSWORD"]
@@ -75,7 +69,7 @@ def test_connect_gets_the_connector_password_and_not_the_owners(native):
 def test_a_connector_cannot_read_other_environment_variables(pipeline):
     # A local process registers a connector that logs in as the owner with ${env:PGPASSWORD}. The allowlist leaves
     # the reference unresolved, so the login fails; were it resolved, the task would run with the owner's rights.
-    cfg = StackConfig.from_env(pipeline.env)
+    cfg = pipeline.config
     name, slot = "test-env-probe", "test_env_probe"
     config = connect.connector_config(cfg)
     config.update(
@@ -99,13 +93,9 @@ def test_a_connector_cannot_read_other_environment_variables(pipeline):
                 last["status"] = connect.connector_status(cfg, name)
                 return connect.is_running(last["status"]) or connect.failure(last["status"]) is not None
 
-            assert wait_until(settled, 90, 0.5), last
+            assert poll(settled, 90, 0.5), last
             assert not connect.is_running(last["status"]), "the owner's password was resolved from Connect's env"
         assert f'password authentication failed for user "{pipeline.env["PGUSER"]}"' in str(last["status"]), last
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{name}")
-        execute(
-            pipeline,
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s AND NOT active",
-            (slot,),
-        )
+        drop_slot(pipeline.postgres, slot)

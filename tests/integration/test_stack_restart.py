@@ -5,40 +5,28 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
+from probes.rows import insert, marked_pixels, prefix_of
+from probes.topics import find_values
 from stack import connect, kafka
-from stack.config import StackConfig
-from tests.integration.records import insert, marked_pixels, prefix_of, read_topic, values_starting_with
-
-TRAIN = "tf.public.mnist_train"
+from stack.config import TOPICS
 
 
 def counts(pipeline, pixels: list[bytes], timeout: float = 90.0) -> list[int]:
+    """How many records of the training topic carry each of these rows."""
     prefixes = [prefix_of(p) for p in pixels]
-    records = read_topic(
-        pipeline.bootstrap, TRAIN, lambda rs: all(values_starting_with(rs, prefixes).values()), timeout
-    )
-    found = values_starting_with(records, prefixes)
+    found = find_values(pipeline.bootstrap, TOPICS.train, prefixes, timeout)
     return [len(found[p]) for p in prefixes]
 
 
-@pytest.fixture
-def native(pipeline):
-    if pipeline.backend != "native":
-        pytest.skip("restarts processes of the native stack")
-    return pipeline
-
-
 def test_rows_inserted_while_connect_is_down_arrive_after_up(native):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     before = marked_pixels()
-    insert(native, "mnist_train", [(1, before)])
+    insert(native.postgres, "mnist_train", [(1, before)])
     assert counts(native, [before]) == [1]
 
     assert connect.stop(cfg)
     during = marked_pixels()
-    insert(native, "mnist_train", [(2, during)])
+    insert(native.postgres, "mnist_train", [(2, during)])
     result = native.run("stack", "up")
 
     assert result.returncode == 0, result.stderr
@@ -48,7 +36,7 @@ def test_rows_inserted_while_connect_is_down_arrive_after_up(native):
 
 def test_down_then_up_resumes_with_no_loss_and_no_second_snapshot(native):
     before = marked_pixels()
-    insert(native, "mnist_train", [(3, before)])
+    insert(native.postgres, "mnist_train", [(3, before)])
     assert counts(native, [before]) == [1]
 
     down = native.run("stack", "down")
@@ -58,18 +46,18 @@ def test_down_then_up_resumes_with_no_loss_and_no_second_snapshot(native):
         ["kafka", "stopped"],
         ["postgres", "stopped"],
     ]
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     assert not kafka.pid_file(cfg).exists() and not connect.pid_file(cfg).exists(), "pid files removed on stop"
     up = native.run("stack", "up", timeout=600)
     assert up.returncode == 0, up.stderr
     after = marked_pixels()
-    insert(native, "mnist_train", [(4, after)])
+    insert(native.postgres, "mnist_train", [(4, after)])
 
     assert counts(native, [before, after]) == [1, 1]
 
 
 def test_changed_transform_sources_reassemble_and_restart_connect_only(native):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     kafka_pid, connect_pid = kafka.running_pid(cfg), connect.running_pid(cfg)
     # As if debezium/mnist-smt's sources had been edited since the jars were assembled.
     stamp_file = cfg.home / "assembled.json"
@@ -88,7 +76,7 @@ def test_changed_transform_sources_reassemble_and_restart_connect_only(native):
     assert kafka.running_pid(cfg) == kafka_pid, "Kafka does not use plugins/: left running"
     assert connect.running_pid(cfg) not in (None, connect_pid)
     row = marked_pixels()
-    insert(native, "mnist_train", [(5, row)])
+    insert(native.postgres, "mnist_train", [(5, row)])
     assert counts(native, [row]) == [1]
 
 
@@ -108,7 +96,7 @@ def test_up_on_a_stopped_cluster_with_a_changed_pgpassword_is_one_line(native):
 
 
 def test_changed_kafka_classpath_reassembles_and_restarts_kafka_and_connect(native):
-    cfg = StackConfig.from_env(native.env)
+    cfg = native.config
     kafka_pid, connect_pid = kafka.running_pid(cfg), connect.running_pid(cfg)
     stamp_file = cfg.home / "assembled.json"
     stamp = json.loads(stamp_file.read_text())
@@ -122,5 +110,5 @@ def test_changed_kafka_classpath_reassembles_and_restarts_kafka_and_connect(nati
     assert kafka.running_pid(cfg) not in (None, kafka_pid)
     assert connect.running_pid(cfg) not in (None, connect_pid)
     row = marked_pixels()
-    insert(native, "mnist_train", [(6, row)])
+    insert(native.postgres, "mnist_train", [(6, row)])
     assert counts(native, [row]) == [1]

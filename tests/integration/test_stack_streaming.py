@@ -6,39 +6,23 @@ import json
 import re
 import uuid
 
-import psycopg2
-
+from probes.database import drop_slot, query_one
+from probes.deadline import poll
+from probes.rows import csv_of, execute, insert, marked_pixels, prefix_of
+from probes.topics import find_values, read_from, values_starting_with
 from stack import connect
-from stack.config import StackConfig
-from stack.processes import wait_until
-from tests.integration.records import (
-    csv_of,
-    execute,
-    insert,
-    marked_pixels,
-    prefix_of,
-    read_topic,
-    values_starting_with,
-)
+from stack.config import TOPICS
 
-TRAIN = "tf.public.mnist_train"
-
-
-def cfg_of(pipeline) -> StackConfig:
-    return StackConfig.from_env(pipeline.env)
+TRAIN = TOPICS.train
 
 
 def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0) -> dict[str, list]:
-    prefixes = [prefix_of(p) for p in pixels]
-    records = read_topic(
-        pipeline.bootstrap, topic, lambda rs: all(values_starting_with(rs, prefixes).values()), timeout
-    )
-    return values_starting_with(records, prefixes)
+    return find_values(pipeline.bootstrap, topic, [prefix_of(p) for p in pixels], timeout)
 
 
 def test_inserted_row_arrives_with_the_contract_key_and_value(pipeline):
     pixels = marked_pixels(last=255)
-    insert(pipeline, "mnist_train", [(7, pixels)])
+    insert(pipeline.postgres, "mnist_train", [(7, pixels)])
 
     found = wait_for(pipeline, TRAIN, [pixels])[prefix_of(pixels)]
 
@@ -51,7 +35,7 @@ def test_inserted_row_arrives_with_the_contract_key_and_value(pipeline):
 
 def test_test_table_streams_to_its_own_topic(pipeline):
     pixels = marked_pixels()
-    insert(pipeline, "mnist_test", [(3, pixels)])
+    insert(pipeline.postgres, "mnist_test", [(3, pixels)])
 
     found = wait_for(pipeline, "tf.public.mnist_test", [pixels])[prefix_of(pixels)]
 
@@ -60,9 +44,9 @@ def test_test_table_streams_to_its_own_topic(pipeline):
 
 def test_update_delete_and_invalid_rows_leave_the_task_running(pipeline):
     updated = marked_pixels()
-    (row_id,) = insert(pipeline, "mnist_train", [(1, updated)])
-    execute(pipeline, "UPDATE public.mnist_train SET label = 4 WHERE id = %s", (row_id,))
-    execute(pipeline, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    (row_id,) = insert(pipeline.postgres, "mnist_train", [(1, updated)])
+    execute(pipeline.postgres, "UPDATE public.mnist_train SET label = 4 WHERE id = %s", (row_id,))
+    execute(pipeline.postgres, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
     invalid = {
         "label 12 is outside 0..9": (12, bytes(784)),
         "label -1 is outside 0..9": (-1, bytes(784)),
@@ -70,25 +54,26 @@ def test_update_delete_and_invalid_rows_leave_the_task_running(pipeline):
         "pixels is NULL": (5, None),
         "pixels has 100 bytes, expected 784 (28x28)": (5, bytes(100)),
     }
-    invalid_ids = insert(pipeline, "mnist_train", list(invalid.values()))
+    invalid_ids = insert(pipeline.postgres, "mnist_train", list(invalid.values()))
     later = marked_pixels()
-    insert(pipeline, "mnist_train", [(9, later)])
+    insert(pipeline.postgres, "mnist_train", [(9, later)])
 
     found = wait_for(pipeline, TRAIN, [updated, later])
 
     assert [r.key for r in found[prefix_of(updated)]] == [b"1", b"4"], "insert then update; the delete is dropped"
     assert [r.key for r in found[prefix_of(later)]] == [b"9"]
-    status = connect.connector_status(cfg_of(pipeline))
+    status = connect.connector_status(pipeline.config)
     assert connect.is_running(status), status
 
     wanted = {str(i) for i in invalid_ids}
-    records = read_topic(
+    records = read_from(
         pipeline.bootstrap,
-        TRAIN + ".invalid",
+        TOPICS.invalid(TRAIN),
+        None,
         lambda rs: wanted <= {str(json.loads(r.value)["id"]) for r in rs},
     )
     reasons = {
-        json.loads(r.value)["id"]: dict(r.headers)["mnist.error"].decode()
+        json.loads(r.value)["id"]: r.headers["mnist.error"].decode()
         for r in records
         if json.loads(r.value)["id"] in invalid_ids
     }
@@ -97,13 +82,13 @@ def test_update_delete_and_invalid_rows_leave_the_task_running(pipeline):
 
 def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
     pixels = marked_pixels()
-    (row_id,) = insert(pipeline, "mnist_train", [(2, pixels)])
-    execute(pipeline, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    (row_id,) = insert(pipeline.postgres, "mnist_train", [(2, pixels)])
+    execute(pipeline.postgres, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
     after = marked_pixels()
-    insert(pipeline, "mnist_train", [(2, after)])
+    insert(pipeline.postgres, "mnist_train", [(2, after)])
 
-    records = read_topic(
-        pipeline.bootstrap, TRAIN, lambda rs: values_starting_with(rs, [prefix_of(after)])[prefix_of(after)]
+    records = read_from(
+        pipeline.bootstrap, TRAIN, None, lambda rs: values_starting_with(rs, [prefix_of(after)])[prefix_of(after)]
     )
 
     assert values_starting_with(records, [prefix_of(after)])[prefix_of(after)]
@@ -111,9 +96,9 @@ def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
 
 
 def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
-    cfg = cfg_of(pipeline)
+    cfg = pipeline.config
     before = [marked_pixels() for _ in range(3)]
-    insert(pipeline, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
+    insert(pipeline.postgres, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
     config = connect.connector_config(cfg)
     config.update({"topic.prefix": "snapcheck", "slot.name": "test_snapcheck_slot"})
     connect.register(cfg, "snapshot-check", config)
@@ -122,11 +107,7 @@ def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
     finally:
         connect.rest(cfg, "DELETE", "/connectors/snapshot-check")
         # The slot outlives the connector; drop it so the WAL it holds is released.
-        execute(
-            pipeline,
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = 'test_snapcheck_slot' AND NOT active",
-        )
+        drop_slot(pipeline.postgres, "test_snapcheck_slot")
     assert [found[prefix_of(p)][0].key for p in before] == [b"0", b"5", b"9"]
 
 
@@ -140,9 +121,9 @@ def test_status_reports_every_component_and_no_secret(pipeline):
     assert "mnist-connector RUNNING (task 0 RUNNING)" in result.stdout
     secret = pipeline.env["DEBEZIUM_PGPASSWORD"]
     assert secret not in result.stdout
-    logs = StackConfig.from_env(pipeline.env).logs
+    logs = pipeline.config.logs
     assert all(secret not in log.read_text(errors="replace") for log in logs.glob("*.log"))
-    _, registered = connect.rest(cfg_of(pipeline), "GET", "/connectors/mnist-connector/config")
+    _, registered = connect.rest(pipeline.config, "GET", "/connectors/mnist-connector/config")
     assert registered["database.password"] == "${env:DEBEZIUM_PGPASSWORD}"
 
 
@@ -166,23 +147,14 @@ def test_busy_port_is_reported_with_the_variable_that_moves_it(pipeline, tmp_pat
 
 
 def slot_names(pipeline) -> set[str]:
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT slot_name FROM pg_replication_slots")
-        names = {row[0] for row in cur.fetchall()}
-    conn.close()
-    return names
-
-
-def query_one(pipeline, statement: str, params: tuple = ()):
-    with psycopg2.connect(**pipeline.pg_kwargs()) as conn, conn.cursor() as cur:
-        cur.execute(statement, params)
-        value = cur.fetchone()[0]
-    conn.close()
-    return value
+    (names,) = query_one(
+        pipeline.postgres, "SELECT coalesce(array_agg(slot_name::text), '{}') FROM pg_replication_slots"
+    )
+    return set(names)
 
 
 def test_wal_kept_for_slots_is_bounded(pipeline):
-    assert query_one(pipeline, "SHOW max_slot_wal_keep_size") == "4GB"
+    assert query_one(pipeline.postgres, "SHOW max_slot_wal_keep_size") == ("4GB",)
 
 
 def test_status_shows_the_wal_each_slot_retains(pipeline):
@@ -196,11 +168,11 @@ def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
     tag = uuid.uuid4().hex[:6]
     leaked, other = [f"test_leaked_{tag}", f"bench_leaked_{tag}"], f"users_own_{tag}"
     for slot in [*leaked, other]:
-        execute(pipeline, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+        execute(pipeline.postgres, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
     try:
         result = pipeline.run("stack", "up")
     finally:
-        execute(pipeline, "SELECT pg_drop_replication_slot(%s)", (other,))
+        execute(pipeline.postgres, "SELECT pg_drop_replication_slot(%s)", (other,))
 
     assert result.returncode == 0, result.stderr
     for slot in leaked:
@@ -212,21 +184,21 @@ def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
 
 def test_heartbeats_let_the_slot_advance_while_only_other_tables_change(pipeline):
     table = f"busy_{uuid.uuid4().hex[:8]}"
-    execute(pipeline, f"CREATE TABLE public.{table} (n int)")
+    execute(pipeline.postgres, f"CREATE TABLE public.{table} (n int)")
     try:
-        execute(pipeline, f"INSERT INTO public.{table} SELECT generate_series(1, 1000)")
-        written = query_one(pipeline, "SELECT pg_current_wal_lsn()::text")
+        execute(pipeline.postgres, f"INSERT INTO public.{table} SELECT generate_series(1, 1000)")
+        (written,) = query_one(pipeline.postgres, "SELECT pg_current_wal_lsn()::text")
 
         def confirmed_past_it() -> bool:
             return query_one(
-                pipeline,
+                pipeline.postgres,
                 "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'mnist_slot'",
                 (written,),
-            )
+            ) == (True,)
 
-        assert wait_until(confirmed_past_it, 60, 1.0), "mnist_slot still holds WAL of tables it does not capture"
+        assert poll(confirmed_past_it, 60, 1.0), "mnist_slot still holds WAL of tables it does not capture"
     finally:
-        execute(pipeline, f"DROP TABLE public.{table}")
+        execute(pipeline.postgres, f"DROP TABLE public.{table}")
 
 
 def test_up_with_a_changed_pgpassword_is_one_line(pipeline):
