@@ -79,6 +79,8 @@ def open_batches(
     start: str = "earliest",
     offsets: dict[int, int] | None = None,
     until: dict[int, int] | None = None,
+    group: bool = False,
+    instance: str | None = None,
 ) -> Stream:
     """Decoded batches of up to ``batch_size`` records of ``topic`` for ``group_id``.
 
@@ -86,13 +88,17 @@ def open_batches(
     (kafka source), once every partition reached that offset. A new group starts at ``start``
     (``earliest``/``latest``), a known one after its committed offsets, and ``offsets`` (a checkpoint's,
     kafka source) wins over both. Raises ``consumer.broker.SourceError`` (one line) when the broker or the
-    topic is not usable, at the start or while reading.
+    topic is not usable, at the start or while reading. ``group`` (kafka source): join the consumer group, so
+    processes with the same ``group_id`` share the partitions (``instance``: static membership); see
+    ``consumer.broker.CommittingReader``.
     """
     if source == "tfio":
         if offsets is not None or until is not None or idle_timeout_s is None:
             raise ValueError("the tfio source reads a group from its committed offsets until idle, nothing else")
         return _tfio_batches(topic, group_id, servers, batch_size, idle_timeout_s, start)
-    reader = CommittingReader(topic, group_id, servers, idle_timeout_s, batch_size, start, offsets, until)
+    reader = CommittingReader(
+        topic, group_id, servers, idle_timeout_s, batch_size, start, offsets, until, group, instance
+    )
 
     def batches() -> Iterator[DecodedBatch]:
         try:
@@ -110,7 +116,11 @@ def open_batches(
             reader.close()
 
     starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
-    return Stream(batches(), f"kafka, commits after each batch, starting at {starts}", reader.notes, reader)
+    if group:
+        where = f"kafka, a group member sharing the partitions, commits after each batch; group offsets {starts}"
+    else:
+        where = f"kafka, commits after each batch, starting at {starts}"
+    return Stream(batches(), where, reader.notes, reader)
 
 
 def _tfio_batches(topic: str, group_id: str, servers: str, batch_size: int, idle_timeout_s: float, start: str):

@@ -181,15 +181,37 @@ def seed_group_offsets(servers: str, group_id: str, topic: str, start: str = "ea
 
 @dataclass
 class Batch:
-    """Raw records of one batch and, per partition, the offset to commit once the batch is consumed."""
+    """Raw records of one batch (with each record's partition) and, per partition, the offset to commit once the
+    batch is consumed."""
 
     values: list[bytes] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)
     headers: list[list[tuple[str, bytes]] | None] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def without(self, revoked: set[int]) -> Batch:
+        """The records of this batch that are not on ``revoked`` partitions."""
+        keep = [i for i, p in enumerate(self.partitions) if p not in revoked]
+        return Batch(
+            [self.values[i] for i in keep],
+            [self.keys[i] for i in keep],
+            [self.headers[i] for i in keep],
+            [self.partitions[i] for i in keep],
+            {p: o for p, o in self.next_offsets.items() if p not in revoked},
+        )
+
+
+# Group membership (``group=True``): the broker spreads partitions over the processes of one group. Cooperative
+# rebalancing moves only the partitions that change owner, so the others keep reading during a rebalance.
+# A member that dies holds its partitions until its session times out; a static member (``instance``: the
+# same group.instance.id after a restart) gets them back at once, without a rebalance.
+SESSION_TIMEOUT_MS = 10_000
+# A commit refused because the group rebalanced under it.
+REBALANCE_CODES = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
 
 
 class CommittingReader:
@@ -202,6 +224,12 @@ class CommittingReader:
     records (deleted by retention, or past the end) restarts at the earliest retained record; ``notes`` says
     so. Idle means the broker answered and had nothing more: when it does not answer, ``batches`` raises
     ``SourceError`` instead of ending.
+
+    Without ``group`` the reader assigns itself every partition (one reader a group: a restart after a crash
+    reads at once). With ``group=True`` it joins the group (subscribe, cooperative-sticky), so processes with
+    the same ``group_id`` share the partitions; when partitions are taken away, the records of the batch in
+    progress from those partitions are dropped (every batch handed over before was committed by its user, so
+    the new owner starts right after them). ``instance`` makes the membership static.
     """
 
     def __init__(
@@ -214,40 +242,123 @@ class CommittingReader:
         start: str = "earliest",
         offsets: dict[int, int] | None = None,
         until: dict[int, int] | None = None,
+        group: bool = False,
+        instance: str | None = None,
     ) -> None:
-        self.topic, self.group_id, self.servers = topic, group_id, servers
+        if group and (offsets is not None or until is not None):
+            raise ValueError("a group member reads from the group's committed offsets, without a bound")
+        self.topic, self.group_id, self.servers, self.group = topic, group_id, servers, group
         self.idle_timeout_s, self.batch_size, self.until = idle_timeout_s, batch_size, until
         self.notes: list[str] = []
-        # Partitions are assigned, not subscribed: no group membership, so a restart after a crash reads at
-        # once instead of waiting for the dead member's session to expire in a rebalance. One reader a group.
-        self.consumer = _open(servers, group_id)
+        overrides: dict[str, object] = {}
+        if group:
+            overrides = {
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                # Rebalances wait at most this long for members to rejoin; our batches take well under it.
+                "max.poll.interval.ms": 300_000,
+            }
+            if instance:
+                overrides["group.instance.id"] = f"{group_id}-{instance}"
         try:
-            self.partitions = partitions_of(self.consumer, servers, topic)
+            self.consumer = Consumer(client_config(servers, group_id, **overrides))
+        except (KafkaException, ValueError) as error:
+            raise SourceError(f"cannot use Kafka at {servers}: {error}") from None
+        try:
+            partitions = partitions_of(self.consumer, servers, topic)
+            origin = "checkpoint" if offsets is not None else f"group {group_id}'s committed"
             if offsets is None:
-                offsets = seed_group_offsets(servers, group_id, topic, start)
-            marks = watermarks(self.consumer, servers, topic, self.partitions)
+                offsets = self._group_offsets(start, partitions)
+            marks = watermarks(self.consumer, servers, topic, partitions)
         except SourceError:
             self.consumer.close()
             raise
         self.start_offsets: dict[int, int] = {}
-        for p in self.partitions:
+        for p in partitions:
             first, end = marks[p]
             offset = offsets.get(p, first)
             if not first <= offset <= end:
                 self.notes.append(
-                    f"warning: group {group_id}'s start offset {offset} on {topic} partition {p} is outside the "
-                    f"retained records ({first}..{end}): restarting from the earliest retained record, offset {first}"
+                    f"warning: {origin} offset {offset} on {topic} partition {p} is outside the retained records "
+                    f"({first}..{end}): restarting from the earliest retained record, offset {first}"
                 )
                 offset = first
+                if group:  # a member starts where the group's offset says: correct it (live members refuse;
+                    try:  # librdkafka's auto.offset.reset=earliest then does the same)
+                        commit(self.consumer, servers, topic, {p: first})
+                    except SourceError:
+                        pass
             self.start_offsets[p] = offset
-        self.position = dict(self.start_offsets)  # next offset to read, per partition
-        self.consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
+        self._pending = Batch()  # the batch in progress (records read, not yet handed over)
+        if group:
+            self.partitions: list[int] = []
+            self.position: dict[int, int] = {}
+            self.consumer.subscribe(
+                [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            )
+        else:
+            self.partitions = partitions
+            self.position = dict(self.start_offsets)  # next offset to read, per partition
+            self.consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
+
+    def _group_offsets(self, start: str, partitions: list[int]) -> dict[int, int]:
+        """The group's offsets, a new group's seeded at ``start``. A group with live members refuses a commit from
+        outside it: they seeded it already, so their committed offsets (or ``start``'s) are read instead."""
+        try:
+            return seed_group_offsets(self.servers, self.group_id, self.topic, start)
+        except SourceError:
+            if not self.group:
+                raise
+        committed = committed_offsets(self.consumer, self.servers, self.group_id, self.topic, partitions)
+        marks = watermarks(self.consumer, self.servers, self.topic, partitions)
+        fresh = {p: marks[p][1] if start == "latest" else marks[p][0] for p in partitions}
+        return {p: fresh[p] if offset is None else offset for p, offset in committed.items()}
+
+    def _commit_if_member(self, offsets: dict[int, int]) -> bool:
+        """Commit ``offsets`` of the partitions this reader still holds. A group member whose partitions moved
+        in a rebalance is refused: the new owner then reads those records again (at-least-once), never skips."""
+        if self.group:
+            offsets = {p: o for p, o in offsets.items() if p in self.position}
+        if not offsets:
+            return False
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(self.topic, p, o) for p, o in offsets.items()], asynchronous=False
+            )
+        except KafkaException as error:
+            code = error.args[0].code() if error.args and isinstance(error.args[0], KafkaError) else None
+            if self.group and code in REBALANCE_CODES:
+                return False
+            raise SourceError(
+                f"Kafka at {self.servers} refused the commit of offsets on {self.topic}: {_reason(error)}"
+            ) from None
+        return True
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.position.setdefault(tp.partition, -1)  # unknown until a record comes: see _positions
+        self.partitions = sorted(self.position)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        self._pending = self._pending.without(revoked)
+        for p in revoked:
+            self.position.pop(p, None)
+        self.partitions = sorted(self.position)
 
     def _positions(self) -> dict[int, int]:
         """Next offset per partition: ours, or librdkafka's when it moved past transaction markers (a marker
-        takes an offset, so with exactly-once producers the end offset lies past the last record)."""
+        takes an offset, so with exactly-once producers the end offset lies past the last record), or, for a
+        partition a group member has not read from yet, the group's committed offset."""
+        if not self.partitions:
+            return {}
         found = self.consumer.position([TopicPartition(self.topic, p) for p in self.partitions])
-        return {tp.partition: max(self.position[tp.partition], tp.offset) for tp in found}
+        positions = {tp.partition: max(self.position.get(tp.partition, -1), tp.offset) for tp in found}
+        unknown = [p for p, offset in positions.items() if offset < 0]
+        if unknown:
+            committed = committed_offsets(self.consumer, self.servers, self.group_id, self.topic, unknown)
+            positions.update({p: self.start_offsets.get(p, 0) if o is None else o for p, o in committed.items()})
+        return positions
 
     def _done(self) -> bool:
         if self.until is None:
@@ -257,14 +368,15 @@ class CommittingReader:
 
     def batches(self) -> Iterator[Batch]:
         """Batches of up to ``batch_size`` records, a partial one when the stream pauses; ends when idle."""
-        batch = Batch()
+        self._pending = Batch()
         last_record_at = time.monotonic()
         while not self._done():
             try:
-                messages = self.consumer.consume(num_messages=self.batch_size - len(batch), timeout=LINGER_S)
+                messages = self.consumer.consume(num_messages=self.batch_size - len(self._pending), timeout=LINGER_S)
             except KafkaException as error:
                 reason = _reason(error)
                 raise SourceError(f"reading {self.topic} from Kafka at {self.servers} failed: {reason}") from None
+            batch = self._pending  # after consume: a revocation inside it already dropped its partitions' records
             for message in messages:
                 if message.error() is not None:
                     if message.error().code() == KafkaError._PARTITION_EOF:
@@ -273,18 +385,21 @@ class CommittingReader:
                         f"reading {self.topic} from Kafka at {self.servers} failed: {message.error().str()}"
                     )
                 partition, offset = message.partition(), message.offset()
+                if partition not in self.position:
+                    continue  # fetched before its partition was taken away: the new owner reads it
                 if self.until is not None and offset >= self.until.get(partition, 0):
                     continue  # past the bound: left for the next read
                 batch.values.append(message.value() or b"")
                 batch.keys.append(message.key() or b"")
                 batch.headers.append(message.headers())
+                batch.partitions.append(partition)
                 batch.next_offsets[partition] = offset + 1
                 self.position[partition] = offset + 1
             if messages:
                 last_record_at = time.monotonic()
             if len(batch) >= self.batch_size or (batch and not messages) or (batch and self._done()):
+                self._pending = Batch()
                 yield batch
-                batch = Batch()
             elif (
                 not messages
                 and self.idle_timeout_s is not None
@@ -293,12 +408,15 @@ class CommittingReader:
                 if self._caught_up():
                     return
                 last_record_at = time.monotonic()  # records are there after all (the broker was back): go on
-        if batch:
+        if self._pending:
+            batch, self._pending = self._pending, Batch()
             yield batch
 
     def _caught_up(self) -> bool:
         """True when the broker answers and no partition has records past our position; ``SourceError`` when it
         does not answer (an empty poll from an unreachable broker must not look like the end of the stream)."""
+        if self.group and not self.partitions:
+            return False  # no partition yet: a dead member may hold them until its session times out
         try:
             marks = watermarks(self.consumer, self.servers, self.topic, self.partitions)
         except SourceError:
@@ -306,16 +424,16 @@ class CommittingReader:
                 f"Kafka at {self.servers} stopped answering while reading {self.topic}; nothing more was read"
             ) from None
         positions = self._positions()
-        return all(positions[p] >= marks[p][1] for p in self.partitions)
+        return all(positions[p] >= marks[p][1] for p in positions)
 
     def lag(self) -> int:
         """Records on the topic past our position (as the broker says now)."""
         marks, positions = watermarks(self.consumer, self.servers, self.topic, self.partitions), self._positions()
-        return sum(max(0, marks[p][1] - positions[p]) for p in self.partitions)
+        return sum(max(0, marks[p][1] - positions[p]) for p in positions)
 
     def commit(self, batch: Batch) -> None:
         """Record that ``batch`` was consumed: a restart in this group starts after it."""
-        commit(self.consumer, self.servers, self.topic, batch.next_offsets)
+        self._commit_if_member(batch.next_offsets)
 
     def close(self) -> None:
         self.consumer.close()
