@@ -1,0 +1,155 @@
+"""Bounded samples of a stream: the replay reservoir of continual training and the shuffle buffer of epochs.
+
+Both hold images as ``uint8`` (the pixels as they travel, 784 bytes a record) and hand them back as the
+model's ``float32`` in [0, 1]: a decoded image is ``pixel / 255`` in float32, and ``round(x * 255)`` gives the
+pixel back exactly, so nothing is lost and the memory is a quarter.
+
+Pure: NumPy only, no TensorFlow, no Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def to_pixels(images: np.ndarray) -> np.ndarray:
+    """Decoded ``float32`` images in [0, 1] back to their ``uint8`` pixels (exact).
+
+    >>> to_pixels(np.array([0.0, 1 / 255, 1.0], np.float32)).tolist()
+    [0, 1, 255]
+    """
+    return np.rint(images * np.float32(255)).astype(np.uint8)
+
+
+def to_images(pixels: np.ndarray) -> np.ndarray:
+    """``uint8`` pixels to the model's ``float32`` images, as the decode makes them."""
+    return pixels.astype(np.float32) / np.float32(255)
+
+
+class Reservoir:
+    """A uniform sample of at most ``capacity`` records of everything ``add``-ed (reservoir sampling,
+    Vitter's algorithm R): after ``seen`` records each one is in the sample with probability capacity/seen.
+
+    >>> reservoir = Reservoir(3, seed=0)
+    >>> reservoir.add(np.zeros((10, 28, 28, 1), np.float32), np.arange(10, dtype=np.int32))
+    >>> len(reservoir), reservoir.seen
+    (3, 10)
+    """
+
+    def __init__(self, capacity: int, seed: int = 0) -> None:
+        if capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        self.capacity = capacity
+        self.pixels = np.zeros((capacity, *IMAGE_SHAPE), np.uint8)
+        self.labels = np.zeros((capacity,), np.int32)
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return min(self.seen, self.capacity)
+
+    def add(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Offer decoded records (``float32`` images, ``int32`` labels) to the sample."""
+        n = len(labels)
+        if n == 0 or self.capacity == 0:
+            self.seen += n
+            return
+        index = self.seen + np.arange(n)
+        slots = np.where(index < self.capacity, index, self.rng.integers(0, index + 1))
+        keep = slots < self.capacity
+        # Repeated slots: the later record wins, as in the one-at-a-time algorithm (NumPy assigns in order).
+        self.pixels[slots[keep]] = to_pixels(images[keep])
+        self.labels[slots[keep]] = labels[keep]
+        self.seen += n
+
+    def sample(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` records drawn uniformly (with replacement) from the sample; fewer when it is empty."""
+        size = len(self)
+        if size == 0 or count <= 0:
+            return np.zeros((0, *IMAGE_SHAPE), np.float32), np.zeros((0,), np.int32)
+        chosen = self.rng.integers(0, size, count)
+        return to_images(self.pixels[chosen]), self.labels[chosen]
+
+    def save(self, path: Path) -> None:
+        """Write the sample, the count and the random state to ``path`` (an ``.npz`` file)."""
+        size = len(self)
+        with open(path, "wb") as handle:
+            np.savez(
+                handle,
+                pixels=self.pixels[:size],
+                labels=self.labels[:size],
+                seen=np.int64(self.seen),
+                capacity=np.int64(self.capacity),
+                rng=np.frombuffer(json.dumps(self.rng.bit_generator.state).encode(), np.uint8),
+            )
+
+    @classmethod
+    def load(cls, path: Path, capacity: int | None = None) -> Reservoir:
+        """The reservoir ``save`` wrote; ``capacity`` (default: the saved one) may differ from the saved one."""
+        with np.load(path) as saved:
+            reservoir = cls(int(saved["capacity"]) if capacity is None else capacity)
+            pixels, labels = saved["pixels"], saved["labels"]
+            keep = min(len(labels), reservoir.capacity)
+            reservoir.pixels[:keep], reservoir.labels[:keep] = pixels[:keep], labels[:keep]
+            reservoir.seen = int(saved["seen"]) if keep == len(labels) else keep
+            reservoir.rng.bit_generator.state = json.loads(saved["rng"].tobytes().decode())
+        return reservoir
+
+
+class ShuffleBuffer:
+    """Records in, random batches out, holding at most ``capacity`` + one incoming batch (tf.data's shuffle
+    buffer, a batch at a time): an epoch over a topic larger than memory, in an order that mixes the stream.
+
+    ``put`` adds records; ``batches`` yields ``(images, labels)`` while more than ``capacity`` are held;
+    ``drain`` yields the rest in random order at the end of the epoch.
+
+    >>> buffer = ShuffleBuffer(4, batch_size=2, seed=0)
+    >>> buffer.put(np.zeros((5, 28, 28, 1), np.float32), np.arange(5, dtype=np.int32))
+    >>> [len(labels) for _, labels in buffer.batches()], [len(labels) for _, labels in buffer.drain()]
+    ([2], [2, 1])
+    """
+
+    def __init__(self, capacity: int, batch_size: int, seed: int = 0) -> None:
+        self.capacity, self.batch_size = max(capacity, batch_size), batch_size
+        self.pixels = np.zeros((0, *IMAGE_SHAPE), np.uint8)
+        self.labels = np.zeros((0,), np.int32)
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def put(self, images: np.ndarray, labels: np.ndarray) -> None:
+        n = len(labels)
+        if self.size + n > len(self.labels):
+            grown = max(self.size + n, min(2 * len(self.labels) + n, self.capacity + n))
+            self.pixels = np.concatenate(
+                [self.pixels[: self.size], np.zeros((grown - self.size, *IMAGE_SHAPE), np.uint8)]
+            )
+            self.labels = np.concatenate([self.labels[: self.size], np.zeros((grown - self.size,), np.int32)])
+        self.pixels[self.size : self.size + n] = to_pixels(images)
+        self.labels[self.size : self.size + n] = labels
+        self.size += n
+
+    def _take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.rng.choice(self.size, size=count, replace=False)
+        images, labels = to_images(self.pixels[chosen]), self.labels[chosen].copy()
+        # Fill the holes with the last records that are not taken themselves, then shrink.
+        tail = np.setdiff1d(np.arange(self.size - count, self.size), chosen, assume_unique=True)
+        holes = np.sort(chosen[chosen < self.size - count])
+        self.pixels[holes], self.labels[holes] = self.pixels[tail], self.labels[tail]
+        self.size -= count
+        return images, labels
+
+    def batches(self):
+        while self.size > self.capacity:
+            yield self._take(min(self.batch_size, self.size))
+
+    def drain(self):
+        while self.size:
+            yield self._take(min(self.batch_size, self.size))
