@@ -4,7 +4,8 @@ Everything comes from Maven Central through ``mvn`` (stack/pom.xml); a stamp fil
 so a later ``up`` reuses it and a version change (``.env``) or a changed transform source re-assembles.
 
 Two parts, stamped apart: ``lib/`` (the Kafka and Connect classpath: Kafka's version and stack/pom.xml) and
-``plugins/`` (Debezium and our transform: their versions and debezium/mnist-smt's sources). A part is built in a
+``plugins/`` (Debezium's PostgreSQL source and JDBC sink, and our transform: their versions and
+debezium/mnist-smt's sources). A part is built in a
 new directory beside the live one and swapped in by rename, so no jar is deleted under a running JVM; the caller
 stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/ and plugins/).
 """
@@ -54,11 +55,12 @@ def _digest(paths: list[Path], *values: str) -> str:
 
 
 def _stamp(versions: dict[str, str]) -> dict[str, str]:
-    kafka, debezium = versions["KAFKA_VERSION"], versions["DEBEZIUM_VERSION"]
+    kafka, debezium, jdbc = versions["KAFKA_VERSION"], versions["DEBEZIUM_VERSION"], versions["DEBEZIUM_JDBC_VERSION"]
+    smt_sources = [STACK_POM, SMT_DIR / "pom.xml", *SMT_DIR.glob("src/main/**/*")]
     return {
         **versions,
         "lib": _digest([STACK_POM], kafka),
-        "plugins": _digest([STACK_POM, SMT_DIR / "pom.xml", *SMT_DIR.glob("src/main/**/*")], kafka, debezium),
+        "plugins": _digest(smt_sources, kafka, debezium, jdbc),
     }
 
 
@@ -102,21 +104,31 @@ def _build_lib(cfg: StackConfig, versions: dict[str, str], target: Path, log: Pa
     )
 
 
+#: Debezium's plugin archives in plugins/, each untarred into a directory of its own: (artifact, version key, step).
+#: The JDBC sink's directory carries its own PostgreSQL JDBC driver.
+PLUGIN_ARCHIVES = (
+    ("debezium-connector-postgres", "DEBEZIUM_VERSION", "Debezium plugin archive"),
+    ("debezium-connector-jdbc", "DEBEZIUM_JDBC_VERSION", "Debezium JDBC sink plugin archive"),
+)
+
+
 def _build_plugins(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
     downloads = cfg.home / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    artifact = f"io.debezium:debezium-connector-postgres:{versions['DEBEZIUM_VERSION']}:tar.gz:plugin"
-    _mvn(
-        ["-q", "-f", str(STACK_POM), "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={downloads}"],
-        "Debezium plugin archive",
-        log,
-    )
-    archive = downloads / f"debezium-connector-postgres-{versions['DEBEZIUM_VERSION']}-plugin.tar.gz"
     target.mkdir(parents=True)
-    try:
-        extract_tar(archive, target)
-    except UnsafeArchive as error:
-        raise StepError(f"assemble: refusing {archive.name}: {error}") from None
+    for name, version_key, step in PLUGIN_ARCHIVES:
+        version = versions[version_key]
+        artifact = f"io.debezium:{name}:{version}:tar.gz:plugin"
+        archive = downloads / f"{name}-{version}-plugin.tar.gz"
+        _mvn(
+            ["-q", "-f", str(STACK_POM), "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={downloads}"],
+            step,
+            log,
+        )
+        try:
+            extract_tar(archive, target)
+        except UnsafeArchive as error:
+            raise StepError(f"assemble: refusing {archive.name}: {error}") from None
 
     smt_build = cfg.home / "build" / "mnist-smt"
     _mvn(

@@ -26,6 +26,7 @@ DEFAULTS = {
     "PGPASSWORD": "postgres",
     "PGDATABASE": "postgres",
     "DEBEZIUM_PGPASSWORD": "debezium",
+    "PREDICTIONS_SINK_PGPASSWORD": "predictions",
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "KAFKA_CONTROLLER_PORT": "9093",
     "CONNECT_URL": "http://127.0.0.1:8083",
@@ -223,6 +224,8 @@ class StackConfig:
     connect: ConnectSettings
     connector_password: str
     controller_port: int
+    #: The password of the JDBC sink's role, predictions_sink (postgres/04-predictions.sql).
+    sink_password: str
     #: PostgreSQL as Connect reaches it (CONNECT_PGHOST/CONNECT_PGPORT, default PGHOST/PGPORT): the connector's
     #: database.hostname/port. Differs when Connect runs in a container (docker compose: postgres:5432).
     connect_pg_host: str
@@ -242,6 +245,7 @@ class StackConfig:
             connect=ConnectSettings.from_env(env),
             connector_password=get("DEBEZIUM_PGPASSWORD"),
             controller_port=_port("KAFKA_CONTROLLER_PORT", get("KAFKA_CONTROLLER_PORT")),
+            sink_password=get("PREDICTIONS_SINK_PGPASSWORD"),
             connect_pg_host=env.get("CONNECT_PGHOST") or postgres.host,
             connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
         )

@@ -1,4 +1,5 @@
-"""A distributed Kafka Connect worker with the Debezium plugin and our transform, and its REST calls."""
+"""A distributed Kafka Connect worker with the Debezium plugins (PostgreSQL source, JDBC sink) and our transform,
+and its REST calls."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
 
 CONNECTOR_JSON = REPO_ROOT / "debezium" / "register-postgres.json"
+#: Debezium's JDBC sink: mnist.predictions -> public.mnist_predictions, as predictions_sink.
+SINK_JSON = REPO_ROOT / "debezium" / "register-predictions-sink.json"
+SINK_NAME = json.loads(SINK_JSON.read_text())["name"]
+#: The only variables ${env:...} resolves in a connector config: each connector's own password.
+SECRET_VARIABLES = ("DEBEZIUM_PGPASSWORD", "PREDICTIONS_SINK_PGPASSWORD")
 SERVICE = JvmService(
     "connect",
     main_class="org.apache.kafka.connect.cli.ConnectDistributed",
@@ -60,20 +66,22 @@ def write_config(cfg: StackConfig) -> Path:
             f"plugin.path={plugin_dir(cfg)}",
             # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
             "plugin.discovery=service_load",
-            # Secrets stay in the environment: the connector JSON says ${env:DEBEZIUM_PGPASSWORD}.
+            # Secrets stay in the environment: the connector JSONs say ${env:DEBEZIUM_PGPASSWORD} and
+            # ${env:PREDICTIONS_SINK_PGPASSWORD}.
             "config.providers=env",
             "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            # ...and only that variable resolves, whatever else the worker's environment holds (KIP-887).
-            "config.providers.env.param.allowlist.pattern=^DEBEZIUM_PGPASSWORD$",
+            # ...and only those variables resolve, whatever else the worker's environment holds (KIP-887).
+            f"config.providers.env.param.allowlist.pattern=^({'|'.join(SECRET_VARIABLES)})$",
         ],
     )
 
 
 def start(cfg: StackConfig) -> int:
     write_config(cfg)
-    # Connect sees the connector's password and nothing else of ours: any local process may register a
+    # Connect sees the connectors' passwords and nothing else of ours: any local process may register a
     # connector, and ${env:...} would hand it whatever the worker's environment holds.
-    return SERVICE.start(cfg, env=jvm_env({"DEBEZIUM_PGPASSWORD": cfg.connector_password}))
+    secrets = {"DEBEZIUM_PGPASSWORD": cfg.connector_password, "PREDICTIONS_SINK_PGPASSWORD": cfg.sink_password}
+    return SERVICE.start(cfg, env=jvm_env(secrets))
 
 
 def rest(cfg: StackConfig, method: str, path: str, body: dict | None = None, timeout: float = 10.0):
@@ -111,6 +119,14 @@ def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str,
     config["database.hostname"] = cfg.connect_pg_host
     config["database.port"] = str(cfg.connect_pg_port)
     config["database.dbname"] = cfg.pg_database
+    return config
+
+
+def sink_config(cfg: StackConfig, path: Path = SINK_JSON) -> dict[str, str]:
+    """The JDBC sink JSON's config with the JDBC URL's host, port and database from configuration (as
+    ``connector_config``: PostgreSQL as Connect reaches it)."""
+    config = dict(json.loads(path.read_text())["config"])
+    config["connection.url"] = f"jdbc:postgresql://{cfg.connect_pg_host}:{cfg.connect_pg_port}/{cfg.pg_database}"
     return config
 
 
@@ -154,6 +170,23 @@ def failure(status: dict | None) -> str | None:
         if part.get("state") == "FAILED":
             return (part.get("trace") or "FAILED").strip().splitlines()[0]
     return None
+
+
+def describe(name: str, status: dict | None) -> str:
+    """``name STATE (task 0 STATE)`` and, for a FAILED part, the first line of its error.
+
+    >>> failed = {"id": 0, "state": "FAILED", "trace": "x: y\\n  at z"}
+    >>> describe("sink", {"connector": {"state": "RUNNING"}, "tasks": [failed]})
+    'sink RUNNING (task 0 FAILED: x: y)'
+    >>> describe("sink", None)
+    'sink not registered'
+    """
+    state = (status or {}).get("connector", {}).get("state", "not registered")
+    tasks = []
+    for task in (status or {}).get("tasks", []):
+        trace = (task.get("trace") or "").strip().splitlines()
+        tasks.append(f"task {task.get('id')} {task.get('state')}" + (f": {trace[0][:200]}" if trace else ""))
+    return f"{name} {state}" + (f" ({', '.join(tasks)})" if tasks else "")
 
 
 def restart_failed(cfg: StackConfig, name: str = CONNECTOR_NAME) -> None:

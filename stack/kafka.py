@@ -128,12 +128,14 @@ def answers_metadata(cfg: StackConfig) -> bool:
 
 
 # Created by `up`, so a consumer started before the first row (the live demo) finds its topic.
-# One partition keeps each table's rows in commit order; the .invalid topics hold rows MnistToCsv rejected.
+# One partition keeps each table's rows in commit order; the .invalid topics hold rows MnistToCsv rejected;
+# mnist.predictions is what consumer.predict writes and Debezium's JDBC sink reads into mnist_predictions.
 TOPICS = (
     "tf.public.mnist_train",
     "tf.public.mnist_test",
     "tf.public.mnist_train.invalid",
     "tf.public.mnist_test.invalid",
+    "mnist.predictions",
 )
 
 

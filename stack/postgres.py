@@ -17,6 +17,9 @@ from stack.processes import StepError, chown_for_service, run_as_service, servic
 
 SQL_DIR = REPO_ROOT / "postgres"
 
+#: The role Debezium's JDBC sink writes predictions as; created by postgres/04-predictions.sql.
+SINK_ROLE = "predictions_sink"
+
 # Appended to postgresql.conf once; stack.conf is rewritten on every start so a port change takes effect.
 INCLUDE_LINE = "include_if_exists = 'stack.conf'\n"
 
@@ -102,7 +105,8 @@ def _stack_conf(cfg: StackConfig) -> str:
 def _hba(cfg: StackConfig) -> str:
     # First match wins. The connector role may log in to PGDATABASE only (logical replication connections match
     # by database name too), so its REPLICATION attribute reaches that one database; no physical replication
-    # line, which would let it copy every database's files with pg_basebackup.
+    # line, which would let it copy every database's files with pg_basebackup. The sink's role, likewise, logs in
+    # to PGDATABASE only (it has no REPLICATION attribute, so no replication line is needed for it).
     database = '"' + cfg.pg_database.replace('"', '""') + '"'
     return "\n".join(
         [
@@ -110,6 +114,9 @@ def _hba(cfg: StackConfig) -> str:
             f"host    {database}  {CONNECTOR_ROLE}  127.0.0.1/32  scram-sha-256",
             f"host    all          {CONNECTOR_ROLE}  127.0.0.1/32  reject",
             f"host    replication  {CONNECTOR_ROLE}  127.0.0.1/32  reject",
+            f"host    {database}  {SINK_ROLE}  127.0.0.1/32  scram-sha-256",
+            f"host    all          {SINK_ROLE}  127.0.0.1/32  reject",
+            f"host    replication  {SINK_ROLE}  127.0.0.1/32  reject",
             "host    all          all   127.0.0.1/32  scram-sha-256",
             "",
         ]
@@ -244,7 +251,7 @@ def ensure_database(cfg: StackConfig) -> None:
 
 
 def apply_schema(cfg: StackConfig) -> None:
-    """Run ``postgres/*.sql`` in order as the owner, then set the connector role's password."""
+    """Run ``postgres/*.sql`` in order as the owner, then set the connector's and the sink's role passwords."""
     check_login(cfg)
     try:
         _apply_schema(cfg)
@@ -257,9 +264,8 @@ def _apply_schema(cfg: StackConfig) -> None:
     with connect(cfg) as conn, conn.cursor() as cur:
         for path in sorted(SQL_DIR.glob("*.sql")):
             cur.execute(path.read_text())
-        cur.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(CONNECTOR_ROLE)), (cfg.connector_password,)
-        )
+        for role, password in ((CONNECTOR_ROLE, cfg.connector_password), (SINK_ROLE, cfg.sink_password)):
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (password,))
     conn.close()
 
 

@@ -117,16 +117,23 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         _wait_process("connect", pid, lambda: connect.answers(cfg), timeouts.connect, connect.log_file(cfg))
         say(f"connect    started on {cfg.connect_url}")
 
-    connect.register(cfg)
-    if connect.failure(connect.connector_status(cfg)):
-        # A task that failed while a service was down (e.g. PostgreSQL restarted) resumes from its offsets.
-        connect.restart_failed(cfg)
-        say("connector  restarted its FAILED parts")
-        time.sleep(2)  # let Connect report the restart instead of the old FAILED state
-    wait_for_connector(cfg, timeouts.connector)
-    say(f"connector  {CONNECTOR_NAME} RUNNING (task RUNNING); logs in {cfg.logs}")
+    configs = {CONNECTOR_NAME: connect.connector_config(cfg), connect.SINK_NAME: connect.sink_config(cfg)}
+    for name, config in configs.items():
+        connect.register(cfg, name, config)
+        if connect.failure(connect.connector_status(cfg, name)):
+            # A task that failed while a service was down (e.g. PostgreSQL restarted) resumes from its offsets.
+            connect.restart_failed(cfg, name)
+            say(f"{LABELS[name]:<10} restarted the FAILED parts of {name}")
+            time.sleep(2)  # let Connect report the restart instead of the old FAILED state
+    for name in (CONNECTOR_NAME, connect.SINK_NAME):
+        wait_for_connector(cfg, timeouts.connector, name)
+        say(f"{LABELS[name]:<10} {name} RUNNING (task RUNNING); logs in {cfg.logs}")
     say(f"up in {time.monotonic() - started:.1f} s")
     return True
+
+
+#: How ``up`` and ``status`` name each connector's line.
+LABELS = {CONNECTOR_NAME: "connector", connect.SINK_NAME: "sink"}
 
 
 def jar_dirs(cfg: StackConfig) -> str:
@@ -171,12 +178,12 @@ def _drop_stale_slots(cfg: StackConfig, say: Say) -> None:
         say(f"postgres   dropped stale replication slot {name} (it retained {retained} of WAL)")
 
 
-def wait_for_connector(cfg: StackConfig, timeout: float) -> None:
-    """Wait until the connector and its task are RUNNING; fail at once when one of them FAILED."""
+def wait_for_connector(cfg: StackConfig, timeout: float, name: str = CONNECTOR_NAME) -> None:
+    """Wait until the connector ``name`` and its task are RUNNING; fail at once when one of them FAILED."""
     last: dict = {}
 
     def settled() -> bool:
-        last["status"] = connect.connector_status(cfg)
+        last["status"] = connect.connector_status(cfg, name)
         return connect.is_running(last["status"]) or connect.failure(last["status"]) is not None
 
     wait_until(settled, timeout, 0.5)
@@ -184,7 +191,7 @@ def wait_for_connector(cfg: StackConfig, timeout: float) -> None:
     if connect.is_running(status):
         return
     reason = connect.failure(status) or f"not RUNNING after {timeout:.0f} s"
-    raise StepError(f"connector: {CONNECTOR_NAME} {reason}; see {connect.log_file(cfg)}")
+    raise StepError(f"{LABELS.get(name, 'connector')}: {name} {reason}; see {connect.log_file(cfg)}")
 
 
 @dataclass(frozen=True)
@@ -200,18 +207,15 @@ def status(cfg: StackConfig) -> list[Component]:
     slots = f"; {postgres.slot_report(cfg)}" if pg_ok else ""
     kafka_ok = kafka.answers_metadata(cfg) if port_answers(cfg.kafka_host, cfg.kafka_port) else False
     connect_ok = connect.answers(cfg)
-    connector = connect.connector_status(cfg) if connect_ok else None
-    tasks = ", ".join(f"task {t.get('id')} {t.get('state')}" for t in (connector or {}).get("tasks", []))
-    connector_state = (connector or {}).get("connector", {}).get("state", "not registered")
+    connectors = []
+    for name, label in LABELS.items():
+        found = connect.connector_status(cfg, name) if connect_ok else None
+        connectors.append(Component(label, connect.is_running(found), connect.describe(name, found)))
     return [
         Component("postgres", pg_ok, f"{cfg.pg_host}:{cfg.pg_port} database {cfg.pg_database}" + slots),
         Component("kafka", kafka_ok, cfg.kafka_bootstrap),
         Component("connect", connect_ok, cfg.connect_url),
-        Component(
-            "connector",
-            connect.is_running(connector),
-            f"{CONNECTOR_NAME} {connector_state}" + (f" ({tasks})" if tasks else ""),
-        ),
+        *connectors,
     ]
 
 

@@ -26,6 +26,6 @@ def read_env_file(path: Path = REPO_ROOT / ".env") -> dict[str, str]:
 
 
 def pinned_versions() -> dict[str, str]:
-    """``KAFKA_VERSION``, ``DEBEZIUM_VERSION`` and ``POSTGRES_VERSION`` from ``.env``."""
+    """``KAFKA_VERSION``, ``DEBEZIUM_VERSION``, ``DEBEZIUM_JDBC_VERSION`` and ``POSTGRES_VERSION`` from ``.env``."""
     values = read_env_file()
-    return {k: values[k] for k in ("KAFKA_VERSION", "DEBEZIUM_VERSION", "POSTGRES_VERSION")}
+    return {k: values[k] for k in ("KAFKA_VERSION", "DEBEZIUM_VERSION", "DEBEZIUM_JDBC_VERSION", "POSTGRES_VERSION")}
