@@ -6,7 +6,7 @@ Debezium's default poll.interval.ms=500, producer linger.ms=0 and batch.size=163
 upstream image shipped). Both capture the same table, the benchmark's own ``public.mnist_bench_latency``
 (``bench/tables.py``; the demo tables and topics are never touched), with own slots and topics ``tf.*`` and
 ``upstream.*``, so every inserted row is measured through both. Commit time: ``time.time()`` right after COMMIT returns;
-arrival: ``time.time()`` when kafka-python hands the record over (same machine, same clock).
+arrival: ``time.time()`` when confluent-kafka hands the record over (same machine, same clock).
 
     python -m bench.latency_bench                               # 200 and 1,000 rows/s, 10 s each, 3 repetitions
     python -m bench.latency_bench --rates 100 --seconds 2 --reps 1 --no-record   # the tests' tiny run
@@ -21,17 +21,22 @@ import time
 import uuid
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from bench.numbered_rows import NumberedRows
-from bench.record import print_table, summarise, write_result
+from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
+from consumer.broker import client_config
+from probes.database import drop_slot
+from probes.deadline import poll
+from probes.rows import NumberedRows
+from probes.topics import end_offsets
 from stack import connect
-from stack.config import StackConfig
-from stack.processes import wait_until
+from stack.config import TOPICS, StackConfig
 
 TABLE = "mnist_bench_latency"
-OURS, UPSTREAM = f"tf.public.{TABLE}", f"upstream.public.{TABLE}"
+UPSTREAM_PREFIX = "upstream"
+OURS = TOPICS.of_table(TABLE)
+UPSTREAM = f"{UPSTREAM_PREFIX}.public.{TABLE}"
 UPSTREAM_SLOT = "bench_upstream_slot"  # bench_*: python -m stack up drops it if a killed run left it behind
 # Connect keeps a connector's source offsets under its name: a new name each run starts clean.
 UPSTREAM_CONNECTOR = f"upstream-settings-{uuid.uuid4().hex[:8]}"
@@ -42,7 +47,7 @@ def upstream_config(cfg: StackConfig) -> dict[str, str]:
     del config["poll.interval.ms"]  # Debezium's default, 500 ms, as in the talk's JSON
     config.update(
         {
-            "topic.prefix": "upstream",
+            "topic.prefix": UPSTREAM_PREFIX,
             "slot.name": UPSTREAM_SLOT,
             "table.include.list": f"public.{TABLE}",
             "snapshot.mode": "no_data",  # measure streaming only; do not copy the tables' history
@@ -54,35 +59,35 @@ def upstream_config(cfg: StackConfig) -> dict[str, str]:
 
 
 class Arrivals(threading.Thread):
-    """Reads both topics from their current end and timestamps every record of the current run."""
+    """Reads both topics from their current end and timestamps every record of the current run.
 
-    def __init__(self, bootstrap: str) -> None:
+    ``poll`` hands over each record as soon as it is fetched (``consume`` would wait for a whole batch or its
+    timeout, which is what the figures must not include)."""
+
+    def __init__(self, servers: str) -> None:
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
+        self.consumer = Consumer(
+            client_config(servers, f"latency-bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 50})
         )
-        partitions = [TopicPartition(OURS, 0), TopicPartition(UPSTREAM, 0)]
-        self.consumer.assign(partitions)
-        self.consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            self.consumer.position(tp)
+        self.consumer.assign(
+            [TopicPartition(t, p, o) for t in (OURS, UPSTREAM) for p, o in end_offsets(servers, t).items()]
+        )
         self.rows: NumberedRows | None = None
         self.arrived: dict[str, dict[int, float]] = {OURS: {}, UPSTREAM: {}}
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            for tp, records in self.consumer.poll(timeout_ms=50).items():
-                now = time.time()
-                rows = self.rows
-                for record in records:
-                    number = rows.number_of(record.value or b"") if rows else None
-                    if number is not None:
-                        self.arrived[tp.topic].setdefault(number, now)
-        self.consumer.close()
+        try:
+            while not self.stop.is_set():
+                message = self.consumer.poll(0.05)
+                if message is None or message.error() is not None:
+                    continue
+                now, rows = time.time(), self.rows
+                number = rows.number_of(message.value()) if rows else None
+                if number is not None:
+                    self.arrived[message.topic()].setdefault(number, now)
+        finally:
+            self.consumer.close()
 
 
 def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
@@ -92,13 +97,7 @@ def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
 
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
     batch = max(1, rate // 100)  # 100 commits a second
-    rows = NumberedRows(
-        cfg.pg_kwargs(),
-        TABLE,
-        int(rate * seconds),
-        rate,
-        batch,
-    )
+    rows = NumberedRows(cfg.postgres, TABLE, int(rate * seconds), rate, batch)
     arrivals.arrived = {OURS: {}, UPSTREAM: {}}
     arrivals.rows = rows
     rows.start()
@@ -106,7 +105,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
     if rows.error:
         raise rows.error
     complete = lambda: all(len(arrivals.arrived[t]) == rows.count for t in (OURS, UPSTREAM))  # noqa: E731
-    if not wait_until(complete, 60):
+    if not poll(complete, 60):
         got = {t: len(a) for t, a in arrivals.arrived.items()}
         raise RuntimeError(f"not every row arrived within 60 s: {got} of {rows.count}")
     result = {}
@@ -119,19 +118,17 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.latency_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args(argv)
+    flags = parser("bench.latency_bench", __doc__)
+    flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
+    flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    args = parse(flags, argv)
 
-    cfg = StackConfig.from_env()
+    cfg = settings(args)
     with bench_table(cfg, "latency"):
         runs = measure_all(cfg, args)
     if runs is None:
         return 1
-    return report(args, runs, argv)
+    return report(args, runs)
 
 
 def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, int], list[dict[str, float]]] | None:
@@ -139,7 +136,7 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
     connector does not run. Removes the upstream connector, its slot and its topic afterwards."""
     connect.register(cfg, UPSTREAM_CONNECTOR, upstream_config(cfg))
     try:
-        if not wait_until(lambda: connect.is_running(connect.connector_status(cfg, UPSTREAM_CONNECTOR)), 60):
+        if not poll(lambda: connect.is_running(connect.connector_status(cfg, UPSTREAM_CONNECTOR)), 60):
             print(
                 f"error: {UPSTREAM_CONNECTOR} not RUNNING: {connect.connector_status(cfg, UPSTREAM_CONNECTOR)}",
                 file=sys.stderr,
@@ -148,7 +145,7 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
         from stack.kafka import ensure_topics
 
         ensure_topics(cfg, (UPSTREAM,))
-        arrivals = Arrivals(cfg.kafka_bootstrap)
+        arrivals = Arrivals(cfg.kafka.bootstrap_servers)
         arrivals.start()
         runs: dict[tuple[str, int], list[dict[str, float]]] = {}
         for _ in range(args.reps):
@@ -160,11 +157,11 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
         return runs
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{UPSTREAM_CONNECTOR}")
-        _drop_slot(cfg, UPSTREAM_SLOT)
+        drop_slot(cfg.postgres, UPSTREAM_SLOT)
         delete_topics(cfg, (UPSTREAM,))
 
 
-def report(args: argparse.Namespace, runs: dict, argv: list[str] | None) -> int:
+def report(args: argparse.Namespace, runs: dict) -> int:
     table, figures = [], {}
     for (topic, rate), reps in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0] != OURS)):
         name = "ours" if topic == OURS else "upstream settings"
@@ -183,37 +180,8 @@ def report(args: argparse.Namespace, runs: dict, argv: list[str] | None) -> int:
         ["settings", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
-    if not args.no_record:
-        path = write_result(
-            "latency",
-            "python -m bench.latency_bench " + " ".join(argv or sys.argv[1:]),
-            {"seconds_per_rate": args.seconds, "latency_ms": figures},
-        )
-        print(f"recorded in {path}")
+    record(args, "latency", {"seconds_per_rate": args.seconds, "latency_ms": figures})
     return 0
-
-
-def _drop_slot(cfg: StackConfig, slot: str) -> None:
-    from stack.postgres import connect as pg_connect
-
-    # The connector's task releases the slot a moment after it is deleted.
-    def dropped() -> bool:
-        conn = pg_connect(cfg)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-                row = cur.fetchone()
-                if row is None:
-                    return True
-                if not row[0]:
-                    cur.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-                    return True
-                return False
-        finally:
-            conn.close()
-
-    wait_until(dropped, 30, 0.5)
 
 
 if __name__ == "__main__":

