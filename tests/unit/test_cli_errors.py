@@ -131,8 +131,8 @@ def test_consumers_on_an_unreachable_broker_fail_in_one_line(tmp_path, command):
     [
         ["bench.loader_bench", "--limit", "20", "--reps", "1"],
         ["bench.latency_bench", "--rates", "100", "--seconds", "1", "--reps", "1"],
-        ["bench.decode_bench", "--reps", "1"],
-        ["bench.throughput_bench", "--limit", "20", "--reps", "1"],
+        ["bench.reading_bench", "--records", "20", "--reps", "1"],
+        ["bench.pipeline_bench", "--limit", "20", "--reps", "1"],
         ["bench.soak", "--rows", "20", "--rate", "100", "--every", "0.5"],
     ],
 )
