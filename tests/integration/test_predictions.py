@@ -1,0 +1,183 @@
+"""Predictions flow back into PostgreSQL (issue 16): consumer.predict -> mnist.predictions -> the JDBC sink ->
+mnist_predictions, exactly once through a SIGKILL of the predictor; a corrected label is a new example.
+
+The model is an untrained CNN published as version 1 of a store of the test's own: these tests check where
+predictions go, not how good they are (test_consumer checks the accuracy).
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import signal
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from consumer.predictions import key_of
+from probes.database import connect as pg_connect
+from probes.deadline import poll
+from probes.rows import NumberedRows, execute, insert, marked_pixels
+from probes.topics import commit_group_offsets, end_offsets, read_from
+from stack.config import TOPICS
+from stack.kafka import ensure_topics
+
+ROWS = 600
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory):
+    """``latest.keras`` of a model store holding one version (an untrained CNN: fast, and as good as any)."""
+    from consumer.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    from consumer.model import build_model
+    from consumer.versions import ModelStore
+
+    store = ModelStore(tmp_path_factory.mktemp("store"))
+    assert store.publish(build_model()) == 1
+    return str(store.latest_model)
+
+
+def ids_of_run(pipeline, rows: NumberedRows) -> list[int]:
+    """The ids of the rows a NumberedRows run committed (its marker is the first three pixels)."""
+    conn = pg_connect(pipeline.postgres)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT id FROM public.mnist_test WHERE substring(pixels FROM 1 FOR 3) = %s", (rows.marker,))
+            return sorted(row[0] for row in cur.fetchall())
+    finally:
+        conn.close()
+
+
+def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = "mnist_test") -> collections.Counter:
+    """How many committed records of mnist.predictions after ``start`` carry each of ``ids`` (a read_committed
+    reader of its own, until the end offsets taken now)."""
+    end = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+
+    def reached(records) -> bool:
+        last = {}
+        for record in records:
+            last[record.partition] = record.offset
+        # Transaction markers take offsets: the end is reached when the last record read is within one marker.
+        return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
+
+    records = read_from(pipeline.bootstrap, TOPICS.predictions, start, reached, timeout=60)
+    found = collections.Counter(key_of(r.key) for r in records)
+    return collections.Counter({row_id: found[(table, row_id)] for row_id in ids})
+
+
+def joined(pipeline, ids: list[int]) -> dict[int, tuple]:
+    """The README's join for these ids: ``{id: (label, predicted, confidence, model_version)}``."""
+    conn = pg_connect(pipeline.postgres)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
+                "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
+                (ids,),
+            )
+            return {row[0]: row[1:] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(pipeline, model_store):
+    group = f"test-predict-{uuid.uuid4().hex[:8]}"
+    # The group starts at the topic's end: only this test's rows are scored.
+    commit_group_offsets(pipeline.bootstrap, group, TOPICS.test, end_offsets(pipeline.bootstrap, TOPICS.test))
+    predictions_start = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+    flags = ("--model", model_store, "--group-id", group, "--batch-size", "20")
+
+    predictor = pipeline.start("consumer.predict", *flags, "--follow")
+    rows = NumberedRows(pipeline.postgres, "mnist_test", ROWS, rate=200, batch=10)
+    lines: list[str] = []
+    try:
+        for line in predictor.stdout:
+            lines.append(line)
+            if line.startswith("predicting "):
+                # Rows arrive once it reads (200 rows/s, 10 a transaction), so the kill lands mid-stream.
+                rows.start()
+            if re.match(r"batch\s+3\s", line):
+                break
+        predictor.send_signal(signal.SIGKILL)
+        predictor.wait(timeout=30)
+        rows.join()
+        assert rows.error is None, rows.error
+    finally:
+        if predictor.poll() is None:
+            predictor.kill()
+            predictor.wait()
+    assert any(line.startswith("batch") for line in lines), "".join(lines) + predictor.stderr.read()
+
+    resumed = pipeline.run("consumer.predict", *flags, "--idle-timeout", "5", timeout=300)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    ids = ids_of_run(pipeline, rows)
+    assert len(ids) == ROWS
+    summary = re.search(r"predicted (\d+) of (\d+) records \(0 malformed, 0 without id headers\)", resumed.stdout)
+    assert summary, resumed.stdout
+    assert 0 < int(summary.group(1)) < ROWS, "the restart resumed after the batches committed before the kill"
+    counts = predictions_of(pipeline, predictions_start, set(ids))
+    assert sum(1 for n in counts.values() if n > 1) == 0, {i: n for i, n in counts.items() if n > 1}
+    assert sum(1 for n in counts.values() if n == 0) == 0, sorted(i for i, n in counts.items() if n == 0)
+
+    assert poll(lambda: len(joined(pipeline, ids)) == ROWS, 60), f"{len(joined(pipeline, ids))} of {ROWS} rows"
+    rows_back = joined(pipeline, ids).values()
+    assert all(
+        0 <= predicted <= 9 and 0 < confidence <= 1 and version == 1 for _, predicted, confidence, version in rows_back
+    ), "every row of the run has its prediction, by model version 1"
+    conn = pg_connect(pipeline.postgres)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
+                "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
+                (ids,),
+            )
+            assert cur.fetchone() == (ROWS, ROWS, True)
+    finally:
+        conn.close()
+
+
+def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
+    start = end_offsets(pipeline.bootstrap, TOPICS.test)
+    (row_id,) = insert(pipeline.postgres, "mnist_test", [(4, marked_pixels())])
+
+    execute(pipeline.postgres, "UPDATE public.mnist_test SET label = 9 WHERE id = %s", (row_id,))
+
+    def of_row(records) -> list:
+        return [r for r in records if r.headers.get("mnist.id") == str(row_id).encode()]
+
+    records = of_row(read_from(pipeline.bootstrap, TOPICS.test, start, lambda records: len(of_row(records)) >= 2))
+    assert [r.key for r in records] == [b"4", b"9"], "the corrected label is a record of its own, keyed by it"
+    assert records[0].value == records[1].value and records[1].headers["mnist.table"] == b"mnist_test"
+
+
+def test_an_undecodable_record_gets_no_prediction_and_is_counted(pipeline, model_store):
+    suffix = uuid.uuid4().hex[:8]
+    source, target = f"test.predict.in.{suffix}", f"test.predict.out.{suffix}"
+    ensure_topics(pipeline.config, (source, target))
+    ids = [("mnist.table", b"mnist_test")]
+    good = ",".join(["0"] * 784).encode()
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    producer.produce(source, key=b"3", value=good, headers=[*ids, ("mnist.id", b"1")])
+    producer.produce(source, key=b"3", value=b"0,1,not-a-pixel", headers=[*ids, ("mnist.id", b"2")])
+    producer.produce(source, key=b"3", value=good)  # decodable, but no row to key it by
+    assert producer.flush(30) == 0
+
+    result = pipeline.run(
+        "consumer.predict",
+        "--model", model_store,
+        "--topic", source,
+        "--predictions-topic", target,
+        "--group-id", f"test-predict-bad-{suffix}",
+        "--idle-timeout", "3",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "predicted 1 of 3 records (1 malformed, 1 without id headers)" in result.stdout
+    published = read_from(pipeline.bootstrap, target, None, lambda records: len(records) >= 1, timeout=30)
+    assert [key_of(r.key) for r in published] == [("mnist_test", 1)]
+    assert end_offsets(pipeline.bootstrap, target) == {0: 2}, "one prediction and its transaction's commit marker"
