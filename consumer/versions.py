@@ -58,12 +58,19 @@ def _replace_atomically(directory: Path, name: str, write) -> None:
     temp_path = Path(temp)
     try:
         write(temp_path)
+        os.chmod(temp_path, 0o666 & ~_umask())  # mkstemp makes 0600: readers may be other users
         with open(temp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp_path, directory / name)
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class ModelStore:
