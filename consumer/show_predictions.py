@@ -1,0 +1,85 @@
+"""``python -m consumer.show_predictions``: the last rows of the README's join, predictions beside their rows.
+
+    SELECT t.id, t.label, p.predicted, p.confidence FROM mnist_test t
+    JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id
+
+printed newest id first (``--rows``, default 10), with the model version and how long after its commit each
+row's prediction was made, then one line: how many rows of the table have a prediction and how many of those
+are right. Exit codes: 0 done, 1 PostgreSQL unusable (one line), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stack.config import ConfigError, add_flags, postgres_from_args
+
+JOIN = (
+    "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version, "
+    "EXTRACT(EPOCH FROM p.predicted_at - p.committed_at) * 1000 "
+    "FROM mnist_test t JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id "
+    "ORDER BY t.id DESC LIMIT %s"
+)
+TOTALS = (
+    "SELECT count(*), count(*) FILTER (WHERE t.label = p.predicted) "
+    "FROM mnist_test t JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id"
+)
+
+
+def format_row(row: tuple) -> str:
+    """One line of the table.
+
+    >>> format_row((42, 7, 7, 0.9912, 3, 812.0))
+    '    42      7          7      0.991     v0003         812'
+    """
+    row_id, label, predicted, confidence, version, after_ms = row
+    version_text = f"v{version:04d}" if version is not None else "-"
+    after = f"{after_ms:.0f}" if after_ms is not None else "-"
+    return f"{row_id:>6} {label:>6} {predicted:>10} {confidence:>10.3f} {version_text:>9} {after:>11}"
+
+
+HEADER = f"{'id':>6} {'label':>6} {'predicted':>10} {'confidence':>10} {'model':>9} {'after ms':>11}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m consumer.show_predictions", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10, help="how many of the newest rows to print (10)")
+    add_flags(parser, "postgres")
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        print("error: --rows must be >= 1", file=sys.stderr)
+        return 2
+    import psycopg2
+
+    try:
+        settings = postgres_from_args(args)
+        conn = psycopg2.connect(**settings.connect_kwargs(), connect_timeout=5)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except psycopg2.Error as error:
+        print(f"error: cannot reach PostgreSQL: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(JOIN, (args.rows,))
+            rows = cur.fetchall()
+            cur.execute(TOTALS)
+            total, right = cur.fetchone()
+    except psycopg2.Error as error:
+        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(f"last {len(rows)} predictions in mnist_predictions (newest first):")
+    print(HEADER)
+    for row in rows:
+        print(format_row(row))
+    share = f" ({right / total:.1%})" if total else ""
+    print(f"{total} rows of mnist_test have a prediction; {right} of them are right{share}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The way back (issue 16) without services: the prediction records, the predictor's usage errors, the JDBC sink's
+registration and the sink role's access rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from consumer import predict
+from consumer.predictions import (
+    KEY_SCHEMA,
+    VALUE_SCHEMA,
+    RowRef,
+    key_of,
+    prediction_key,
+    prediction_value,
+    row_ref,
+    rows_to_predict,
+    zoned_timestamp,
+)
+from stack import connect, postgres
+from stack.config import StackConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLE_SQL = ROOT / "postgres" / "04-predictions.sql"
+
+
+def table_columns() -> list[str]:
+    body = re.search(r"CREATE TABLE IF NOT EXISTS public\.mnist_predictions \((.*?)\n\);", TABLE_SQL.read_text(), re.S)
+    names = [line.split()[0] for line in body.group(1).splitlines() if line.strip()]
+    return [name for name in names if name != "PRIMARY"]
+
+
+def headers(row_id: bytes = b"5", table: bytes = b"mnist_test", committed: bytes | None = b"1700000000000"):
+    found = [("mnist.table", table), ("mnist.id", row_id)]
+    return found + ([("__source_ts_ms", committed)] if committed is not None else [])
+
+
+def test_the_value_has_one_field_a_column_of_mnist_predictions_and_the_key_is_its_primary_key():
+    assert [f["field"] for f in VALUE_SCHEMA["fields"]] == table_columns()
+    assert [f["field"] for f in KEY_SCHEMA["fields"]] == ["source_table", "id"]
+    assert "PRIMARY KEY (source_table, id)" in TABLE_SQL.read_text()
+
+
+def test_records_are_json_converter_envelopes_with_the_schema_the_sink_maps():
+    ref = RowRef("mnist_test", 2**40, 1700000000000)
+    key = json.loads(prediction_key(ref))
+    value = json.loads(prediction_value(ref, 7, 0.75, None, 1700000000500))
+
+    assert set(key) == set(value) == {"schema", "payload"}
+    assert key["payload"] == {"source_table": "mnist_test", "id": 2**40}
+    assert value["payload"]["model_version"] is None, "a plain .keras file is no numbered version"
+    times = {f["field"]: f.get("name") for f in value["schema"]["fields"] if f["type"] == "string"}
+    assert times["committed_at"] == times["predicted_at"] == "io.debezium.time.ZonedTimestamp"
+    assert value["payload"]["predicted_at"] == "2023-11-14T22:13:20.500Z"
+    assert key_of(prediction_key(ref)) == ("mnist_test", 2**40)
+
+
+def test_a_row_without_a_commit_time_still_has_a_prediction_with_a_null_commit_time():
+    ref = row_ref(headers(committed=None))
+    assert ref == RowRef("mnist_test", 5, None)
+    assert json.loads(prediction_value(ref, 1, 0.5, 3, 0))["payload"]["committed_at"] is None
+
+
+def test_headers_without_table_or_id_name_no_row():
+    assert row_ref([("mnist.id", b"5")]) is None
+    assert row_ref([("mnist.table", b"mnist_test")]) is None
+    assert row_ref(headers(row_id=b"-1")) is None
+    assert row_ref(headers(table=b"\xff")) is None
+
+
+def test_undecoded_records_have_no_image_and_rows_keep_their_image_index():
+    raw = [headers(b"1"), headers(b"2"), None, headers(b"4")]
+    rows, without_id = rows_to_predict(raw, [False, True, True, True])
+
+    assert [(index, ref.id) for index, ref in rows] == [(0, 2), (2, 4)]
+    assert without_id == 1
+
+
+def test_zoned_timestamps_keep_milliseconds():
+    assert zoned_timestamp(0) == "1970-01-01T00:00:00.000Z"
+    assert zoned_timestamp(1_000_000_000_007) == "2001-09-09T01:46:40.007Z"
+
+
+def test_a_missing_model_is_one_line_and_exit_1(tmp_path, capsys):
+    assert predict.main(["--model", str(tmp_path / "absent.keras")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: no model at {tmp_path / 'absent.keras'}")
+
+
+def test_a_bad_batch_size_is_a_usage_error(capsys):
+    assert predict.main(["--batch-size", "0"]) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+
+
+def test_the_transactional_id_is_stable_per_group_and_instance():
+    assert (
+        predict.transactional_id("g", "a") == predict.transactional_id("g", "a") != predict.transactional_id("g", "b")
+    )
+
+
+def test_the_sink_registered_is_the_json_with_only_the_jdbc_url_from_configuration(tmp_path):
+    cfg = StackConfig.from_env(
+        {"STACK_HOME": str(tmp_path), "PGHOST": "10.1.2.3", "PGPORT": "6543", "PGDATABASE": "db"}
+    )
+    shipped = json.loads(connect.SINK_JSON.read_text())["config"]
+    registered = connect.sink_config(cfg)
+
+    assert {k for k in shipped if registered[k] != shipped[k]} == {"connection.url"}
+    assert registered["connection.url"] == "jdbc:postgresql://10.1.2.3:6543/db"
+    assert registered["connection.username"] == postgres.SINK_ROLE
+    assert registered["connection.password"] == "${env:PREDICTIONS_SINK_PGPASSWORD}"
+    assert (registered["insert.mode"], registered["primary.key.mode"], registered["schema.evolution"]) == (
+        "upsert",
+        "record_key",
+        "none",
+    )
+    assert registered["consumer.override.isolation.level"] == "read_committed"
+    assert registered["delete.enabled"] == "false", "the role may not delete"
+
+
+def test_the_worker_resolves_the_sink_password_and_nothing_else_new(tmp_path):
+    cfg = StackConfig.from_env({"STACK_HOME": str(tmp_path)})
+    lines = connect.write_config(cfg).read_text().splitlines()
+    pattern = dict(line.split("=", 1) for line in lines if "=" in line)["config.providers.env.param.allowlist.pattern"]
+
+    assert re.fullmatch(pattern, "PREDICTIONS_SINK_PGPASSWORD") and re.fullmatch(pattern, "DEBEZIUM_PGPASSWORD")
+    assert not re.fullmatch(pattern, "PGPASSWORD") and not re.fullmatch(pattern, "X_PREDICTIONS_SINK_PGPASSWORD")
+
+
+def test_the_sink_role_may_log_in_to_pgdatabase_only(tmp_path):
+    cfg = StackConfig.from_env({"STACK_HOME": str(tmp_path), "PGDATABASE": "images"})
+    rules = [line.split() for line in postgres._hba(cfg).splitlines() if line and not line.startswith("#")]
+    first_for = {}
+    for database in ('"images"', "template1", "replication"):
+        first_for[database] = next(
+            rule[-1] for rule in rules if rule[2] in (postgres.SINK_ROLE, "all") and rule[1] in (database, "all")
+        )
+    assert first_for == {'"images"': "scram-sha-256", "template1": "reject", "replication": "reject"}
+
+
+def test_the_sink_password_comes_from_its_own_variable(tmp_path):
+    assert StackConfig.from_env({"STACK_HOME": str(tmp_path)}).sink_password == "predictions"
+    env = {"STACK_HOME": str(tmp_path), "PREDICTIONS_SINK_PGPASSWORD": "s3cret"}
+    assert StackConfig.from_env(env).sink_password == "s3cret"
