@@ -12,17 +12,28 @@ The tags the consumer commands write (``step`` is the number of records seen so 
   ``evaluate/model_version`` (model stores only), ``stream/records_per_s``, ``stream/lag``
 
 TensorBoard serves them over HTTP as ``[wall_time, step, value]`` triples at
-``/data/plugin/scalars/scalars?run=RUN&tag=TAG`` (RUN: the run directory's path relative to ``--logdir``).
+``/data/plugin/scalars/scalars?run=RUN&tag=TAG`` (RUN: the run directory's path relative to ``--logdir``;
+tensorboard/plugins/scalar/http_api.md upstream). ``tensorboard_command``, ``chart_url`` and ``screenshot``
+are how ``make dashboard``, the tests and the README's figures start TensorBoard and picture one chart in a
+headless Chromium.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 DEFAULT_RUNS = Path("runs")
+DEFAULT_TENSORBOARD_PORT = 6006  # env TENSORBOARD_PORT
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 FLUSH_S = 1.0  # at most this long between a point and the disk: TensorBoard re-reads the files every few seconds
 
 
@@ -116,3 +127,102 @@ class RateMeter:
             return 0.0
         (t0, n0), (t1, n1) = self._points[0], self._points[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the event files of ``run_dir`` now, as TensorBoard's own loader reads them:
+    ``{tag: [(step, value), ...]}`` in the order written."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})  # 0: keep every point
+    accumulator.Reload()
+    return {
+        tag: [(event.step, float(tensor_util.make_ndarray(event.tensor_proto))) for event in accumulator.Tensors(tag)]
+        for tag in accumulator.Tags()["tensors"]
+    }
+
+
+def tensorboard_command(
+    logdir: Path, port: int, host: str = "127.0.0.1", reload_s: int = 5, name: str | None = None
+) -> list[str]:
+    """The command line of a TensorBoard serving the run directories under ``logdir`` on ``host:port``
+    (``name``: serve ``logdir`` alone as the one run of that name).
+
+    >>> tensorboard_command(Path("runs"), 6006)[2:]
+    ['tensorboard.main', '--logdir', 'runs', '--host', '127.0.0.1', '--port', '6006', '--reload_interval', '5']
+    >>> tensorboard_command(Path("runs/x"), 6006, name="demo")[3:5]
+    ['--logdir_spec', 'demo:runs/x']
+    """
+    return [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        *(["--logdir_spec", f"{name}:{logdir}"] if name else ["--logdir", str(logdir)]),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--reload_interval",
+        str(reload_s),
+    ]
+
+
+def chart_url(port: int, tag: str, host: str = "127.0.0.1", smoothing: float = 0.0) -> str:
+    """TensorBoard's time-series page showing the charts whose tag matches ``tag`` (a regex), drawn as SVG.
+
+    ``forceSVG``: TensorBoard draws lines with WebGL in an offscreen canvas by default, which a headless
+    Chromium's screenshot shows as an empty frame; SVG lines are in the picture.
+
+    >>> chart_url(6006, "evaluate/accuracy")
+    'http://127.0.0.1:6006/?forceSVG=true&smoothing=0&tagFilter=evaluate%2Faccuracy#timeseries'
+    """
+    return f"http://{host}:{port}/?forceSVG=true&smoothing={smoothing:g}&tagFilter={quote(tag, safe='')}#timeseries"
+
+
+def find_chromium() -> str | None:
+    """The path of a Chromium (Debian's ``chromium`` package) or Chrome on PATH, or None."""
+    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+
+
+def _chromium(url: str, *flags: str, size: tuple[int, int], budget_ms: int, timeout_s: float) -> str:
+    chromium = find_chromium()
+    if chromium is None:
+        raise RuntimeError("no chromium on PATH (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        command = [
+            chromium,
+            "--headless",
+            "--no-sandbox",  # root in CI and containers: Chromium's sandbox refuses to start there
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={profile}",  # its own profile: several runs at once do not share one
+            f"--window-size={size[0]},{size[1]}",
+            f"--virtual-time-budget={budget_ms}",  # let the page's timers and fetches run before the capture
+            *flags,
+            url,
+        ]
+        env = {**os.environ, "HOME": profile}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def screenshot(
+    url: str, out: Path, size: tuple[int, int] = (1200, 700), budget_ms: int = 40000, timeout_s: float = 120
+) -> Path:
+    """A PNG of ``url`` as a headless Chromium renders it, written to ``out``."""
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    _chromium(url, f"--screenshot={out}", size=size, budget_ms=budget_ms, timeout_s=timeout_s)
+    if not out.is_file():
+        raise RuntimeError(f"chromium wrote no screenshot to {out}")
+    return out
+
+
+def dump_dom(url: str, size: tuple[int, int] = (1200, 700), budget_ms: int = 40000, timeout_s: float = 120) -> str:
+    """The page's DOM after its scripts ran, as a headless Chromium serialises it."""
+    return _chromium(url, "--dump-dom", size=size, budget_ms=budget_ms, timeout_s=timeout_s)

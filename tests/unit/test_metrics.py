@@ -2,21 +2,7 @@
 
 from pathlib import Path
 
-from consumer.metrics import Metrics, RateMeter, timestamped_run
-
-
-def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """What TensorBoard's own loader reads from ``run_dir`` now: tag -> [(step, value)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
-    accumulator.Reload()
-    import tensorflow as tf
-
-    return {
-        tag: [(event.step, float(tf.make_ndarray(event.tensor_proto))) for event in accumulator.Tensors(tag)]
-        for tag in accumulator.Tags()["tensors"]
-    }
+from consumer.metrics import Metrics, RateMeter, read_scalars, timestamped_run
 
 
 def test_points_are_readable_before_close(tmp_path):
