@@ -45,18 +45,24 @@ def create_topic(servers: str, topic: str, partitions: int) -> None:
 
 
 def produce_records(servers: str, topic: str, images: np.ndarray, labels: np.ndarray, copies: int = 1,
-                    malformed: int = 0, partitions: int | None = None) -> int:  # fmt: skip
-    """Write ``copies`` x the records, then ``malformed`` bad ones; returns how many were written."""
+                    malformed: int = 0, partitions: int | None = None, rate: float | None = None) -> int:  # fmt: skip
+    """Write ``copies`` x the records, then ``malformed`` bad ones, at most ``rate`` a second when given;
+    returns how many were written."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": servers, "linger.ms": 20, "batch.size": 1_000_000})
     values, keys = csv_values(images), [str(int(label)).encode() for label in labels]
     failures: list = []
     count = 0
+    started = time.monotonic()
 
     def send(key: bytes, value: bytes) -> None:
         nonlocal count
         extra = {"partition": count % partitions} if partitions else {}
+        if rate:
+            ahead = started + count / rate - time.monotonic()
+            if ahead > 0:
+                producer.poll(ahead)
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=lambda e, _: e and failures.append(e), **extra)
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--malformed", type=int, default=0)
     parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--rate", type=float, help="records a second (default: as fast as the broker takes them)")
+    parser.add_argument("--limit", type=int, help="only the first N records of the split")
     args = parser.parse_args(argv)
     try:
         servers = kafka_from_args(args).bootstrap_servers
@@ -95,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     from loader.source import load_idx_dir, load_sample
 
     split = (load_idx_dir(args.idx_dir) if args.idx_dir else load_sample())[args.split]
+    images, labels = split.images[: args.limit], split.labels[: args.limit]
     create_topic(servers, args.topic, args.partitions)
     started = time.perf_counter()
     count = produce_records(
-        servers, args.topic, split.images, split.labels, args.copies, args.malformed, args.partitions
+        servers, args.topic, images, labels, args.copies, args.malformed, args.partitions, args.rate
     )
     seconds = time.perf_counter() - started
     print(f"wrote {count} records to {args.topic} in {seconds:.1f} s ({count / max(seconds, 1e-9):,.0f} records/s)")
