@@ -255,9 +255,8 @@ def train_epochs(args, source: EpochSource, model, progress: bool):
     for epoch in range(1, args.epochs + 1):
         buffer = ShuffleBuffer(args.shuffle_buffer, args.batch_size, seed=epoch)
         bar = keras.utils.Progbar(train_count, verbose=1 if progress else 0, stateful_metrics=None)
-        if progress:
-            print(f"Epoch {epoch}/{args.epochs}", flush=True)
         seen, loss_sum, correct_sum = 0, 0.0, 0.0
+        shown = False
 
         def learn(batches, bar=bar):
             nonlocal seen, loss_sum, correct_sum
@@ -270,6 +269,9 @@ def train_epochs(args, source: EpochSource, model, progress: bool):
                 bar.add(n, values=[("loss", logs["loss"]), ("accuracy", logs["accuracy"])])
 
         for images, labels in source.epoch(epoch):
+            if progress and not shown:  # once records came: an unreachable broker prints no epoch line
+                print(f"Epoch {epoch}/{args.epochs}", flush=True)
+                shown = True
             pixels = to_pixels(images)
             out = held_out(pixels, args.validation_split)
             if epoch == 1 and out.any():

@@ -19,7 +19,7 @@ from loader.source import load_sample
 from probes.deadline import poll
 from probes.topics import end_offsets, group_offsets
 
-RECORDS = 1200
+RECORDS = 800
 MALFORMED = 3
 
 
