@@ -128,13 +128,18 @@ def shell_of(argv: list[str]) -> str:
     return argv[1]
 
 
-def register_env(services: dict[str, dict], fake: FakeConnect) -> dict[str, str]:
-    """The register container's environment, pointed at the fake Connect and the repo's connector JSON."""
-    service = services["register"]
+#: The registration services and the connector JSON each one registers.
+REGISTERED = {"register": CONNECTOR_JSON, "register-sink": connect.SINK_JSON}
+
+
+def register_env(services: dict[str, dict], fake: FakeConnect, name: str = "register") -> dict[str, str]:
+    """A register container's environment, pointed at the fake Connect and the repo's connector JSON."""
+    service = services[name]
     env = {k: v for k, v in (service.get("environment") or {}).items() if v is not None}
     mounts = {volume["target"]: volume["source"] for volume in service.get("volumes", [])}
-    assert mounts.get(env.get("CONNECTOR_JSON")) == str(CONNECTOR_JSON), "register reads the mounted connector JSON"
-    return {"PATH": os.environ["PATH"], **env, "CONNECT_URL": fake.url, "CONNECTOR_JSON": str(CONNECTOR_JSON)}
+    path = REGISTERED[name]
+    assert mounts.get(env.get("CONNECTOR_JSON")) == str(path), f"{name} reads the mounted connector JSON"
+    return {"PATH": os.environ["PATH"], **env, "CONNECT_URL": fake.url, "CONNECTOR_JSON": str(path)}
 
 
 def status_doc(connector: str, *tasks: str) -> dict:
@@ -223,11 +228,42 @@ def test_register_is_healthy_only_while_the_connector_and_its_tasks_run(services
 def test_register_names_the_connector_of_the_json(services):
     assert services["register"]["environment"]["CONNECTOR_NAME"] == json.loads(CONNECTOR_JSON.read_text())["name"]
     assert CONNECTOR_NAME == json.loads(CONNECTOR_JSON.read_text())["name"]
+    assert services["register-sink"]["environment"]["CONNECTOR_NAME"] == connect.SINK_NAME
 
 
-def test_register_runs_in_an_image_with_sh_and_curl(services):
-    assert services["register"]["image"].startswith("curlimages/curl:")
-    assert services["register"]["entrypoint"][:2] == ["sh", "-c"]
+@pytest.mark.parametrize("name", sorted(REGISTERED))
+def test_register_runs_in_an_image_with_sh_and_curl(services, name):
+    assert services[name]["image"].startswith("curlimages/curl:")
+    assert services[name]["entrypoint"][:2] == ["sh", "-c"]
+
+
+def test_register_sink_puts_the_sink_json_and_is_healthy_only_while_the_sink_runs(services, fake_connect):
+    path = f"/connectors/{connect.SINK_NAME}/config"
+    fake_connect.answers[("PUT", path)] = [(201, {})]
+    fake_connect.answers[("GET", f"/connectors/{connect.SINK_NAME}/status")] = [
+        (200, status_doc("RUNNING", "FAILED")),
+        (200, status_doc("RUNNING", "RUNNING")),
+    ]
+    env = {**register_env(services, fake_connect, "register-sink"), "REGISTER_ATTEMPTS": "1"}
+    process = subprocess.Popen(["sh", "-c", shell_of(services["register-sink"]["entrypoint"])], env=env)
+    try:
+        assert wait_for(lambda: len(fake_connect.puts()) >= 1, 30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    [(put_path, body)] = fake_connect.puts()
+    assert put_path == path and json.loads(body) == json.loads(connect.SINK_JSON.read_text())["config"]
+    check = shell_of(services["register-sink"]["healthcheck"]["test"])
+    health = [subprocess.run(["sh", "-c", check], env=env, timeout=30).returncode for _ in range(2)]
+    assert health == [1, 0], "a FAILED sink task is unhealthy"
+
+
+def test_connect_container_resolves_the_same_passwords_as_the_native_worker(services, tmp_path):
+    env = services["connect"]["environment"]
+    pattern = native_worker_properties(tmp_path)["config.providers.env.param.allowlist.pattern"]
+    assert env["CONNECT_CONFIG_PROVIDERS_ENV_PARAM_ALLOWLIST_PATTERN"] == pattern
+    assert {"DEBEZIUM_PGPASSWORD", "PREDICTIONS_SINK_PGPASSWORD"} <= env.keys()
+    assert env["PREDICTIONS_SINK_PGPASSWORD"] == services["postgres"]["environment"]["PREDICTIONS_SINK_PGPASSWORD"]
 
 
 # --- item: the Connect image's entrypoint sets the flush interval from OFFSET_FLUSH_INTERVAL_MS ---------------
