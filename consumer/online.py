@@ -228,7 +228,7 @@ def follow(
 
     window = _Window(settings.window)
     result = FollowResult(counters, 0, 0, 0.0, None, checkpoint, None)
-    started = last_checkpoint_at = last_rate_at = last_lag_at = time.monotonic()
+    started = last_checkpoint_at = last_rate_at = last_lag_at = last_batch_at = time.monotonic()
     since_checkpoint, since_rate = 0, 0
     version: int | None = None
     batches = iter(stream.batches)
@@ -260,6 +260,7 @@ def follow(
             result.run_records += n
             result.run_malformed += batch.malformed
             learned_to.update(batch.raw.next_offsets)
+            last_batch_at = time.monotonic()
             since_checkpoint += n + batch.malformed
             since_rate += n
 
@@ -303,7 +304,8 @@ def follow(
             reader.close()  # a generator never started has no finally to run
         except RuntimeError:
             pass  # already closed
-    result.seconds = time.monotonic() - started
+    # Up to the last batch: the idle wait (or the wait for a signal) after it is not learning time.
+    result.seconds = last_batch_at - started
     if stopper.requested is not None:
         result.stopped_by = signal.Signals(stopper.requested).name
     elif result.error:
