@@ -143,22 +143,19 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def tensorboard_command(
-    logdir: Path, port: int, host: str = "127.0.0.1", reload_s: int = 5, name: str | None = None
-) -> list[str]:
-    """The command line of a TensorBoard serving the run directories under ``logdir`` on ``host:port``
-    (``name``: serve ``logdir`` alone as the one run of that name).
+def tensorboard_command(logdir: Path, port: int, host: str = "127.0.0.1", reload_s: int = 5) -> list[str]:
+    """The command line of a TensorBoard serving the run directories under ``logdir`` on ``host:port`` (each
+    directory holding event files is a run, named by its path under ``logdir``).
 
     >>> tensorboard_command(Path("runs"), 6006)[2:]
     ['tensorboard.main', '--logdir', 'runs', '--host', '127.0.0.1', '--port', '6006', '--reload_interval', '5']
-    >>> tensorboard_command(Path("runs/x"), 6006, name="demo")[3:5]
-    ['--logdir_spec', 'demo:runs/x']
     """
     return [
         sys.executable,
         "-m",
         "tensorboard.main",
-        *(["--logdir_spec", f"{name}:{logdir}"] if name else ["--logdir", str(logdir)]),
+        "--logdir",
+        str(logdir),
         "--host",
         host,
         "--port",
