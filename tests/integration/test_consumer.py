@@ -202,7 +202,7 @@ def test_committed_offset_past_the_end_restarts_from_the_earliest_record_and_say
     assert result.returncode == 0, result.stderr
     for partition, offset in end.items():
         assert (
-            f"start offset {offset + 1000} on {TEST_TOPIC} partition {partition} is outside the retained records"
+            f"committed offset {offset + 1000} on {TEST_TOPIC} partition {partition} is outside the retained records"
             in result.stderr
         ), result.stderr
     assert "restarting from the earliest retained record" in result.stderr
