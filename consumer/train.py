@@ -441,6 +441,7 @@ def follow_main(args, servers: str, store: ModelStore) -> int:
         if metrics is not None:
             metrics.close()
     counters = result.counters
+    version = result.version or store.latest_version()
     prequential = counters.scored_correct / counters.records if counters.records else float("nan")
     window = f", last {settings.window}: {result.window_accuracy:.4f}" if result.window_accuracy is not None else ""
     checkpoint_s = f", checkpoints {max(result.checkpoint_seconds):.2f} s at most" if result.checkpoint_seconds else ""
@@ -449,7 +450,7 @@ def follow_main(args, servers: str, store: ModelStore) -> int:
         f"({result.run_records / max(result.seconds, 1e-9):,.0f} records/s, {result.run_malformed} malformed skipped; "
         f"stopped by {result.stopped_by}); in total {counters.records} records, {counters.malformed} malformed, "
         f"prequential accuracy {prequential:.4f}{window}; checkpoint {result.checkpoint.sequence} in "
-        f"{checkpoint_dir}{checkpoint_s}; model version {result.version} in {store.directory}",
+        f"{checkpoint_dir}{checkpoint_s}; model version {version} in {store.directory}",
         flush=True,
     )
     if result.error:
