@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from stack.assembled import plugin_dir
-from stack.config import CONNECTOR_NAME, REPO_ROOT, StackConfig
+from stack.config import CONNECTOR_NAME, REPO_ROOT, TOPICS, StackConfig
 from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
 
@@ -170,6 +170,38 @@ def failure(status: dict | None) -> str | None:
         if part.get("state") == "FAILED":
             return (part.get("trace") or "FAILED").strip().splitlines()[0]
     return None
+
+
+#: How much of the end of connect.log ``retrying`` reads: enough for several restart cycles, cheap to read.
+LOG_TAIL_BYTES = 2 * 2**20
+
+
+def retrying(cfg: StackConfig, name: str = CONNECTOR_NAME, topic_prefix: str = TOPICS.prefix) -> str | None:
+    """The cause when the Debezium source connector ``name`` is retrying after an error, else None.
+
+    Connect reports such a task RUNNING without a trace: Debezium catches a retriable error (a snapshot that
+    cannot read a table, PostgreSQL gone), stops its change event source and starts it again after a back-off,
+    for ever by default. The worker's log says so: the task thread's "Going to restart connector ... after a
+    retriable exception" comes after the coordinator's last "Connected metrics set to 'true'" (the source
+    connected and streaming). The cause is the innermost "Caused by:" line before the restart.
+    """
+    try:
+        with open(log_file(cfg), "rb") as log:
+            log.seek(max(0, log.seek(0, 2) - LOG_TAIL_BYTES))
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    task, coordinator = f"[task-thread-{name}-", f"[debezium-postgresconnector-{topic_prefix}-change-event-source-"
+    restarted = healthy = -1
+    for index, line in enumerate(lines):
+        if line.startswith(task) and "Going to restart connector after" in line:
+            restarted = index
+        elif line.startswith(coordinator) and "Connected metrics set to 'true'" in line:
+            healthy = index
+    if restarted <= healthy:
+        return None
+    causes = [line.strip() for line in lines[healthy + 1 : restarted] if line.startswith("Caused by:")]
+    return (causes[-1].removeprefix("Caused by: ") if causes else "a retriable error")[:200]
 
 
 def describe(name: str, status: dict | None) -> str:

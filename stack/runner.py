@@ -210,7 +210,12 @@ def status(cfg: StackConfig) -> list[Component]:
     connectors = []
     for name, label in LABELS.items():
         found = connect.connector_status(cfg, name) if connect_ok else None
-        connectors.append(Component(label, connect.is_running(found), connect.describe(name, found)))
+        ok, detail = connect.is_running(found), connect.describe(name, found)
+        # A Debezium task that retries (a snapshot failing over and over) is RUNNING to Connect: not healthy.
+        cause = connect.retrying(cfg, name) if ok and name == CONNECTOR_NAME else None
+        if cause:
+            ok, detail = False, f"{detail}, but Debezium keeps restarting it after: {cause}"
+        connectors.append(Component(label, ok, detail))
     return [
         Component("postgres", pg_ok, f"{cfg.pg_host}:{cfg.pg_port} database {cfg.pg_database}" + slots),
         Component("kafka", kafka_ok, cfg.kafka_bootstrap),

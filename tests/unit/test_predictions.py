@@ -144,3 +144,45 @@ def test_the_sink_password_comes_from_its_own_variable(tmp_path):
     assert StackConfig.from_env({"STACK_HOME": str(tmp_path)}).sink_password == "predictions"
     env = {"STACK_HOME": str(tmp_path), "PREDICTIONS_SINK_PGPASSWORD": "s3cret"}
     assert StackConfig.from_env(env).sink_password == "s3cret"
+
+
+# --- stack status: a Debezium task that keeps restarting is RUNNING to Connect ------------------------------
+
+STREAMING = (
+    "[debezium-postgresconnector-tf-change-event-source-coordinator] INFO io.debezium.pipeline."
+    "ChangeEventSourceCoordinator - Connected metrics set to 'true'"
+)
+FAILED_SNAPSHOT = [
+    "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer.",
+    "Caused by: org.apache.kafka.connect.errors.ConnectException: Snapshotting of table public.t failed",
+    "Caused by: org.postgresql.util.PSQLException: ERROR: permission denied for table t",
+    "[task-thread-mnist-connector-0] WARN io.debezium.connector.common.BaseSourceTask - Going to restart connector "
+    "after 10 sec. after a retriable exception",
+    "[task-thread-mnist-connector-0] INFO io.debezium.connector.common.BaseSourceTask - Successfully restarted task",
+]
+
+
+def with_log(tmp_path, lines: list[str]) -> StackConfig:
+    cfg = StackConfig.from_env({"STACK_HOME": str(tmp_path)})
+    connect.log_file(cfg).parent.mkdir(parents=True, exist_ok=True)
+    connect.log_file(cfg).write_text("\n".join(lines) + "\n")
+    return cfg
+
+
+def test_a_task_restarting_after_a_failed_snapshot_is_retrying_with_the_innermost_cause(tmp_path):
+    cfg = with_log(tmp_path, ["[task-thread-mnist-connector-0] INFO starting", *FAILED_SNAPSHOT])
+    assert connect.retrying(cfg) == "org.postgresql.util.PSQLException: ERROR: permission denied for table t"
+
+
+def test_a_task_streaming_again_after_a_restart_is_not_retrying(tmp_path):
+    assert connect.retrying(with_log(tmp_path, [*FAILED_SNAPSHOT, STREAMING])) is None
+    assert connect.retrying(with_log(tmp_path, [STREAMING])) is None
+
+
+def test_another_connectors_restarts_do_not_count(tmp_path):
+    cfg = with_log(tmp_path, [STREAMING, *(line.replace("mnist-connector", "other") for line in FAILED_SNAPSHOT)])
+    assert connect.retrying(cfg) is None
+
+
+def test_no_log_is_not_retrying(tmp_path):
+    assert connect.retrying(StackConfig.from_env({"STACK_HOME": str(tmp_path)})) is None
