@@ -72,15 +72,15 @@ def section(name: str, doc: dict) -> list[str]:
         lines += ["", f"{doc['rows']:,} rows of {doc['source']} committed → decoded by our consumer (open_batches)."]
     elif name == "reading":
         lines += [
-            "| reader | records/s: median (min–max) | CPU s / 1k records | cores busy |",
-            "|---|---|---|---|",
+            "| reader | records/s: median (min–max) | CPU s / 1k records | records / CPU s | cores busy |",
+            "|---|---|---|---|---|",
         ]
         for reader, stats in doc["readers"].items():
             lines.append(
                 f"| {reader} | {_fmt(stats['records_per_s'])} | {stats['cpu_seconds_per_1k']['median']:.4f} | "
-                f"{stats['cores_busy']['median']:.2f} |"
+                f"{stats['records_per_cpu_s']['median']:,.0f} | {stats['cores_busy']['median']:.2f} |"
             )
-        lines += [f"| {reader} | skipped: {why} | | |" for reader, why in doc["skipped"].items()]
+        lines += [f"| {reader} | skipped: {why} | | | |" for reader, why in doc["skipped"].items()]
         sizes = doc["tf_decode_batch_sizes"]
         lines += [
             "",
