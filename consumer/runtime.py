@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import os
 
-DEFAULT_MODEL = "models/mnist.keras"
+# A model store (consumer/versions.py): numbered versions and latest.keras, which evaluate and predict follow.
+DEFAULT_MODEL = "models/mnist/latest.keras"
 
 
 def quiet_tensorflow() -> None:
