@@ -215,7 +215,7 @@ def log_frozen(run_dir: Path, model, images: np.ndarray, labels: np.ndarray, sta
 
 def picture(run_dir: Path, out: Path, port: int) -> Path:
     """A screenshot of the runs' window-accuracy chart, from a TensorBoard started for them."""
-    from consumer.metrics import chart_url, screenshot, tensorboard_command
+    from consumer.metrics import chart_url, line_drawn, screenshot, tensorboard_command
 
     if not port:
         import socket
@@ -242,7 +242,7 @@ def picture(run_dir: Path, out: Path, port: int) -> Path:
             if time.monotonic() > deadline or tensorboard.poll() is not None:
                 raise RuntimeError(f"TensorBoard on port {port} did not serve {run_dir} within 120 s")
             time.sleep(1)
-        return screenshot(chart_url(port, WINDOW_TAG), out, size=(1200, 700))
+        return screenshot(chart_url(port, WINDOW_TAG), out, ready=line_drawn)
     finally:
         tensorboard.terminate()
         tensorboard.wait(timeout=30)

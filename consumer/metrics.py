@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -34,6 +35,11 @@ from urllib.parse import quote
 DEFAULT_RUNS = Path("runs")
 DEFAULT_TENSORBOARD_PORT = 6006  # env TENSORBOARD_PORT
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# TensorBoard 2.16's time-series page in a 1200 x 700 window: the first chart's plot area (x0, y0, x1, y1), and
+# the colour of the first run's line.
+CHART_WINDOW = (1200, 700)
+FIRST_CHART_PLOT = (330, 215, 910, 445)
+FIRST_RUN_COLOUR = (0x42, 0x50, 0x66)
 FLUSH_S = 1.0  # at most this long between a point and the disk: TensorBoard re-reads the files every few seconds
 
 
@@ -208,16 +214,51 @@ def _chromium(url: str, *flags: str, size: tuple[int, int], budget_ms: int, time
 
 
 def screenshot(
-    url: str, out: Path, size: tuple[int, int] = (1200, 700), budget_ms: int = 40000, timeout_s: float = 120
+    url: str,
+    out: Path,
+    size: tuple[int, int] = CHART_WINDOW,
+    budget_ms: int = 40000,
+    timeout_s: float = 120,
+    ready: Callable[[Path], bool] | None = None,
+    attempts: int = 3,
 ) -> Path:
-    """A PNG of ``url`` as a headless Chromium renders it, written to ``out``."""
+    """A PNG of ``url`` as a headless Chromium renders it, written to ``out``.
+
+    ``ready(out)`` says whether the picture shows what it should; until it does, the page is pictured again
+    with a longer virtual-time budget (a loaded machine may picture a chart before its data came), up to
+    ``attempts`` times. The last picture is kept either way: the caller judges it.
+    """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    _chromium(url, f"--screenshot={out}", size=size, budget_ms=budget_ms, timeout_s=timeout_s)
-    if not out.is_file():
-        raise RuntimeError(f"chromium wrote no screenshot to {out}")
+    for attempt in range(1, attempts + 1):
+        out.unlink(missing_ok=True)
+        _chromium(url, f"--screenshot={out}", size=size, budget_ms=budget_ms * attempt, timeout_s=timeout_s)
+        if not out.is_file():
+            raise RuntimeError(f"chromium wrote no screenshot to {out}")
+        if ready is None or ready(out):
+            break
     return out
+
+
+def line_drawn(picture: Path) -> bool:
+    """Whether a ``CHART_WINDOW`` picture of ``chart_url`` shows the first run's line across the first chart."""
+    line = line_pixels(picture, FIRST_RUN_COLOUR, FIRST_CHART_PLOT)
+    return len(line) > 300 and max(line) - min(line) > 400
+
+
+def line_pixels(picture: Path, colour: tuple[int, int, int], box: tuple[int, int, int, int]) -> list[int]:
+    """The x of every pixel of ``colour`` (give or take 40 in R + G + B) inside ``box`` (x0, y0, x1, y1) of a
+    PNG: how a test sees that a chart's line was drawn."""
+    from PIL import Image
+
+    with Image.open(picture) as image:
+        rgb = image.convert("RGB")
+    return [
+        x
+        for x in range(box[0], min(box[2], rgb.width))
+        for y in range(box[1], min(box[3], rgb.height))
+        if sum(abs(a - b) for a, b in zip(rgb.getpixel((x, y)), colour, strict=True)) < 40
+    ]
 
 
 def dump_dom(url: str, size: tuple[int, int] = (1200, 700), budget_ms: int = 40000, timeout_s: float = 120) -> str:

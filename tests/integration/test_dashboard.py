@@ -18,15 +18,21 @@ import urllib.request
 
 import pytest
 
-from consumer.metrics import chart_url, find_chromium, screenshot, tensorboard_command
+from consumer.metrics import (
+    FIRST_CHART_PLOT,
+    FIRST_RUN_COLOUR,
+    chart_url,
+    find_chromium,
+    line_drawn,
+    line_pixels,
+    screenshot,
+    tensorboard_command,
+)
 from probes.deadline import poll
 from tests.integration.backend import ROOT, free_port
 
 TAG = "evaluate/accuracy"
 RUN = "evaluate-live"
-WINDOW = (1200, 700)
-PLOT = (330, 215, 910, 445)  # x0, y0, x1, y1 of the first chart's plot area in a WINDOW-sized page
-RUN_COLOUR = (0x42, 0x50, 0x66)
 
 
 def scalars(port: int, run: str, tag: str) -> list:
@@ -106,19 +112,8 @@ def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium): API checked, chart not pictured")
-    url = chart_url(port, TAG)
-    picture = screenshot(url, tmp_path / "evaluate-accuracy.png", size=WINDOW)
-    from PIL import Image
-
-    with Image.open(picture) as image:
-        rgb = image.convert("RGB")
-    # The chart's line, in the colour TensorBoard 2.16 gives the first run, across the chart's plot area.
-    line = [
-        x
-        for x in range(PLOT[0], PLOT[2])
-        for y in range(PLOT[1], PLOT[3])
-        if sum(abs(a - b) for a, b in zip(rgb.getpixel((x, y)), RUN_COLOUR, strict=True)) < 40
-    ]
-    assert len(line) > 300 and max(line) - min(line) > 400, f"{len(line)} line pixels in {PLOT}: no line drawn"
+    picture = screenshot(chart_url(port, TAG), tmp_path / "evaluate-accuracy.png", ready=line_drawn)
+    line = line_pixels(picture, FIRST_RUN_COLOUR, FIRST_CHART_PLOT)
+    assert line_drawn(picture), f"{len(line)} pixels of the run's colour in the plot area: no line drawn"
     if os.environ.get("FIGURES_DIR"):
         shutil.copy(picture, ROOT / os.environ["FIGURES_DIR"] / "dashboard-evaluate.png")
