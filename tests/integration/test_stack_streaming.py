@@ -172,7 +172,7 @@ def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
     try:
         result = pipeline.run("stack", "up")
     finally:
-        execute(pipeline.postgres, "SELECT pg_drop_replication_slot(%s)", (other,))
+        drop_slot(pipeline.postgres, other)
 
     assert result.returncode == 0, result.stderr
     for slot in leaked:
