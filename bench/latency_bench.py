@@ -23,7 +23,7 @@ import uuid
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.record import parse, parser, print_table, record, settings, summarise
+from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
 from consumer.broker import client_config
 from probes.database import drop_slot
@@ -88,11 +88,6 @@ class Arrivals(threading.Thread):
                     self.arrived[message.topic()].setdefault(number, now)
         finally:
             self.consumer.close()
-
-
-def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(latencies_ms.max())}
 
 
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -180,8 +175,7 @@ def report(args: argparse.Namespace, runs: dict) -> int:
         ["settings", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
-    record(args, "latency", {"seconds_per_rate": args.seconds, "latency_ms": figures})
-    return 0
+    return record(args, "latency", {"seconds_per_rate": args.seconds, "latency_ms": figures})
 
 
 if __name__ == "__main__":

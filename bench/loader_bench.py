@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "upstream_rows_per_s": upstream_s,
         "ratio": round(ratio, 1),
     }
-    record(args, "loader", figures)
-    return 0
+    return record(args, "loader", figures)
 
 
 if __name__ == "__main__":

@@ -158,16 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     met = stats["streaming"]["median"] >= TARGET
     print(f"streaming target >= {TARGET:,} rows/s: {'met' if met else 'missed'}")
-    figures = {
-        "rows": len(rows),
-        "source": source_name(),
-        "rows_per_s": stats,
-        "on_topic_rows_per_s": on_topic,
-        "target": TARGET,
-        "target_met": met,
-    }
-    record(args, "pipeline", figures)
-    return 0
+    figures = {"rows": len(rows), "source": source_name(), "rows_per_s": stats, "on_topic_rows_per_s": on_topic}
+    return record(args, "pipeline", {**figures, "target": TARGET, "target_met": met})
 
 
 if __name__ == "__main__":

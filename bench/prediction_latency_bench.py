@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.record import parse, parser, print_table, record, settings, summarise
-from bench.tables import bench_table, delete_topics, run
+from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
+from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.broker import client_config
 from consumer.predictions import key_of
 from loader.database import connect as pg_connect
@@ -56,29 +56,18 @@ LABELS = {"kafka": "commit -> Kafka", "prediction": "commit -> prediction", "tab
 
 def create_predictions_table(cfg: StackConfig) -> None:
     """``mnist_predictions``' DDL, plus ``written_at``: when the sink's INSERT wrote the row."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS public.{PREDICTIONS_TABLE}")
-            cur.execute(
-                f"CREATE TABLE public.{PREDICTIONS_TABLE} (source_table TEXT, id BIGINT, predicted SMALLINT, "
-                "confidence REAL, model_version INTEGER, committed_at TIMESTAMPTZ, predicted_at TIMESTAMPTZ, "
-                "written_at TIMESTAMPTZ DEFAULT clock_timestamp(), PRIMARY KEY (source_table, id))"
-            )
-            cur.execute(f"GRANT SELECT, INSERT, UPDATE ON public.{PREDICTIONS_TABLE} TO {SINK_ROLE}")
-        conn.commit()
-    finally:
-        conn.close()
+    as_owner(
+        cfg,
+        f"DROP TABLE IF EXISTS public.{PREDICTIONS_TABLE}",
+        f"CREATE TABLE public.{PREDICTIONS_TABLE} (source_table TEXT, id BIGINT, predicted SMALLINT, "
+        "confidence REAL, model_version INTEGER, committed_at TIMESTAMPTZ, predicted_at TIMESTAMPTZ, "
+        "written_at TIMESTAMPTZ DEFAULT clock_timestamp(), PRIMARY KEY (source_table, id))",
+        f"GRANT SELECT, INSERT, UPDATE ON public.{PREDICTIONS_TABLE} TO {SINK_ROLE}",
+    )
 
 
 def drop_predictions_table(cfg: StackConfig) -> None:
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS public.{PREDICTIONS_TABLE}")
-        conn.commit()
-    finally:
-        conn.close()
+    as_owner(cfg, f"DROP TABLE IF EXISTS public.{PREDICTIONS_TABLE}")
 
 
 def sink_config(cfg: StackConfig) -> dict[str, str]:
@@ -187,11 +176,6 @@ def written_times(cfg: StackConfig, ids: list[int]) -> dict[int, float]:
         conn.close()
 
 
-def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
-    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(latencies_ms.max())}
-
-
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
     batch = max(1, rate // 100)  # 100 commits a second
     rows = NumberedRows(cfg.postgres, SOURCE_TABLE, int(rate * seconds), rate, batch)
@@ -289,12 +273,11 @@ def report(args: argparse.Namespace, runs: dict) -> int:
         ["stage", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
-    record(
+    return record(
         args,
         "prediction_latency",
         {"seconds_per_rate": args.seconds, "predictor_batch_size": args.batch_size, "latency_ms": figures},
     )
-    return 0
 
 
 if __name__ == "__main__":

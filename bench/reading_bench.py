@@ -340,8 +340,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], skipped: dict[
         "targets": TARGETS,
         "targets_met": met,
     }
-    record(args, "reading", figures)
-    return 0
+    return record(args, "reading", figures)
 
 
 if __name__ == "__main__":

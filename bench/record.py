@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from stack.config import StackConfig, add_flags, kafka_from_args, postgres_from_args
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,6 +78,12 @@ def machine() -> dict[str, str]:
     }
 
 
+def percentiles(latencies_ms: np.ndarray) -> dict[str, float]:
+    """p50, p95, p99 and the maximum of one run's latencies."""
+    p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(latencies_ms.max())}
+
+
 def summarise(values: list[float]) -> dict[str, float]:
     """Median, min and max of repeated measurements."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
@@ -98,13 +106,13 @@ def load_average() -> dict[str, list[float]]:
     return {"start": [round(x, 2) for x in LOAD_AT_START], "end": [round(x, 2) for x in os.getloadavg()]}
 
 
-def record(args: argparse.Namespace, name: str, figures: dict) -> Path | None:
+def record(args: argparse.Namespace, name: str, figures: dict, status: int = 0) -> int:
     """Print the load average and, unless ``--no-record``, write ``bench/results/<name>.json``: the command, when,
-    the machine, the load average and ``figures``."""
+    the machine, the load average and ``figures``. Returns ``status``: a script ends with ``return record(...)``."""
     load = load_average()
     print(f"load average (1, 5, 15 min): {load['start']} at the start, {load['end']} at the end")
     if args.no_record:
-        return None
+        return status
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     document = {
@@ -117,4 +125,4 @@ def record(args: argparse.Namespace, name: str, figures: dict) -> Path | None:
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"recorded in {path}")
-    return path
+    return status

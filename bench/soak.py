@@ -166,8 +166,7 @@ def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
         "memory": memory,
         "passed": ok,
     }
-    record(args, "soak", figures)
-    return 0 if ok else 1
+    return record(args, "soak", figures, status=0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -27,22 +27,29 @@ from stack.processes import StepError
 PREFIX = "mnist_bench_"
 
 
-def create(cfg: StackConfig, table: str) -> None:
-    """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role."""
+def as_owner(cfg: StackConfig, *statements: str) -> None:
+    """Run ``statements`` as the table owner in one transaction."""
     conn = pg_connect(cfg.postgres)
     try:
         with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS public.{table}")
-            cur.execute(f"CREATE TABLE public.{table} (id SERIAL PRIMARY KEY, label SMALLINT, pixels BYTEA)")
-            cur.execute(
-                f"CREATE TRIGGER one_lsn_per_row BEFORE INSERT ON public.{table} "
-                "FOR EACH ROW EXECUTE FUNCTION public.one_lsn_per_row()"
-            )
-            cur.execute(f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}")
-            cur.execute(f"ALTER PUBLICATION mnist_publication ADD TABLE public.{table}")
+            for statement in statements:
+                cur.execute(statement)
         conn.commit()
     finally:
         conn.close()
+
+
+def create(cfg: StackConfig, table: str) -> None:
+    """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role."""
+    as_owner(
+        cfg,
+        f"DROP TABLE IF EXISTS public.{table}",
+        f"CREATE TABLE public.{table} (id SERIAL PRIMARY KEY, label SMALLINT, pixels BYTEA)",
+        f"CREATE TRIGGER one_lsn_per_row BEFORE INSERT ON public.{table} "
+        "FOR EACH ROW EXECUTE FUNCTION public.one_lsn_per_row()",
+        f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}",
+        f"ALTER PUBLICATION mnist_publication ADD TABLE public.{table}",
+    )
     from stack.kafka import ensure_topics
 
     ensure_topics(cfg, (TOPICS.of_table(table),))
@@ -50,13 +57,7 @@ def create(cfg: StackConfig, table: str) -> None:
 
 def remove(cfg: StackConfig, table: str) -> None:
     """Drop the table (which leaves the publication with it) and delete its topic and invalid topic."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS public.{table}")
-        conn.commit()
-    finally:
-        conn.close()
+    as_owner(cfg, f"DROP TABLE IF EXISTS public.{table}")
     topic = TOPICS.of_table(table)
     delete_topics(cfg, (topic, TOPICS.invalid(topic)))
 

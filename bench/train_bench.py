@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         ["data", "train/test", "s/epoch", "spread", "test accuracy", "spread"],
         rows,
     )
-    record(args, "training", figures)
-    return 0
+    return record(args, "training", figures)
 
 
 if __name__ == "__main__":
