@@ -30,15 +30,21 @@ def connect(pg: Postgres, **overrides):
     return psycopg2.connect(**connect_kwargs(pg, **overrides))
 
 
-def query_one(pg: Postgres, sql: str, params: Sequence[object] = ()) -> tuple | None:
-    """The first row of ``sql`` (None when there is none), in a transaction of its own."""
+def query_all(pg: Postgres, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    """Every row of ``sql``, in a transaction of its own."""
     conn = connect(pg)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchone()
+            return cur.fetchall()
     finally:
         conn.close()
+
+
+def query_one(pg: Postgres, sql: str, params: Sequence[object] = ()) -> tuple | None:
+    """The first row of ``sql`` (None when there is none), in a transaction of its own."""
+    rows = query_all(pg, sql, params)
+    return rows[0] if rows else None
 
 
 def drop_slot(pg: Postgres, slot: str, timeout: float = 30.0) -> bool:

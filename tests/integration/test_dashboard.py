@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -30,6 +29,7 @@ from consumer.metrics import (
 )
 from probes.deadline import poll
 from tests.integration.backend import ROOT, free_port
+from tests.integration.digits import digits_topic, evaluate_following
 
 TAG = "evaluate/accuracy"
 RUN = "evaluate-live"
@@ -73,22 +73,11 @@ def tensorboard(tmp_path):
 
 
 def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard, untrained_model, tmp_path):
-    from consumer.drift_demo import create_topic, publish_digits, sample_digits
+    from consumer.drift_demo import publish_digits
 
     logdir, port = tensorboard
-    topic = f"dashboard-{time.time_ns()}"
-    images, labels = sample_digits("test")
-    create_topic(pipeline.bootstrap, topic)
-    publish_digits(pipeline.bootstrap, topic, images[:400], labels[:400])
-    evaluate = pipeline.start(
-        "consumer.evaluate",
-        "--topic", topic,
-        "--model", str(untrained_model),
-        "--group-id", f"dashboard-{time.time_ns()}",
-        "--batch-size", "40",
-        "--follow",
-        "--run-dir", str(logdir / RUN),
-    )  # fmt: skip
+    topic, images, labels = digits_topic(pipeline, "dashboard", 400)
+    evaluate = evaluate_following(pipeline, topic, untrained_model, 40, "--run-dir", str(logdir / RUN))
     try:
         first_line = evaluate.stdout.readline()
         assert first_line.startswith("evaluating"), first_line + evaluate.stderr.read()

@@ -16,6 +16,7 @@ import threading
 import time
 
 from probes.deadline import poll
+from tests.integration.digits import digits_topic, evaluate_following
 
 LIVE_LINE = re.compile(
     r"records +(\d+)  batch accuracy [01]\.\d{3}  running accuracy [01]\.\d{4}  loss \S+  model (v\d+)$"
@@ -31,24 +32,14 @@ def test_evaluate_follows_a_new_model_version_between_batches(pipeline, tmp_path
     from consumer.runtime import quiet_tensorflow
 
     quiet_tensorflow()
-    from consumer.drift_demo import create_topic, publish_digits, sample_digits
+    from consumer.drift_demo import publish_digits
     from consumer.model import build_model
     from consumer.versions import ModelStore
 
     store = ModelStore(tmp_path / "store")
     assert store.publish(build_model(seed=1)) == 1
-    topic = f"versions-{time.time_ns()}"
-    images, labels = sample_digits("test")
-    create_topic(pipeline.bootstrap, topic)
-    publish_digits(pipeline.bootstrap, topic, images[:200], labels[:200])
-    evaluate = pipeline.start(
-        "consumer.evaluate",
-        "--topic", topic,
-        "--model", str(store.latest_model),
-        "--group-id", f"versions-{time.time_ns()}",
-        "--batch-size", "20",
-        "--follow",
-    )  # fmt: skip
+    topic, images, labels = digits_topic(pipeline, "versions", 200)
+    evaluate = evaluate_following(pipeline, topic, store.latest_model, 20)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in evaluate.stdout), daemon=True)
     reader.start()

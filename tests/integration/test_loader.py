@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from loader.source import load_sample
-from probes.database import connect, query_one
+from probes.database import connect, query_all, query_one
 from probes.rows import execute
 from tests.integration.backend import free_port
 
@@ -20,14 +20,8 @@ def count(pipeline, table: str) -> int:
 
 def last_rows(pipeline, table: str, n: int) -> list[tuple[int, bytes]]:
     """The last ``n`` rows of ``table`` in id order, as (label, pixels)."""
-    conn = connect(pipeline.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f"SELECT label, pixels FROM public.{table} ORDER BY id DESC LIMIT %s", (n,))
-            rows = [(label, bytes(pixels)) for label, pixels in cur.fetchall()]
-    finally:
-        conn.close()
-    return rows[::-1]
+    found = query_all(pipeline.postgres, f"SELECT label, pixels FROM public.{table} ORDER BY id DESC LIMIT %s", (n,))
+    return [(label, bytes(pixels)) for label, pixels in found[::-1]]
 
 
 def summary_seconds(stdout: str) -> float:

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from consumer.predictions import key_of
-from probes.database import connect as pg_connect
+from probes.database import query_all, query_one
 from probes.deadline import poll
 from probes.rows import NumberedRows, execute, insert, marked_pixels
 from probes.topics import commit_group_offsets, end_offsets, read_from
@@ -42,13 +42,10 @@ def model_store(tmp_path_factory):
 
 def ids_of_run(pipeline, rows: NumberedRows) -> list[int]:
     """The ids of the rows a NumberedRows run committed (its marker is the first three pixels)."""
-    conn = pg_connect(pipeline.postgres)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute("SELECT id FROM public.mnist_test WHERE substring(pixels FROM 1 FOR 3) = %s", (rows.marker,))
-            return sorted(row[0] for row in cur.fetchall())
-    finally:
-        conn.close()
+    found = query_all(
+        pipeline.postgres, "SELECT id FROM public.mnist_test WHERE substring(pixels FROM 1 FOR 3) = %s", (rows.marker,)
+    )
+    return sorted(row_id for (row_id,) in found)
 
 
 def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = "mnist_test") -> collections.Counter:
@@ -70,17 +67,13 @@ def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = 
 
 def joined(pipeline, ids: list[int]) -> dict[int, tuple]:
     """The README's join for these ids: ``{id: (label, predicted, confidence, model_version)}``."""
-    conn = pg_connect(pipeline.postgres)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
-                "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
-                (ids,),
-            )
-            return {row[0]: row[1:] for row in cur.fetchall()}
-    finally:
-        conn.close()
+    found = query_all(
+        pipeline.postgres,
+        "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
+        "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
+        (ids,),
+    )
+    return {row[0]: row[1:] for row in found}
 
 
 def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(pipeline, model_store):
@@ -128,17 +121,12 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
     assert all(
         0 <= predicted <= 9 and 0 < confidence <= 1 and version == 1 for _, predicted, confidence, version in rows_back
     ), "every row of the run has its prediction, by model version 1"
-    conn = pg_connect(pipeline.postgres)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
-                "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
-                (ids,),
-            )
-            assert cur.fetchone() == (ROWS, ROWS, True)
-    finally:
-        conn.close()
+    assert query_one(
+        pipeline.postgres,
+        "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
+        "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
+        (ids,),
+    ) == (ROWS, ROWS, True)
 
 
 def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
