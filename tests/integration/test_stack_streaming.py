@@ -116,9 +116,10 @@ def test_status_reports_every_component_and_no_secret(pipeline):
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["postgres", "kafka", "connect", "connector"]
+    assert [line.split()[0] for line in lines] == ["postgres", "kafka", "connect", "connector", "sink"]
     assert all(" ok " in line for line in lines)
     assert "mnist-connector RUNNING (task 0 RUNNING)" in result.stdout
+    assert f"{connect.SINK_NAME} RUNNING (task 0 RUNNING)" in result.stdout
     secret = pipeline.env["DEBEZIUM_PGPASSWORD"]
     assert secret not in result.stdout
     logs = pipeline.config.logs
