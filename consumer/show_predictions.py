@@ -5,13 +5,16 @@
 
 printed newest id first (``--rows``, default 10), with the model version and how long after its commit each
 row's prediction was made, then one line: how many rows of the table have a prediction and how many of those
-are right. Exit codes: 0 done, 1 PostgreSQL unusable (one line), 2 usage.
+are right. ``--wait N`` first waits up to N seconds for every row of ``mnist_test`` to have its prediction (the
+JDBC sink writes them a moment after ``consumer.predict`` published them). Exit codes: 0 done, 1 PostgreSQL
+unusable (one line), 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from stack.config import ConfigError, add_flags, postgres_from_args
 
@@ -20,6 +23,10 @@ JOIN = (
     "EXTRACT(EPOCH FROM p.predicted_at - p.committed_at) * 1000 "
     "FROM mnist_test t JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id "
     "ORDER BY t.id DESC LIMIT %s"
+)
+MISSING = (
+    "SELECT count(*) FROM mnist_test t WHERE NOT EXISTS "
+    "(SELECT 1 FROM mnist_predictions p WHERE p.source_table = 'mnist_test' AND p.id = t.id)"
 )
 TOTALS = (
     "SELECT count(*), count(*) FILTER (WHERE t.label = p.predicted) "
@@ -45,10 +52,17 @@ HEADER = f"{'id':>6} {'label':>6} {'predicted':>10} {'confidence':>10} {'model':
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consumer.show_predictions", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10, help="how many of the newest rows to print (10)")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for every row of mnist_test to have its prediction (default 0)",
+    )
     add_flags(parser, "postgres")
     args = parser.parse_args(argv)
-    if args.rows < 1:
-        print("error: --rows must be >= 1", file=sys.stderr)
+    if args.rows < 1 or not args.wait >= 0:
+        print("error: --rows must be >= 1 and --wait >= 0", file=sys.stderr)
         return 2
     import psycopg2
 
@@ -62,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot reach PostgreSQL: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     try:
+        deadline = time.monotonic() + args.wait
+        while args.wait:
+            with conn, conn.cursor() as cur:
+                cur.execute(MISSING)
+                if cur.fetchone()[0] == 0 or time.monotonic() >= deadline:
+                    break
+            time.sleep(0.5)
         with conn, conn.cursor() as cur:
             cur.execute(JOIN, (args.rows,))
             rows = cur.fetchall()
