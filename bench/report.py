@@ -21,7 +21,7 @@ TARGETS = {
     "training": "sample test accuracy >= 0.95",
     "soak": "no loss; memory within the stated bound",
 }
-ORDER = ["loader", "latency", "reading", "pipeline", "training", "soak"]
+ORDER = ["loader", "latency", "prediction_latency", "reading", "pipeline", "training", "soak"]
 
 #: The reading path before the move to confluent-kafka and the NumPy decode (issue 14): label -> (figure, unit),
 #: and where the figure after it comes from (benchmark, reader or case).
@@ -61,7 +61,7 @@ def section(name: str, doc: dict) -> list[str]:
             "",
             f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**.",
         ]
-    elif name == "latency":
+    elif name in ("latency", "prediction_latency"):
         lines += ["| settings @ rate | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
         for key, stats in doc["latency_ms"].items():
             lines.append(f"| {key} | " + " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")) + " |")
@@ -91,8 +91,10 @@ def section(name: str, doc: dict) -> list[str]:
         lines += [
             "",
             f"{doc['records']:,} records of {doc['source']}, batches of {doc['batch']}; every reader a fresh process "
-            "pinned to one CPU. Ratios: "
-            + ", ".join(f"{k.replace('_', ' ')} **{v}×**" for k, v in doc["ratios"].items())
+            "pinned to one CPU. Ratios of records/s: "
+            + ", ".join(f"{k} **{v}×**" for k, v in doc["ratios"].items())
+            + "; of records per CPU second: "
+            + ", ".join(f"{k} **{v}×**" for k, v in doc.get("ratios_per_cpu_s", {}).items())
             + f". `decode_csv_batch` called with batch sizes 1..{sizes['sizes']}: {sizes['new_traces']} new traces, "
             f"{sizes['ms_per_call']['median']:.1f} ms a call. Targets met: {doc['targets_met']}.",
         ]
@@ -131,11 +133,14 @@ def before_after(documents: dict[str, dict]) -> list[str]:
         "Before: the figures of issue 14 (kafka-python as the default source, the TF decode). After: the medians",
         "recorded below by `bench.reading_bench` and `bench.pipeline_bench` (records/s unless marked).",
         "",
-        "| measure | before | after |",
-        "|---|---|---|",
+        "Under load the wall rates fall with the share of a core the reader gets; records per CPU second",
+        "(`getrusage`, all threads) are what one core does when it is the reader's alone.",
+        "",
+        "| measure | before | after: records/s | after: records per CPU second |",
+        "|---|---|---|---|",
     ]
     for label, before, source in BEFORE_AFTER:
-        after = "retired"
+        after, per_cpu = "retired", "-"
         if source is not None:
             name, key = source
             doc = documents.get(name)
@@ -144,9 +149,15 @@ def before_after(documents: dict[str, dict]) -> list[str]:
             elif name == "reading":
                 stats = doc["readers"].get(key)
                 after = f"{stats['records_per_s']['median']:,.0f}" if stats else doc["skipped"].get(key, "-")
+                per_cpu = f"{stats['records_per_cpu_s']['median']:,.0f}" if stats else "-"
             else:
                 after = f"{doc['rows_per_s'][key]['median']:,.0f}"
-        lines.append(f"| {label} | {'-' if before is None else f'{before:,}'} | {after} |")
+        lines.append(f"| {label} | {'-' if before is None else f'{before:,}'} | {after} | {per_cpu} |")
+    loads = {name: documents[name]["load_average"]["end"][0] for name in ("reading", "pipeline") if name in documents}
+    lines += [
+        "",
+        "Load average (1 min) at the end of the after runs: " + ", ".join(f"{k} {v}" for k, v in loads.items()),
+    ]
     return lines + [""]
 
 

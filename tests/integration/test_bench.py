@@ -25,7 +25,7 @@ def demo_data(pipeline) -> dict[str, object]:
     [
         ("bench.loader_bench", ["--limit", "50", "--reps", "1"], ["ours: binary COPY", "upstream: INSERT a row"]),
         ("bench.latency_bench", ["--rates", "100", "--seconds", "2", "--reps", "1"], ["upstream settings", "p99"]),
-        ("bench.reading_bench", ["--records", "300", "--reps", "1"], ["ours to talk", "new traces"]),
+        ("bench.reading_bench", ["--records", "300", "--reps", "1"], ["ours / talk", "new traces"]),
         ("bench.pipeline_bench", ["--limit", "300", "--reps", "1"], ["streaming", "snapshot"]),
         ("bench.train_bench", ["--datasets", "sample", "--epochs", "1", "--reps", "1"], ["test accuracy"]),
         ("bench.soak", ["--rows", "1000", "--rate", "500", "--every", "0.5"], ["consumed by the model 1000"]),
