@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 import uuid
@@ -31,6 +30,7 @@ from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, delete_topics, run
 from consumer.broker import client_config, partitions_of, watermarks
+from consumer.runtime import quiet_tensorflow
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from loader.source import Split
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(flags, argv)
     cfg = settings(args)
     if args.child:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet_tensorflow()
         child(args.child[0], cfg.kafka.bootstrap_servers, int(args.child[1]), args.child[2])
         return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import resource
 import sys
 import time
@@ -41,6 +40,7 @@ from bench.images import rows as image_rows
 from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, run
+from consumer.runtime import quiet_tensorflow
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from probes.deadline import poll
@@ -225,7 +225,7 @@ CHILDREN = {
 
 
 def child(reader: str, topic: str, servers: str, offsets: dict[str, dict[str, int]]) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     cpu = fresh_process.pin_to_one_core()
     start, until = ({int(p): o for p, o in offsets[end].items()} for end in ("start", "until"))
     fresh_process.ready()

@@ -10,13 +10,13 @@ as ``python -m consumer.train`` does after reading its topic; accuracy is on the
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from bench.images import FASHION
 from bench.record import parse, parser, print_table, record, summarise
 from bench.tables import run
+from consumer.runtime import quiet_tensorflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_argument("--epochs", type=int, default=10)
     flags.add_argument("--batch-size", type=int, default=64)
     args = parse(flags, argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     import numpy as np
 
     from consumer.model import build_model
