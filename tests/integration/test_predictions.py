@@ -127,6 +127,9 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
         "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
         (ids,),
     ) == (ROWS, ROWS, True)
+    shown = pipeline.run("consumer.show_predictions", "--rows", "3")
+    assert shown.returncode == 0, shown.stderr
+    assert [int(line.split()[0]) for line in shown.stdout.splitlines()[2:5]] == ids[:-4:-1], shown.stdout
 
 
 def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
