@@ -30,7 +30,13 @@ DEFAULTS = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "KAFKA_CONTROLLER_PORT": "9093",
     "CONNECT_URL": "http://127.0.0.1:8083",
+    "TOPIC_PARTITIONS": "2",
+    "DELIVERY": "exactly-once",
 }
+
+#: DELIVERY's values: Connect's exactly-once source support with transactions (the default), or at-least-once
+#: (no transactions: a crash of Connect sends up to a second of rows again), kept for comparison.
+DELIVERY_MODES = ("exactly-once", "at-least-once")
 
 #: The role Debezium connects as; created by postgres/02-connector-role.sql.
 CONNECTOR_ROLE = "debezium"
@@ -49,6 +55,18 @@ def _port(name: str, value: str | int) -> int:
     if not 0 < port < 65536:
         raise ConfigError(f"{name}={value!r} is not a port number (1-65535)")
     return port
+
+
+def _partitions(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise ConfigError(f"TOPIC_PARTITIONS={value!r} is not a number of partitions (1-64)")
+    return int(value)
+
+
+def _delivery(value: str) -> str:
+    if value not in DELIVERY_MODES:
+        raise ConfigError(f"DELIVERY={value!r}: expected {' or '.join(DELIVERY_MODES)}")
+    return value
 
 
 def _lookup(env: Mapping[str, str] | None):
@@ -230,6 +248,9 @@ class StackConfig:
     #: database.hostname/port. Differs when Connect runs in a container (docker compose: postgres:5432).
     connect_pg_host: str
     connect_pg_port: int
+    #: Partitions of the data topics (TOPIC_PARTITIONS): readers of one group share them.
+    partitions: int = 2
+    delivery: str = "exactly-once"
     topics: Topics = TOPICS
 
     @classmethod
@@ -248,7 +269,13 @@ class StackConfig:
             sink_password=get("PREDICTIONS_SINK_PGPASSWORD"),
             connect_pg_host=env.get("CONNECT_PGHOST") or postgres.host,
             connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
+            partitions=_partitions(get("TOPIC_PARTITIONS")),
+            delivery=_delivery(get("DELIVERY")),
         )
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivery == "exactly-once"
 
     # The flat names the stack's modules use.
     pg_host = property(lambda self: self.postgres.host)

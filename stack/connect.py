@@ -63,6 +63,10 @@ def write_config(cfg: StackConfig) -> Path:
             # Nothing lost: the broker acknowledges every record; retries do not duplicate (idempotence).
             "producer.acks=all",
             "producer.enable.idempotence=true",
+            # DELIVERY=exactly-once (KIP-618): the worker writes each poll's records and its source offsets in one
+            # transaction, so a crash of Connect sends nothing twice to a read_committed reader. The connector
+            # asks for it with exactly.once.support=required (connector_config).
+            f"exactly.once.source.support={'enabled' if cfg.exactly_once else 'disabled'}",
             f"plugin.path={plugin_dir(cfg)}",
             # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
             "plugin.discovery=service_load",
@@ -119,6 +123,9 @@ def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str,
     config["database.hostname"] = cfg.connect_pg_host
     config["database.port"] = str(cfg.connect_pg_port)
     config["database.dbname"] = cfg.pg_database
+    if not cfg.exactly_once:  # DELIVERY=at-least-once: the worker has no exactly-once support to ask for
+        config.pop("exactly.once.support", None)
+        config.pop("transaction.boundary", None)
     return config
 
 

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from stack.config import StackConfig
 from stack.jvm_service import JvmService, classpath, java, jvm_env
@@ -112,10 +112,10 @@ def _admin(cfg: StackConfig) -> AdminClient:
     )
 
 
-def _topics(admin: AdminClient, timeout: float) -> set[str]:
-    """The broker's topics; KafkaException when it does not answer within ``timeout`` seconds (without a timeout
-    librdkafka retries a broker that is down for ever)."""
-    return set(admin.list_topics(timeout=timeout).topics)
+def _topics(admin: AdminClient, timeout: float) -> dict[str, int]:
+    """The broker's topics and their partition counts; KafkaException when it does not answer within ``timeout``
+    seconds (without a timeout librdkafka retries a broker that is down for ever)."""
+    return {name: len(topic.partitions) for name, topic in admin.list_topics(timeout=timeout).topics.items()}
 
 
 def answers_metadata(cfg: StackConfig) -> bool:
@@ -127,9 +127,11 @@ def answers_metadata(cfg: StackConfig) -> bool:
         return False
 
 
-# Created by `up`, so a consumer started before the first row (the live demo) finds its topic.
-# One partition keeps each table's rows in commit order; the .invalid topics hold rows MnistToCsv rejected;
-# mnist.predictions is what consumer.predict writes and Debezium's JDBC sink reads into mnist_predictions.
+# Created by `up`, so a consumer started before the first row (the live demo) finds its topic, with
+# TOPIC_PARTITIONS partitions each: the readers of one consumer group share them. The connector spreads records
+# over them round-robin (the key is the label: hashing it would send every "7" to one partition). The .invalid
+# topics hold rows MnistToCsv rejected; mnist.predictions is what consumer.predict writes and Debezium's JDBC
+# sink reads into mnist_predictions.
 TOPICS = (
     "tf.public.mnist_train",
     "tf.public.mnist_test",
@@ -153,12 +155,13 @@ def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[st
             f"kafka: creating topics failed: no broker answers at {cfg.kafka_bootstrap} ({error.args[0].str()}); "
             f"see {log_file(cfg)}"
         ) from None
+    _add_partitions(cfg, admin, {t: existing[t] for t in topics if t in existing})
     missing = [t for t in topics if t not in existing]
     if not missing:
         return []
     # operation_timeout: each future resolves once the controller has created the topic, so a consumer started
     # right after `up` finds it; request_timeout bounds the call when the broker stops answering meanwhile.
-    new = [NewTopic(t, num_partitions=1, replication_factor=1) for t in missing]
+    new = [NewTopic(t, num_partitions=cfg.partitions, replication_factor=1) for t in missing]
     for future in admin.create_topics(new, request_timeout=10, operation_timeout=10).values():
         try:
             future.result()
@@ -166,3 +169,16 @@ def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[st
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StepError(f"kafka: creating topics failed: {error.args[0].str()}; see {log_file(cfg)}") from None
     return missing
+
+
+def _add_partitions(cfg: StackConfig, admin: AdminClient, existing: dict[str, int]) -> None:
+    """Grow topics that have fewer partitions than TOPIC_PARTITIONS (Kafka cannot shrink a topic: more are left
+    as they are)."""
+    grow = [NewPartitions(t, cfg.partitions) for t, count in existing.items() if count < cfg.partitions]
+    if not grow:
+        return
+    for future in admin.create_partitions(grow, request_timeout=10, operation_timeout=10).values():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise StepError(f"kafka: adding partitions failed: {error.args[0].str()}; see {log_file(cfg)}") from None
