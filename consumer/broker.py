@@ -191,6 +191,7 @@ class Batch:
     headers: list[list[tuple[str, bytes]] | None] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
+    first_offsets: dict[int, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -204,6 +205,7 @@ class Batch:
             [self.headers[i] for i in keep],
             [self.partitions[i] for i in keep],
             {p: o for p, o in self.next_offsets.items() if p not in revoked},
+            {p: o for p, o in self.first_offsets.items() if p not in revoked},
         )
 
 
@@ -399,6 +401,7 @@ class CommittingReader:
                 batch.headers.append(message.headers())
                 batch.partitions.append(partition)
                 batch.next_offsets[partition] = offset + 1
+                batch.first_offsets.setdefault(partition, offset)
                 self.position[partition] = offset + 1
             if messages:
                 last_record_at = time.monotonic()
@@ -436,6 +439,14 @@ class CommittingReader:
         """Records on the topic past our position (as the broker says now)."""
         marks, positions = watermarks(self.consumer, self.servers, self.topic, self.partitions), self._positions()
         return sum(max(0, marks[p][1] - positions[p]) for p in positions)
+
+    def rewind(self, batch: Batch) -> None:
+        """Read ``batch`` again: seek the partitions this reader still holds back to its first offsets (after a
+        transaction of it was aborted)."""
+        for p, first in batch.first_offsets.items():
+            if p in self.position:
+                self.consumer.seek(TopicPartition(self.topic, p, first))
+                self.position[p] = first
 
     def commit(self, batch: Batch) -> None:
         """Record that ``batch`` was consumed: a restart in this group starts after it."""

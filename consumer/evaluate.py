@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="consumer group (default mnist-evaluate: a new run continues after the records an earlier run read)",
     )
     parser.add_argument(
+        "--instance",
+        help="a stable name for this process in the group (static membership: a restart takes its partitions back "
+        "at once instead of after the 10 s session timeout); processes of one group need different names",
+    )
+    parser.add_argument(
         "--start",
         choices=["earliest", "latest"],
         default="earliest",
@@ -182,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
-        stream = open_batches(args.source, args.topic, args.group_id, servers, args.batch_size, idle, args.start)
+        stream = open_batches(
+            args.source, args.topic, args.group_id, servers, args.batch_size, idle, args.start,
+            group=args.source == "kafka", instance=args.instance,
+        )  # fmt: skip
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--instance",
         default="0",
-        help="this process's name in the group (default 0): with the group it makes the transactional.id, so a "
-        "restart fences and aborts what the killed process left open",
+        help="this process's name in the group (default 0; give each process of a group its own): with the group "
+        "it makes the transactional.id and the static group.instance.id, so a restart takes its partitions back at "
+        "once and aborts what the killed process left open",
     )
     parser.add_argument(
         "--start",
@@ -93,6 +94,11 @@ class TransactionError(Exception):
     """A transaction could not be completed; the message is one line for the user."""
 
 
+class Rebalanced(Exception):
+    """The group rebalanced under a batch: its transaction was aborted, nothing of it is visible, and the
+    partitions this process still holds must be read again from the batch's first offsets."""
+
+
 class Publisher:
     """A transactional producer: one ``publish`` a batch (predictions and the group's offsets, atomically)."""
 
@@ -108,6 +114,11 @@ class Publisher:
             {
                 "bootstrap.servers": servers,
                 "transactional.id": txn_id,
+                # A transaction left open by a killed process blocks its partitions' offsets (and read_committed
+                # readers of the predictions) until the broker aborts it: after 10 s, not the default 60 s, when
+                # another member of the group takes the partitions over. (A restart with the same --instance
+                # aborts it at once, in init_transactions.)
+                "transaction.timeout.ms": 10_000,
                 # Idempotent and acks=all are implied by transactional.id; linger bounds the added latency.
                 "linger.ms": 5,
                 "socket.connection.setup.timeout.ms": int(TRANSACTION_TIMEOUT_S * 1000),
@@ -133,12 +144,16 @@ class Publisher:
             self.producer.send_offsets_to_transaction(offsets, group_metadata, TRANSACTION_TIMEOUT_S)
             self._commit()
         except self._KafkaException as error:
+            from consumer.broker import REBALANCE_CODES
+
             kafka_error = error.args[0] if error.args else None
             if kafka_error is not None and getattr(kafka_error, "txn_requires_abort", lambda: False)():
                 try:
                     self.producer.abort_transaction(TRANSACTION_TIMEOUT_S)
                 except self._KafkaException:
                     pass
+                if kafka_error.code() in REBALANCE_CODES:
+                    raise Rebalanced(_reason(error)) from None
                 raise TransactionError(
                     f"transaction aborted ({_reason(error)}): nothing of this batch is visible; a restart resumes at it"
                 ) from None
@@ -222,7 +237,10 @@ def _run(args: argparse.Namespace, servers: str, source) -> int:
     try:
         check_topic(servers, args.predictions_topic)
         publisher = Publisher(servers, txn_id)
-        stream = open_batches("kafka", args.topic, args.group_id, servers, args.batch_size, idle, args.start)
+        stream = open_batches(
+            "kafka", args.topic, args.group_id, servers, args.batch_size, idle, args.start,
+            group=True, instance=args.instance,
+        )  # fmt: skip
     except (SourceError, TransactionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -257,7 +275,12 @@ def _run(args: argparse.Namespace, servers: str, source) -> int:
                     for i, ref in rows
                 ]
             offsets = [TopicPartition(args.topic, p, o) for p, o in raw.next_offsets.items()]
-            publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())
+            try:
+                publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())
+            except Rebalanced as why:
+                stream.reader.rewind(raw)  # what this process still holds is read again; the rest is the new owner's
+                print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
+                continue
             tally.batches += 1
             tally.records += len(raw)
             tally.predictions += len(records)
