@@ -89,7 +89,8 @@ def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard
         publish_digits(pipeline.bootstrap, topic, images[400:], labels[400:])
         assert poll(lambda: scalars(port, RUN, TAG)[-1][1] == 1000, timeout=60), scalars(port, RUN, TAG)[-3:]
         points = scalars(port, RUN, TAG)
-        assert [step for _, step, _ in points] == list(range(40, 1001, 40))
+        steps = [step for _, step, _ in points]
+        assert steps == sorted(set(steps)) and len(steps) >= 1000 // 40, "a point a batch, at the records so far"
         assert all(0.0 <= value <= 1.0 for _, _, value in points)
         for tag in ("evaluate/loss", "stream/records_per_s", "stream/lag"):
             assert scalars(port, RUN, tag), f"{tag} is served too"
