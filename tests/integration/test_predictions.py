@@ -171,4 +171,5 @@ def test_an_undecodable_record_gets_no_prediction_and_is_counted(pipeline, model
     assert "predicted 1 of 3 records (1 malformed, 1 without id headers)" in result.stdout
     published = read_from(pipeline.bootstrap, target, None, lambda records: len(records) >= 1, timeout=30)
     assert [key_of(r.key) for r in published] == [("mnist_test", 1)]
-    assert end_offsets(pipeline.bootstrap, target) == {0: 2}, "one prediction and its transaction's commit marker"
+    # One prediction and its transaction's commit marker, whatever partition the producer chose (TOPIC_PARTITIONS).
+    assert sum(end_offsets(pipeline.bootstrap, target).values()) == 2
