@@ -30,7 +30,14 @@ DEFAULTS = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "KAFKA_CONTROLLER_PORT": "9093",
     "CONNECT_URL": "http://127.0.0.1:8083",
+    # The capture engine: Kafka Connect with the Debezium connector (default), or Debezium Server (opt-in).
+    "STACK_ENGINE": "connect",
+    # Debezium Server's HTTP port (its health endpoint), on 127.0.0.1; used only with STACK_ENGINE=server.
+    "DEBEZIUM_SERVER_PORT": "8084",
 }
+
+#: The capture engines ``STACK_ENGINE`` chooses between (DESIGN.md, Engines).
+ENGINES = ("connect", "server")
 
 #: The role Debezium connects as; created by postgres/02-connector-role.sql.
 CONNECTOR_ROLE = "debezium"
@@ -230,6 +237,10 @@ class StackConfig:
     #: database.hostname/port. Differs when Connect runs in a container (docker compose: postgres:5432).
     connect_pg_host: str
     connect_pg_port: int
+    #: The capture engine (STACK_ENGINE): ``connect`` or ``server``; the JDBC sink runs in Connect either way.
+    engine: str = "connect"
+    #: Debezium Server's HTTP port on 127.0.0.1 (DEBEZIUM_SERVER_PORT), with STACK_ENGINE=server.
+    server_port: int = 8084
     topics: Topics = TOPICS
 
     @classmethod
@@ -238,6 +249,9 @@ class StackConfig:
         env = os.environ if env is None else env
         get = _lookup(env)
         postgres = PostgresSettings.from_env(env)
+        engine = get("STACK_ENGINE").strip().lower()
+        if engine not in ENGINES:
+            raise ConfigError(f"STACK_ENGINE={engine!r} is not one of {', '.join(ENGINES)}")
         return cls(
             home=Path(env.get("STACK_HOME") or REPO_ROOT / ".stack").resolve(),
             postgres=postgres,
@@ -248,6 +262,8 @@ class StackConfig:
             sink_password=get("PREDICTIONS_SINK_PGPASSWORD"),
             connect_pg_host=env.get("CONNECT_PGHOST") or postgres.host,
             connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
+            engine=engine,
+            server_port=_port("DEBEZIUM_SERVER_PORT", get("DEBEZIUM_SERVER_PORT")),
         )
 
     # The flat names the stack's modules use.
