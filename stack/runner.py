@@ -168,6 +168,13 @@ def _up_server(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool
             timeouts.server,
             server.SERVICE.log_file(cfg),
         )
+        _wait_process(
+            "debezium-server (streaming from its slot)",
+            pid,
+            lambda: server.slot_active(cfg),
+            timeouts.server,
+            server.SERVICE.log_file(cfg),
+        )
         say(f"server     debezium-server started on 127.0.0.1:{cfg.server_port} ({server.java_description(java_home)})")
     say(f"server     capturing into Kafka, slot {server.SLOT_NAME}; offsets in {server.offsets_file(cfg)}")
 

@@ -187,6 +187,7 @@ def install_transform(cfg: StackConfig) -> None:
     if not built.is_file():
         raise StepError(f"debezium-server: {built} is missing; run python -m stack assemble")
     if not placed.is_file() or not filecmp.cmp(built, placed, shallow=False):
+        placed.unlink(missing_ok=True)  # a new file, never a write into one (tests hard-link assembled trees)
         shutil.copy2(built, placed)
 
 
@@ -257,6 +258,22 @@ def describe(document: dict | None, port: int) -> str:
 def java_description(home: Path) -> str:
     """``java 25`` for the JDK in ``home`` (for ``up``'s line)."""
     return f"java {java_version(home)} ({home})"
+
+
+def slot_active(cfg: StackConfig, slot: str = SLOT_NAME) -> bool:
+    """True when a walsender streams from ``slot``: health says UP already while the first snapshot runs."""
+    import psycopg2
+
+    from stack import postgres
+
+    try:
+        with postgres.connect(cfg) as conn, conn.cursor() as cur:
+            cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+            found = cur.fetchone()
+        conn.close()
+    except psycopg2.Error:
+        return False
+    return bool(found and found[0])
 
 
 def drop_slot(cfg: StackConfig, slot: str = SLOT_NAME) -> bool:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -33,9 +34,24 @@ except StepError as error:
 pytestmark = pytest.mark.skipif(bool(NO_JAVA), reason=NO_JAVA)
 
 
+def seed_assembled(home) -> None:
+    """Hard-link the repository's assembled parts (``python -m stack assemble --engine server``) into the new
+    STACK_HOME when they are there, so the fixture does not unpack 440 MB again; ``up`` re-assembles what is stale."""
+    from stack.config import REPO_ROOT
+
+    source = REPO_ROOT / ".stack"
+    parts = ["lib", "plugins", "debezium-server-dist"]
+    if not all((source / part).is_dir() for part in parts) or not (source / "assembled.json").is_file():
+        return
+    for part in parts:
+        subprocess.run(["cp", "-al", str(source / part), str(home / part)], check=True)
+    shutil.copy2(source / "assembled.json", home / "assembled.json")
+
+
 @pytest.fixture(scope="module")
 def engine() -> Pipeline:
     env, home = native_env()
+    seed_assembled(home)
     env.update({"STACK_ENGINE": "server", "DEBEZIUM_SERVER_PORT": str(free_port())})
     stack = Pipeline("native", env)
     result = stack.run("stack", "up", timeout=900)
