@@ -1,16 +1,18 @@
 """``python -m stack up|status|down``: the native stack, without Docker.
 
 Settings come from the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, DEBEZIUM_PGPASSWORD,
-KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT, CONNECT_URL, STACK_HOME); see README.md.
+KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT, CONNECT_URL, STACK_HOME, STACK_ENGINE, DEBEZIUM_SERVER_PORT); see
+README.md. STACK_ENGINE=server captures with Debezium Server instead of the Kafka Connect connector.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from stack import runner
-from stack.config import ConfigError, StackConfig
+from stack.config import ENGINES, ConfigError, StackConfig
 from stack.processes import StepError
 
 
@@ -25,7 +27,15 @@ def main(argv: list[str] | None = None) -> int:
         "State lives in $STACK_HOME (default .stack/ at the repo root).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("assemble", help="fetch and lay out the jars only (Maven Central), as make setup does")
+    assemble = commands.add_parser(
+        "assemble", help="fetch and lay out the jars only (Maven Central), as make setup does"
+    )
+    assemble.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="also the parts of this capture engine (server: Debezium Server's distribution) [env STACK_ENGINE, "
+        "default connect]",
+    )
     commands.add_parser(
         "up",
         help="assemble (again after a version or transform change, restarting what uses the jars), start every "
@@ -39,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
+            if args.engine:
+                cfg = dataclasses.replace(cfg, engine=args.engine)
             did = runner.assemble_jars(cfg)
             _say(f"{'assembled' if did else 'already assembled'}: {runner.jar_dirs(cfg)}")
             return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -48,13 +49,16 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise UnsafeArchive(f"{member.name!r} is a device or FIFO, not a file")
 
 
-def extract_tar(archive: Path, target: Path, use_data_filter: bool | None = None) -> None:
+def extract_tar(
+    archive: Path, target: Path, use_data_filter: bool | None = None, keep: Callable[[str], bool] | None = None
+) -> None:
     """Extract ``archive`` into ``target``, refusing members that escape it (``UnsafeArchive``).
 
     The same checks run first on every Python, so an archive is refused (not rewritten) the same way everywhere;
     tarfile's own ``filter="data"`` then applies where it exists.
 
     ``use_data_filter`` defaults to whether this Python has ``tarfile.data_filter``; tests force the fallback.
+    ``keep`` (a member name -> bool) unpacks part of an archive; every member is checked all the same.
     """
     if use_data_filter is None:
         use_data_filter = hasattr(tarfile, "data_filter")
@@ -62,6 +66,8 @@ def extract_tar(archive: Path, target: Path, use_data_filter: bool | None = None
         members = tar.getmembers()
         for member in members:
             check_member(member)
+        if keep is not None:
+            members = [member for member in members if keep(member.name)]
         if use_data_filter:
             tar.extractall(target, members=members, filter="data")
             return

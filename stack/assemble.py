@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
-from stack.assembled import lib_dir, plugin_dir
+from stack.assembled import lib_dir, plugin_dir, server_dist_dir
 from stack.config import REPO_ROOT, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions
@@ -28,9 +30,16 @@ STACK_POM = REPO_ROOT / "stack" / "pom.xml"
 SMT_DIR = REPO_ROOT / "debezium" / "mnist-smt"
 
 
-#: The parts, in build order, and where each one lives once swapped in.
-LIVE = {"lib": lib_dir, "plugins": plugin_dir}
+#: The parts, in build order, and where each one lives once swapped in. ``server`` (Debezium Server's
+#: distribution, ~700 MB) is assembled only for STACK_ENGINE=server or ``assemble --engine server``.
+LIVE = {"lib": lib_dir, "plugins": plugin_dir, "server": server_dist_dir}
 PARTS = tuple(LIVE)
+OPT_IN = {"server"}
+
+
+def wanted_parts(cfg: StackConfig) -> set[str]:
+    """The parts this configuration runs on: ``lib`` and ``plugins``, and ``server`` with STACK_ENGINE=server."""
+    return {part for part in PARTS if part not in OPT_IN or part == cfg.engine}
 
 
 def _stamp_file(cfg: StackConfig) -> Path:
@@ -61,13 +70,14 @@ def _stamp(versions: dict[str, str]) -> dict[str, str]:
         **versions,
         "lib": _digest([STACK_POM], kafka),
         "plugins": _digest(smt_sources, kafka, debezium, jdbc),
+        "server": _digest([], "debezium-server-dist", debezium, *SERVER_MEMBERS),
     }
 
 
 def stale_parts(cfg: StackConfig) -> set[str]:
     """The parts (``lib``, ``plugins``) whose versions or sources changed since they were assembled."""
     wanted, stored = _stamp(pinned_versions()), _stored_stamp(cfg)
-    return {part for part, live in LIVE.items() if stored.get(part) != wanted[part] or not live(cfg).is_dir()}
+    return {part for part in wanted_parts(cfg) if stored.get(part) != wanted[part] or not LIVE[part](cfg).is_dir()}
 
 
 def _mvn(args: list[str], step: str, log: Path) -> None:
@@ -149,11 +159,43 @@ def _build_plugins(cfg: StackConfig, versions: dict[str, str], target: Path, log
     shutil.copy2(smt_build / "mnist-smt.jar", smt_plugin / "mnist-smt.jar")
 
 
+#: What Debezium Server runs on, of its distribution: the runner jar and lib/ (its Cassandra connectors,
+#: lib_opt/ and the metrics agents, ~350 MB, stay packed).
+SERVER_MEMBERS = ("debezium-server/debezium-server-dist-", "debezium-server/lib/", "debezium-server/config/")
+
+
+def _build_server(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+    """Debezium Server's distribution from Maven Central, unpacked, with our transform in its lib/."""
+    version = versions["DEBEZIUM_VERSION"]
+    artifact = f"io.debezium:debezium-server-dist:{version}:tar.gz"
+    # Its parent POM is not published with it, so dependency:copy (which reads the descriptor) fails; get
+    # without transitive resolution fetches the archive alone into the local repository.
+    _mvn(["-q", "dependency:get", f"-Dartifact={artifact}", "-Dtransitive=false"], "Debezium Server", log)
+    archive = _local_repository() / "io/debezium/debezium-server-dist" / version
+    archive = archive / f"debezium-server-dist-{version}.tar.gz"
+    if not archive.is_file():
+        raise StepError(f"assemble: Debezium Server: {archive} missing after mvn dependency:get; see {log}")
+    target.mkdir(parents=True)
+    try:
+        extract_tar(archive, target, keep=lambda name: name.startswith(SERVER_MEMBERS))
+    except UnsafeArchive as error:
+        raise StepError(f"assemble: refusing {archive.name}: {error}") from None
+    smt = plugin_dir(cfg) / "mnist-smt" / "mnist-smt.jar"
+    staged = _staging(cfg, "plugins") / "mnist-smt" / "mnist-smt.jar"
+    shutil.copy2(staged if staged.is_file() else smt, target / "debezium-server" / "lib" / "mnist-smt.jar")
+
+
+def _local_repository() -> Path:
+    """Maven's local repository: ``-Dmaven.repo.local`` in MAVEN_OPTS, else ~/.m2/repository (our default)."""
+    found = re.search(r"-Dmaven\.repo\.local=(\S+)", os.environ.get("MAVEN_OPTS", ""))
+    return Path(found.group(1)) if found else Path.home() / ".m2" / "repository"
+
+
 def build(cfg: StackConfig, parts: set[str]) -> None:
     """Build ``parts`` into ``<part>.new`` beside the live directories, which are not touched."""
     versions = pinned_versions()
     log = cfg.logs / "assemble.log"
-    builders = {"lib": _build_lib, "plugins": _build_plugins}
+    builders = {"lib": _build_lib, "plugins": _build_plugins, "server": _build_server}
     for part in PARTS:
         if part in parts:
             staging = _staging(cfg, part)

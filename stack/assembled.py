@@ -19,3 +19,8 @@ def lib_dir(cfg: StackConfig) -> Path:
 def plugin_dir(cfg: StackConfig) -> Path:
     """Connect's ``plugin.path``: the Debezium PostgreSQL connector and our MnistToCsv transform."""
     return cfg.home / "plugins"
+
+
+def server_dist_dir(cfg: StackConfig) -> Path:
+    """Debezium Server's unpacked distribution (STACK_ENGINE=server only), with our transform in its lib/."""
+    return cfg.home / "debezium-server-dist"

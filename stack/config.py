@@ -32,11 +32,18 @@ DEFAULTS = {
     "CONNECT_URL": "http://127.0.0.1:8083",
     "TOPIC_PARTITIONS": "2",
     "DELIVERY": "exactly-once",
+    # The capture engine: Kafka Connect with the Debezium connector (default), or Debezium Server (opt-in).
+    "STACK_ENGINE": "connect",
+    # Debezium Server's HTTP port (its health endpoint), on 127.0.0.1; used only with STACK_ENGINE=server.
+    "DEBEZIUM_SERVER_PORT": "8084",
 }
 
 #: DELIVERY's values: Connect's exactly-once source support with transactions (the default), or at-least-once
 #: (no transactions: a crash of Connect sends up to a second of rows again), kept for comparison.
 DELIVERY_MODES = ("exactly-once", "at-least-once")
+
+#: The capture engines ``STACK_ENGINE`` chooses between (docs/design.md, Engines).
+ENGINES = ("connect", "server")
 
 #: The role Debezium connects as; created by postgres/02-connector-role.sql.
 CONNECTOR_ROLE = "debezium"
@@ -251,6 +258,10 @@ class StackConfig:
     #: Partitions of the data topics (TOPIC_PARTITIONS): readers of one group share them.
     partitions: int = 2
     delivery: str = "exactly-once"
+    #: The capture engine (STACK_ENGINE): ``connect`` or ``server``; the JDBC sink runs in Connect either way.
+    engine: str = "connect"
+    #: Debezium Server's HTTP port on 127.0.0.1 (DEBEZIUM_SERVER_PORT), with STACK_ENGINE=server.
+    server_port: int = 8084
     topics: Topics = TOPICS
 
     @classmethod
@@ -259,6 +270,9 @@ class StackConfig:
         env = os.environ if env is None else env
         get = _lookup(env)
         postgres = PostgresSettings.from_env(env)
+        engine = get("STACK_ENGINE").strip().lower()
+        if engine not in ENGINES:
+            raise ConfigError(f"STACK_ENGINE={engine!r} is not one of {', '.join(ENGINES)}")
         return cls(
             home=Path(env.get("STACK_HOME") or REPO_ROOT / ".stack").resolve(),
             postgres=postgres,
@@ -271,6 +285,8 @@ class StackConfig:
             connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
             partitions=_partitions(get("TOPIC_PARTITIONS")),
             delivery=_delivery(get("DELIVERY")),
+            engine=engine,
+            server_port=_port("DEBEZIUM_SERVER_PORT", get("DEBEZIUM_SERVER_PORT")),
         )
 
     @property

@@ -81,6 +81,14 @@ class JvmService:
         argv = [java(), self.heap, "-cp", classpath(cfg), self.main_class, str(self.config_file(cfg))]
         return start_process(argv, self.log_file(cfg), self.pid_file(cfg), env=env)
 
+    def start_argv(self, cfg: StackConfig, argv: list[str], env: Mapping[str, str], cwd: Path) -> int:
+        """Start a JVM whose command line the caller lays out (Debezium Server: its own java, classpath, no
+        config argument); ``argv`` must hold ``marks``, so ``running_pid`` and ``stop`` know it."""
+        missing = [mark for mark in self.marks(cfg) if mark not in argv]
+        if missing:
+            raise ValueError(f"{self.name}: the command line lacks {missing}")
+        return start_process(argv, self.log_file(cfg), self.pid_file(cfg), env=env, cwd=cwd)
+
     def running_pid(self, cfg: StackConfig) -> int | None:
         return read_pid(self.pid_file(cfg), self.marks(cfg))
 

@@ -128,8 +128,14 @@ def command_line(pid: int) -> list[str]:
         return []
 
 
-def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None) -> int:
-    """Start ``argv`` detached from us (own session), output appended to ``log_file``; record its pid."""
+def start_process(
+    argv: Sequence[str],
+    log_file: Path,
+    pid_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached from us (own session, in ``cwd``), output appended to ``log_file``; record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -139,6 +145,7 @@ def start_process(argv: Sequence[str], log_file: Path, pid_file: Path, env: Mapp
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=dict(env) if env is not None else None,
+            cwd=cwd,
             start_new_session=True,
         )
     # Popen returns as the exec begins; until the kernel has laid out the new program, /proc/<pid>/cmdline reads

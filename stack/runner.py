@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stack import assemble, connect, kafka, postgres
-from stack.assembled import lib_dir, plugin_dir
+from stack import assemble, connect, kafka, postgres, server
+from stack.assembled import lib_dir, plugin_dir, server_dist_dir
 from stack.config import CONNECTOR_NAME, StackConfig
 from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
 
@@ -23,6 +23,7 @@ class Timeouts:
     kafka: float = 90
     connect: float = 120
     connector: float = 120
+    server: float = 180
 
 
 def _wait_process(name: str, pid: int, ready: Callable[[], bool], timeout: float, log) -> None:
@@ -59,9 +60,14 @@ def up(cfg: StackConfig, say: Say, timeouts: Timeouts = Timeouts()) -> bool:
         return _up(cfg, say, timeouts)
 
 
-#: Which JVMs load each assembled part: Kafka runs on lib/, Connect on lib/ and plugins/.
-USERS = {"lib": ("connect", "kafka"), "plugins": ("connect",)}
-REASONS = {"lib": "Kafka or stack/pom.xml changed", "plugins": "transform or Debezium changed"}
+#: Which JVMs load each assembled part: Kafka runs on lib/, Connect on lib/ and plugins/, Debezium Server on its
+#: distribution and our transform (from plugins/).
+USERS = {"lib": ("connect", "kafka"), "plugins": ("connect", "debezium-server"), "server": ("debezium-server",)}
+REASONS = {
+    "lib": "Kafka or stack/pom.xml changed",
+    "plugins": "transform or Debezium changed",
+    "server": "Debezium Server's version changed",
+}
 
 
 def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
@@ -75,7 +81,12 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         "postgres": postgres.is_running(cfg),
         "kafka": kafka.running_pid(cfg) is not None,
         "connect": connect.running_pid(cfg) is not None,
+        "debezium-server": server.SERVICE.running_pid(cfg) is not None,
     }
+    if cfg.engine == "server":
+        java_home = server.java_home()  # before any work: without Java 21 the engine cannot run
+        if not running["debezium-server"]:
+            ensure_port_free("127.0.0.1", cfg.server_port, "Debezium Server", "DEBEZIUM_SERVER_PORT")
     if not running["postgres"]:
         ensure_port_free(cfg.pg_host, cfg.pg_port, "PostgreSQL", "PGPORT")
     if not running["kafka"]:
@@ -118,6 +129,16 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         say(f"connect    started on {cfg.connect_url}")
 
     configs = {CONNECTOR_NAME: connect.connector_config(cfg), connect.SINK_NAME: connect.sink_config(cfg)}
+    if cfg.engine == "server":
+        # Capture runs in Debezium Server; Connect keeps the JDBC sink only (and drops a source connector an
+        # earlier `up` with STACK_ENGINE=connect registered, or both engines would capture the tables).
+        del configs[CONNECTOR_NAME]
+        if connect.connector_status(cfg, CONNECTOR_NAME) is not None:
+            connect.rest(cfg, "DELETE", f"/connectors/{CONNECTOR_NAME}", timeout=30)
+            say(f"connector  {CONNECTOR_NAME} removed from Connect (STACK_ENGINE=server captures)")
+    elif running["debezium-server"]:
+        server.SERVICE.stop(cfg)
+        say("server     debezium-server stopped (STACK_ENGINE=connect captures)")
     for name, config in configs.items():
         connect.register(cfg, name, config)
         if connect.failure(connect.connector_status(cfg, name)):
@@ -125,11 +146,37 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
             connect.restart_failed(cfg, name)
             say(f"{LABELS[name]:<10} restarted the FAILED parts of {name}")
             time.sleep(2)  # let Connect report the restart instead of the old FAILED state
-    for name in (CONNECTOR_NAME, connect.SINK_NAME):
+    for name in configs:
         wait_for_connector(cfg, timeouts.connector, name)
         say(f"{LABELS[name]:<10} {name} RUNNING (task RUNNING); logs in {cfg.logs}")
+    if cfg.engine == "server":
+        _up_server(cfg, say, timeouts, running["debezium-server"], java_home)
     say(f"up in {time.monotonic() - started:.1f} s")
     return True
+
+
+def _up_server(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool, java_home) -> None:
+    """Start Debezium Server (unless running) and wait until its health endpoint says UP."""
+    if was_running:
+        say(f"server     already running on 127.0.0.1:{cfg.server_port}")
+    else:
+        pid = server.start(cfg)
+        _wait_process(
+            "debezium-server",
+            pid,
+            lambda: server.is_up(server.health(cfg.server_port)),
+            timeouts.server,
+            server.SERVICE.log_file(cfg),
+        )
+        _wait_process(
+            "debezium-server (streaming from its slot)",
+            pid,
+            lambda: server.slot_active(cfg),
+            timeouts.server,
+            server.SERVICE.log_file(cfg),
+        )
+        say(f"server     debezium-server started on 127.0.0.1:{cfg.server_port} ({server.java_description(java_home)})")
+    say(f"server     capturing into Kafka, slot {server.SLOT_NAME}; offsets in {server.offsets_file(cfg)}")
 
 
 #: How ``up`` and ``status`` name each connector's line.
@@ -138,7 +185,8 @@ LABELS = {CONNECTOR_NAME: "connector", connect.SINK_NAME: "sink"}
 
 def jar_dirs(cfg: StackConfig) -> str:
     """Where the jars are, for the lines that say they were (re-)assembled."""
-    return f"{lib_dir(cfg)}, {plugin_dir(cfg)}"
+    dirs = [lib_dir(cfg), plugin_dir(cfg)] + ([server_dist_dir(cfg)] if cfg.engine == "server" else [])
+    return ", ".join(map(str, dirs))
 
 
 def assemble_jars(cfg: StackConfig) -> bool:
@@ -148,7 +196,7 @@ def assemble_jars(cfg: StackConfig) -> bool:
     stops what uses them, swaps).
     """
     stale = assemble.stale_parts(cfg)
-    if stale and (kafka.running_pid(cfg) or connect.running_pid(cfg)):
+    if stale and (kafka.running_pid(cfg) or connect.running_pid(cfg) or server.SERVICE.running_pid(cfg)):
         raise StepError("assemble: the stack is running; `python -m stack up` re-assembles and restarts it")
     return assemble.assemble(cfg, stale)
 
@@ -166,7 +214,7 @@ def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: 
         return
     reasons = "; ".join(REASONS[part] for part in assemble.PARTS if part in stale)
     say(f"assemble   re-assembled ({reasons}); restarting {' and '.join(users)}")
-    for service in (connect.SERVICE, kafka.SERVICE):  # Connect first: it is Kafka's client
+    for service in (server.SERVICE, connect.SERVICE, kafka.SERVICE):  # Kafka's clients first
         if service.name in users:
             service.stop(cfg)
             running[service.name] = False
@@ -209,6 +257,10 @@ def status(cfg: StackConfig) -> list[Component]:
     connect_ok = connect.answers(cfg)
     connectors = []
     for name, label in LABELS.items():
+        if name == CONNECTOR_NAME and cfg.engine == "server":
+            health = server.health(cfg.server_port)
+            connectors.append(Component("server", server.is_up(health), server.describe(health, cfg.server_port)))
+            continue
         found = connect.connector_status(cfg, name) if connect_ok else None
         ok, detail = connect.is_running(found), connect.describe(name, found)
         # A Debezium task that retries (a snapshot failing over and over) is RUNNING to Connect: not healthy.
@@ -236,10 +288,15 @@ def down(cfg: StackConfig, say: Say, purge: bool = False) -> None:
         return
     prepare_home(cfg)
     with exclusive(lock_file(cfg), cfg.home):
+        if server.SERVICE.running_pid(cfg) is not None or cfg.engine == "server":
+            say(f"{'server':<10} {'stopped' if server.SERVICE.stop(cfg) else 'was not running'}")
+        if purge and postgres.is_running(cfg) and server.drop_slot(cfg):
+            # Its offsets go with the purge: a slot left behind would hold WAL for a reader that never comes.
+            say(f"{'server':<10} dropped replication slot {server.SLOT_NAME}")
         for name, stop in (("connect", connect.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
             say(f"{name:<10} {'stopped' if stop(cfg) else 'was not running'}")
     if purge:
         postgres.purge(cfg)
-        for part in ("postgres", "kafka", "connect", "run", "logs"):
+        for part in ("postgres", "kafka", "connect", server.SERVICE.name, "run", "logs"):
             shutil.rmtree(cfg.home / part, ignore_errors=True)
         say(f"purged     data, logs and pid files under {cfg.home} (assembled jars kept)")
