@@ -35,6 +35,11 @@ MAIN_CLASS = "io.debezium.server.Main"
 SLOT_NAME = "mnist_server_slot"
 #: The Connect converters and worker settings that mean nothing to Debezium Server (its formats replace them).
 CONNECT_ONLY = ("key.converter", "value.converter", "header.converter", "tasks.max", "name")
+#: Connect's exactly-once source support (KIP-618) has no counterpart in Debezium Server: its Kafka sink is an
+#: idempotent producer without transactions, so the server engine delivers at least once (docs/design.md).
+CONNECT_EXACTLY_ONCE = ("exactly.once.support", "transaction.boundary")
+#: The connector's producer overrides become the server's Kafka sink producer settings.
+PRODUCER_OVERRIDE = "producer.override."
 MINIMUM_JAVA = 21
 #: What the Connect connector gets from ${env:NAME}; Debezium Server's configuration resolves ${NAME}.
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -83,7 +88,10 @@ def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, p
     config.update(overrides or {})
     settings = {}
     for key, value in config.items():
-        if key in CONNECT_ONLY:
+        if key in CONNECT_ONLY or key in CONNECT_EXACTLY_ONCE:
+            continue
+        if key.startswith(PRODUCER_OVERRIDE):  # e.g. the round-robin partitioner: records spread the same way
+            settings[f"debezium.sink.kafka.producer.{key.removeprefix(PRODUCER_OVERRIDE)}"] = str(value)
             continue
         value = ENV_REFERENCE.sub(r"${\1}", str(value))
         if key == "transforms" or key.startswith("transforms."):
