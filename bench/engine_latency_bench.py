@@ -17,20 +17,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import threading
-import time
 import uuid
 
-import numpy as np
-from confluent_kafka import Consumer, TopicPartition
-
+from bench.arrivals import Arrivals, write_run
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
-from consumer.broker import client_config
 from probes.database import drop_slot, query_one
 from probes.deadline import poll
-from probes.rows import NumberedRows
-from probes.topics import end_offsets
 from stack import connect, server
 from stack.config import StackConfig
 from stack.jvm_service import JvmService
@@ -61,52 +54,8 @@ def overrides(engine: str) -> dict[str, str]:
     }
 
 
-class Arrivals(threading.Thread):
-    """Reads both engines' topics from their end and timestamps each record of the current run on arrival."""
-
-    def __init__(self, servers: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            client_config(servers, f"engine-bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 50})
-        )
-        self.topics = {topic(engine): engine for engine in ENGINES}
-        self.consumer.assign([TopicPartition(t, p, o) for t in self.topics for p, o in end_offsets(servers, t).items()])
-        self.rows: NumberedRows | None = None
-        self.arrived: dict[str, dict[int, float]] = {engine: {} for engine in ENGINES}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)
-                if message is None or message.error() is not None:
-                    continue
-                now, rows = time.time(), self.rows
-                number = rows.number_of(message.value()) if rows else None
-                if number is not None:
-                    self.arrived[self.topics[message.topic()]].setdefault(number, now)
-        finally:
-            self.consumer.close()
-
-
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
-    batch = max(1, rate // 100)  # 100 commits a second
-    rows = NumberedRows(cfg.postgres, TABLE, int(rate * seconds), rate, batch)
-    arrivals.arrived = {engine: {} for engine in ENGINES}
-    arrivals.rows = rows
-    rows.start()
-    rows.join()
-    if rows.error:
-        raise rows.error
-    if not poll(lambda: all(len(a) == rows.count for a in arrivals.arrived.values()), 60):
-        got = {engine: len(a) for engine, a in arrivals.arrived.items()}
-        raise RuntimeError(f"not every row arrived within 60 s: {got} of {rows.count}")
-    result = {}
-    for engine, arrived in arrivals.arrived.items():
-        latencies = np.array([(t - rows.commit_times[n // batch]) * 1000 for n, t in arrived.items()])
-        p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
-        result[engine] = {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(latencies.max())}
-    return result
+    return arrivals.latencies(write_run(cfg.postgres, TABLE, rate, seconds, arrivals))
 
 
 def slot_active(cfg: StackConfig, slot: str) -> bool:
@@ -142,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = None
         try:
             start_engines(cfg, connector, free_port())
-            arrivals = Arrivals(cfg.kafka.bootstrap_servers)
+            arrivals = Arrivals(cfg.kafka.bootstrap_servers, {topic(engine): engine for engine in ENGINES})
             arrivals.start()
             runs: dict[str, list[dict[str, float]]] = {}
             for _ in range(args.reps):

@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
 import uuid
 
-import numpy as np
-from confluent_kafka import Consumer, TopicPartition
-
-from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
+from bench.arrivals import Arrivals, write_run
+from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
-from consumer.broker import client_config
 from probes.database import drop_slot
 from probes.deadline import poll
-from probes.rows import NumberedRows
-from probes.topics import end_offsets
 from stack import connect
 from stack.config import TOPICS, StackConfig
 
@@ -58,58 +51,8 @@ def upstream_config(cfg: StackConfig) -> dict[str, str]:
     return config
 
 
-class Arrivals(threading.Thread):
-    """Reads both topics from their current end and timestamps every record of the current run.
-
-    ``poll`` hands over each record as soon as it is fetched (``consume`` would wait for a whole batch or its
-    timeout, which is what the figures must not include)."""
-
-    def __init__(self, servers: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(
-            client_config(servers, f"latency-bench-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 50})
-        )
-        self.consumer.assign(
-            [TopicPartition(t, p, o) for t in (OURS, UPSTREAM) for p, o in end_offsets(servers, t).items()]
-        )
-        self.rows: NumberedRows | None = None
-        self.arrived: dict[str, dict[int, float]] = {OURS: {}, UPSTREAM: {}}
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)
-                if message is None or message.error() is not None:
-                    continue
-                now, rows = time.time(), self.rows
-                number = rows.number_of(message.value()) if rows else None
-                if number is not None:
-                    self.arrived[message.topic()].setdefault(number, now)
-        finally:
-            self.consumer.close()
-
-
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
-    batch = max(1, rate // 100)  # 100 commits a second
-    rows = NumberedRows(cfg.postgres, TABLE, int(rate * seconds), rate, batch)
-    arrivals.arrived = {OURS: {}, UPSTREAM: {}}
-    arrivals.rows = rows
-    rows.start()
-    rows.join()
-    if rows.error:
-        raise rows.error
-    complete = lambda: all(len(arrivals.arrived[t]) == rows.count for t in (OURS, UPSTREAM))  # noqa: E731
-    if not poll(complete, 60):
-        got = {t: len(a) for t, a in arrivals.arrived.items()}
-        raise RuntimeError(f"not every row arrived within 60 s: {got} of {rows.count}")
-    result = {}
-    for topic in (OURS, UPSTREAM):
-        latencies = np.array(
-            [(arrived - rows.commit_times[n // batch]) * 1000 for n, arrived in arrivals.arrived[topic].items()]
-        )
-        result[topic] = percentiles(latencies)
-    return result
+    return arrivals.latencies(write_run(cfg.postgres, TABLE, rate, seconds, arrivals))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +83,7 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
         from stack.kafka import ensure_topics
 
         ensure_topics(cfg, (UPSTREAM,))
-        arrivals = Arrivals(cfg.kafka.bootstrap_servers)
+        arrivals = Arrivals(cfg.kafka.bootstrap_servers, {OURS: OURS, UPSTREAM: UPSTREAM})
         arrivals.start()
         runs: dict[tuple[str, int], list[dict[str, float]]] = {}
         for _ in range(args.reps):

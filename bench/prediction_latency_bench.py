@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
+from bench.arrivals import committed_at, write_run
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.broker import client_config
@@ -177,13 +178,7 @@ def written_times(cfg: StackConfig, ids: list[int]) -> dict[int, float]:
 
 
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
-    batch = max(1, rate // 100)  # 100 commits a second
-    rows = NumberedRows(cfg.postgres, SOURCE_TABLE, int(rate * seconds), rate, batch)
-    arrivals.reset(rows)
-    rows.start()
-    rows.join()
-    if rows.error:
-        raise rows.error
+    rows = write_run(cfg.postgres, SOURCE_TABLE, rate, seconds, arrivals)
     numbers = row_numbers(cfg, rows)
     ids = sorted(numbers)
     written: dict[int, float] = {}
@@ -196,13 +191,10 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
         got = {"kafka": len(arrivals.on_kafka), "prediction": len(arrivals.predicted), "table": len(written)}
         raise RuntimeError(f"not every row came through within 120 s: {got} of {rows.count}")
 
-    def committed(number: int) -> float:
-        return rows.commit_times[number // batch]
-
     latencies = {
-        "kafka": [(at - committed(n)) * 1000 for n, at in arrivals.on_kafka.items()],
-        "prediction": [(arrivals.predicted[i] - committed(numbers[i])) * 1000 for i in ids],
-        "table": [(written[i] - committed(numbers[i])) * 1000 for i in ids],
+        "kafka": [(at - committed_at(rows, n)) * 1000 for n, at in arrivals.on_kafka.items()],
+        "prediction": [(arrivals.predicted[i] - committed_at(rows, numbers[i])) * 1000 for i in ids],
+        "table": [(written[i] - committed_at(rows, numbers[i])) * 1000 for i in ids],
     }
     return {stage: percentiles(np.array(values)) for stage, values in latencies.items()}
 

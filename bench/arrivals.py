@@ -1,0 +1,81 @@
+"""When each numbered row of a run (``probes.rows.NumberedRows``) reached each of some topics: a reader thread
+of the latency benchmarks, timestamping records as they are fetched."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+from confluent_kafka import Consumer, TopicPartition
+
+from bench.record import percentiles
+from consumer.broker import client_config
+from probes.database import Postgres
+from probes.deadline import poll
+from probes.rows import NumberedRows
+from probes.topics import end_offsets
+
+
+def write_run(pg: Postgres, table: str, rate: int, seconds: float, watcher) -> NumberedRows:
+    """``rate * seconds`` numbered rows into ``table`` at ``rate`` rows/s, 100 commits a second, after
+    ``watcher.reset(rows)``; returns once every row is committed (raises what stopped the writer)."""
+    rows = NumberedRows(pg, table, int(rate * seconds), rate, max(1, rate // 100))
+    watcher.reset(rows)
+    rows.start()
+    rows.join()
+    if rows.error:
+        raise rows.error
+    return rows
+
+
+def committed_at(rows: NumberedRows, number: int) -> float:
+    """When the transaction holding row ``number`` committed."""
+    return rows.commit_times[number // rows.batch]
+
+
+class Arrivals(threading.Thread):
+    """Reads ``topics`` (``{topic: name}``) from their current end; ``arrived[name][row number]`` is the wall-clock
+    ``time.time()`` when the row's record was handed over, for the rows of the run given to ``reset``.
+
+    ``poll`` hands over each record as soon as it is fetched (``consume`` would wait for a whole batch or its
+    timeout, which is what the figures must not include). ``stop.set()`` then ``join()`` ends it."""
+
+    def __init__(self, servers: str, topics: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        group = f"arrivals-bench-{uuid.uuid4().hex[:8]}"
+        self.consumer = Consumer(client_config(servers, group, **{"fetch.wait.max.ms": 50}))
+        self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
+        self.names = topics
+        self.rows: NumberedRows | None = None
+        self.arrived: dict[str, dict[int, float]] = {name: {} for name in topics.values()}
+        self.stop = threading.Event()
+
+    def reset(self, rows: NumberedRows) -> None:
+        """Time the rows of this run from now on (and forget the last run's)."""
+        self.arrived = {name: {} for name in self.names.values()}
+        self.rows = rows
+
+    def latencies(self, rows: NumberedRows, timeout: float = 60) -> dict[str, dict[str, float]]:
+        """Commit -> arrival percentiles (ms) per name, once every row of ``rows`` arrived on every topic."""
+        if not poll(lambda: all(len(a) == rows.count for a in self.arrived.values()), timeout):
+            got = {name: len(a) for name, a in self.arrived.items()}
+            raise RuntimeError(f"not every row arrived within {timeout:g} s: {got} of {rows.count}")
+        return {
+            name: percentiles(np.array([(at - committed_at(rows, n)) * 1000 for n, at in arrived.items()]))
+            for name, arrived in self.arrived.items()
+        }
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                message = self.consumer.poll(0.05)
+                if message is None or message.error() is not None:
+                    continue
+                now, rows = time.time(), self.rows
+                number = rows.number_of(message.value()) if rows else None
+                if number is not None:
+                    self.arrived[self.names[message.topic()]].setdefault(number, now)
+        finally:
+            self.consumer.close()
