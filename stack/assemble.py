@@ -8,6 +8,9 @@ Two parts, stamped apart: ``lib/`` (the Kafka and Connect classpath: Kafka's ver
 debezium/mnist-smt's sources). A part is built in a
 new directory beside the live one and swapped in by rename, so no jar is deleted under a running JVM; the caller
 stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/ and plugins/).
+
+``spark`` (opt-in, ``python -m stack.assemble --part spark``) is the Spark Kafka connector for
+``consumer.spark_predict``: no service of the stack loads it, so it is assembled apart from ``up``.
 """
 
 from __future__ import annotations
@@ -18,23 +21,25 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
-from stack.assembled import lib_dir, plugin_dir, server_dist_dir
+from stack.assembled import lib_dir, plugin_dir, server_dist_dir, spark_jars_dir
 from stack.config import REPO_ROOT, StackConfig
 from stack.processes import StepError
-from stack.versions import pinned_versions
+from stack.versions import pinned_versions, spark_version
 
 STACK_POM = REPO_ROOT / "stack" / "pom.xml"
 SMT_DIR = REPO_ROOT / "debezium" / "mnist-smt"
 
 
 #: The parts, in build order, and where each one lives once swapped in. ``server`` (Debezium Server's
-#: distribution, ~700 MB) is assembled only for STACK_ENGINE=server or ``assemble --engine server``.
-LIVE = {"lib": lib_dir, "plugins": plugin_dir, "server": server_dist_dir}
+#: distribution, ~700 MB) is assembled only for STACK_ENGINE=server or ``assemble --engine server``; ``spark``
+#: (the Kafka connector of Spark, ~7 MB) only by ``python -m stack.assemble --part spark``: no service uses it.
+LIVE = {"lib": lib_dir, "plugins": plugin_dir, "server": server_dist_dir, "spark": spark_jars_dir}
 PARTS = tuple(LIVE)
-OPT_IN = {"server"}
+OPT_IN = {"server", "spark"}
 
 
 def wanted_parts(cfg: StackConfig) -> set[str]:
@@ -71,6 +76,7 @@ def _stamp(versions: dict[str, str]) -> dict[str, str]:
         "lib": _digest([STACK_POM], kafka),
         "plugins": _digest(smt_sources, kafka, debezium, jdbc),
         "server": _digest([], "debezium-server-dist", debezium, *SERVER_MEMBERS),
+        "spark": _digest([], *SPARK_ARTIFACTS, spark_version()),
     }
 
 
@@ -185,6 +191,76 @@ def _build_server(cfg: StackConfig, versions: dict[str, str], target: Path, log:
     shutil.copy2(staged if staged.is_file() else smt, target / "debezium-server" / "lib" / "mnist-smt.jar")
 
 
+#: The Spark Kafka connector (source and sink) and what it needs at run time that PySpark's jars/ lacks; the
+#: rest of its tree (Hadoop's client, Scala, lz4, snappy, slf4j) PySpark carries, in versions of its own.
+SPARK_CONNECTOR = "spark-sql-kafka-0-10_2.13"
+SPARK_ARTIFACTS = (SPARK_CONNECTOR, "spark-token-provider-kafka-0-10_2.13", "kafka-clients", "commons-pool2")
+
+_SPARK_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by stack/assemble.py (the spark part): the connector's runtime tree, of which four jars are kept. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.github.mnistcdc</groupId>
+  <artifactId>spark-kafka</artifactId>
+  <version>1.0.0</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.spark</groupId>
+      <artifactId>{connector}</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>3.8.1</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+"""
+
+
+def _build_spark(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+    """The four jars ``spark.jars`` takes for Spark's Kafka source and sink, versions as the connector's POM says."""
+    pom = cfg.home / "build" / "spark-kafka" / "pom.xml"
+    pom.parent.mkdir(parents=True, exist_ok=True)
+    pom.write_text(_SPARK_POM.format(connector=SPARK_CONNECTOR, version=spark_version()))
+    _mvn(
+        [
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DincludeArtifactIds={','.join(SPARK_ARTIFACTS)}",
+            f"-DoutputDirectory={target}",
+        ],
+        "Spark Kafka connector",
+        log,
+    )
+    missing = [name for name in SPARK_ARTIFACTS if not any(target.glob(f"{name}-*.jar"))]
+    if missing:
+        raise StepError(f"assemble: Spark Kafka connector: {', '.join(missing)} missing after mvn; see {log}")
+
+
+def spark_jars(cfg: StackConfig) -> list[Path] | None:
+    """The assembled Spark connector jars (for ``spark.jars``), or None when the spark part is missing or stale."""
+    directory = spark_jars_dir(cfg)
+    if _stored_stamp(cfg).get("spark") != _stamp(pinned_versions())["spark"] or not directory.is_dir():
+        return None
+    jars = sorted(directory.glob("*.jar"))
+    return jars if all(any(j.name.startswith(f"{name}-") for j in jars) for name in SPARK_ARTIFACTS) else None
+
+
+def assemble_spark(cfg: StackConfig) -> bool:
+    """Build and swap in the spark part when missing or stale; True when it was built. Safe with the stack up."""
+    return assemble(cfg, set() if spark_jars(cfg) is not None else {"spark"})
+
+
 def _local_repository() -> Path:
     """Maven's local repository: ``-Dmaven.repo.local`` in MAVEN_OPTS, else ~/.m2/repository (our default)."""
     found = re.search(r"-Dmaven\.repo\.local=(\S+)", os.environ.get("MAVEN_OPTS", ""))
@@ -195,7 +271,7 @@ def build(cfg: StackConfig, parts: set[str]) -> None:
     """Build ``parts`` into ``<part>.new`` beside the live directories, which are not touched."""
     versions = pinned_versions()
     log = cfg.logs / "assemble.log"
-    builders = {"lib": _build_lib, "plugins": _build_plugins, "server": _build_server}
+    builders = {"lib": _build_lib, "plugins": _build_plugins, "server": _build_server, "spark": _build_spark}
     for part in PARTS:
         if part in parts:
             staging = _staging(cfg, part)
@@ -234,3 +310,35 @@ def assemble(cfg: StackConfig, parts: set[str]) -> bool:
     build(cfg, parts)
     swap(cfg, parts)
     return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stack.assemble --part spark``: assemble an opt-in part no service of the stack loads."""
+    import argparse
+
+    from stack.config import ConfigError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.assemble",
+        description="Assemble an opt-in part into $STACK_HOME from Maven Central (the stack's own parts: "
+        "python -m stack assemble).",
+    )
+    parser.add_argument(
+        "--part",
+        choices=["spark"],
+        required=True,
+        help="spark: the Kafka connector jars of consumer.spark_predict (spark-sql-kafka-0-10 and its runtime deps)",
+    )
+    parser.parse_args(argv)
+    try:
+        cfg = StackConfig.from_env()
+        did = assemble_spark(cfg)
+    except (StepError, ConfigError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{'assembled' if did else 'already assembled'}: {spark_jars_dir(cfg)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

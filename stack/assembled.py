@@ -24,3 +24,8 @@ def plugin_dir(cfg: StackConfig) -> Path:
 def server_dist_dir(cfg: StackConfig) -> Path:
     """Debezium Server's unpacked distribution (STACK_ENGINE=server only), with our transform in its lib/."""
     return cfg.home / "debezium-server-dist"
+
+
+def spark_jars_dir(cfg: StackConfig) -> Path:
+    """The Spark Kafka connector and its runtime dependencies PySpark lacks (``assemble --part spark`` only)."""
+    return cfg.home / "spark-jars"

@@ -29,3 +29,8 @@ def pinned_versions() -> dict[str, str]:
     """``KAFKA_VERSION``, ``DEBEZIUM_VERSION``, ``DEBEZIUM_JDBC_VERSION`` and ``POSTGRES_VERSION`` from ``.env``."""
     values = read_env_file()
     return {k: values[k] for k in ("KAFKA_VERSION", "DEBEZIUM_VERSION", "DEBEZIUM_JDBC_VERSION", "POSTGRES_VERSION")}
+
+
+def spark_version() -> str:
+    """``SPARK_VERSION`` from ``.env``: the Kafka connector's version, equal to the ``spark`` extra's pyspark."""
+    return read_env_file()["SPARK_VERSION"]
