@@ -14,12 +14,20 @@ STATE = $${STACK_HOME:-.stack}
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
               $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
 
-.PHONY: setup up down status load-mnist train evaluate demo test test-java test-python lint bench soak fresh-machine
+.PHONY: setup setup-engines setup-spark up down status load-mnist train train-follow evaluate predict dashboard demo \
+        demo-drift test test-java test-python lint bench soak fresh-machine
 
 setup:  ## system packages (root or sudo), the project's .venv with the package and its dev extras, the jars
 	bash stack/install-system-packages.sh
 	bash stack/make-venv.sh $(VENV)
 	$(PY) -m stack assemble
+
+setup-engines:  ## opt-in: Debezium Server's distribution (~700 MB; STACK_ENGINE=server needs a JDK 21+)
+	$(PY) -m stack assemble --engine server
+
+setup-spark:  ## opt-in: PySpark and Spark's Kafka connector jars (python -m consumer.spark_predict)
+	$(VENV)/bin/pip install -q -e '.[spark]'
+	$(PY) -m stack assemble --spark
 
 up:
 	$(PY) -m stack up
@@ -36,8 +44,20 @@ load-mnist:
 train:
 	$(PY) -m consumer.train
 
+train-follow:  ## keep learning from the training topic (checkpoints, versions, TensorBoard) until Ctrl-C
+	$(PY) -m consumer.train --follow
+
 evaluate:
-	$(PY) -m consumer.evaluate
+	$(PY) -m consumer.evaluate --run-dir
+
+predict:  ## one prediction a row of the test topic into mnist.predictions -> mnist_predictions (exactly once)
+	$(PY) -m consumer.predict
+
+dashboard:  ## TensorBoard over runs/ on http://127.0.0.1:$TENSORBOARD_PORT (default 6006)
+	$(PY) -m consumer.dashboard
+
+demo-drift:  ## on the running stack: digits, then the same digits inverted; train --follow drifts and recovers
+	$(PY) -m consumer.drift_demo $(if $(SCREENSHOT),--screenshot $(SCREENSHOT))
 
 demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate while the test split streams in
 	$(PY) -m stack up
@@ -49,13 +69,18 @@ demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate w
 	@( sleep 2; $(PY) -m loader --split test --rate $(DEMO_RATE) --no-progress \
 	    > $(STATE)/logs/demo-loader.log 2>&1 ) & \
 	$(PY) -m consumer.evaluate --idle-timeout 15
+	@echo "Scoring every test row and writing the predictions back to PostgreSQL (log: $(STATE)/logs/demo-predict.log):"
+	@$(PY) -m consumer.predict --idle-timeout 5 > $(STATE)/logs/demo-predict.log
+	@tail -n 1 $(STATE)/logs/demo-predict.log
+	$(PY) -m consumer.show_predictions --wait 30
 	@echo "The stack is still running (python -m stack status). Stop it with: python -m stack down"
 
 bench:  ## benchmarks against the running native stack (python -m stack up first); JSON in bench/results/
 	$(PY) -m bench.loader_bench
 	$(PY) -m bench.latency_bench
-	$(PY) -m bench.throughput_bench
-	$(PY) -m bench.decode_bench
+	$(PY) -m bench.reading_bench
+	$(PY) -m bench.pipeline_bench
+	$(PY) -m bench.prediction_latency_bench
 	$(PY) -m bench.train_bench
 	$(PY) -m bench.report
 

@@ -33,7 +33,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 DEFAULT_RUNS = Path("runs")
-DEFAULT_TENSORBOARD_PORT = 6006  # env TENSORBOARD_PORT
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # TensorBoard 2.16's time-series page in a 1200 x 700 window: the first chart's plot area (x0, y0, x1, y1), and
 # the colour of the first run's line.

@@ -36,6 +36,8 @@ DEFAULTS = {
     "STACK_ENGINE": "connect",
     # Debezium Server's HTTP port (its health endpoint), on 127.0.0.1; used only with STACK_ENGINE=server.
     "DEBEZIUM_SERVER_PORT": "8084",
+    # TensorBoard (make dashboard), on 127.0.0.1.
+    "TENSORBOARD_PORT": "6006",
 }
 
 #: DELIVERY's values: Connect's exactly-once source support with transactions (the default), or at-least-once
@@ -211,6 +213,10 @@ FLAGS = {
     ],
     "kafka": [("--bootstrap-servers", "bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", "Kafka brokers, host:port,...")],
 }
+
+
+def tensorboard_port(env: Mapping[str, str] | None = None) -> int:
+    return _port("TENSORBOARD_PORT", _lookup(env)("TENSORBOARD_PORT"))
 
 
 def add_flags(parser: argparse.ArgumentParser, *groups: str) -> None:

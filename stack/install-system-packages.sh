@@ -17,6 +17,8 @@ fi
 command -v javac >/dev/null 2>&1 || need+=(JDK)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v make >/dev/null 2>&1 || need+=(make)
+# Headless screenshots of the dashboard (tests/integration/test_dashboard.py); fonts for the chart's labels.
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
 if python="$(find_python 2>/dev/null)"; then
   # Debian splits ensurepip, which `python -m venv` needs to put pip in the venv, out of the interpreter into
   # python3-venv (the default Python) or python3.X-venv: importing it tells, without making a venv to throw away.
