@@ -1,0 +1,295 @@
+"""``python -m consumer.spark_predict [--follow]``: score the test topic with Spark Structured Streaming.
+
+Spark's Kafka source reads ``--topic`` (default the test topic) from the earliest offset with
+``kafka.isolation.level=read_committed`` and the record headers; ``mapInPandas`` decodes each Arrow batch with
+the NumPy decode (``consumer.decode.decode_batch``) and scores it with the model store's newest version (loaded
+once a Python worker, and again only when the store names a newer one); Spark's Kafka sink writes the records
+``consumer.predict`` writes (``consumer.predictions``: same key, same value) to ``--predictions-topic``, which
+Debezium's JDBC sink upserts into ``mnist_predictions`` by ``(source_table, id)``.
+
+Spark's sink is at least once: a run killed between writing a micro-batch and committing it in the checkpoint
+writes that micro-batch again on restart, and the sink's upsert by key makes the table end with one row a source
+row all the same. ``--checkpoint-dir`` (default ``$STACK_HOME/spark-checkpoints/<topic>``) is where a restart
+resumes. Without ``--follow`` the run scores what the topic holds (``trigger(availableNow=True)``) and ends;
+with it a micro-batch every ``--interval`` seconds until Ctrl-C.
+
+Nothing is downloaded at run time: the Kafka connector jars come from ``python -m stack.assemble --part spark``
+(``$STACK_HOME/spark-jars``), passed with ``spark.jars``. Exit codes: 0 done, 1 failure with one line on stderr
+(pyspark or jars missing, model, broker, query), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
+from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig, add_flags, kafka_from_args
+
+SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m consumer.spark_predict",
+        description="Score the test topic with Spark Structured Streaming (Kafka source, mapInPandas, Kafka sink) "
+        f"and publish one prediction a row to {TOPICS.predictions}, as consumer.predict does.",
+    )
+    parser.add_argument("--topic", default=TOPICS.test, help=f"topic to score (default {TOPICS.test})")
+    parser.add_argument(
+        "--predictions-topic",
+        default=TOPICS.predictions,
+        help=f"topic the predictions go to (default {TOPICS.predictions}, read by the JDBC sink)",
+    )
+    add_flags(parser, "kafka")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path(DEFAULT_MODEL),
+        help=f"model to score with ({DEFAULT_MODEL}); a model store's newest version is followed",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="Spark's checkpoint: where a restart resumes [default $STACK_HOME/spark-checkpoints/<topic>]",
+    )
+    parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    parser.add_argument(
+        "--max-records-per-trigger",
+        type=int,
+        default=None,
+        help="at most this many records a micro-batch (maxOffsetsPerTrigger; default: all there are)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between micro-batches with --follow (default 1)"
+    )
+    parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending at the topic's end")
+    return parser
+
+
+def default_checkpoint(cfg: StackConfig, topic: str) -> Path:
+    """Where a topic's scoring resumes unless ``--checkpoint-dir`` says otherwise.
+
+    >>> from dataclasses import replace
+    >>> default_checkpoint(replace(StackConfig.from_env({}), home=Path("/s")), "tf.public.mnist_test").as_posix()
+    '/s/spark-checkpoints/tf.public.mnist_test'
+    """
+    return cfg.home / "spark-checkpoints" / topic
+
+
+def header_pairs(cell) -> list[tuple[str, bytes]]:
+    """A Spark ``headers`` cell (``array<struct<key, value>>`` as Arrow hands it to pandas) as ``[(key, value)]``.
+
+    >>> header_pairs([{"key": "mnist.id", "value": b"7"}, {"key": "x", "value": None}])
+    [('mnist.id', b'7'), ('x', b'')]
+    >>> header_pairs(None)
+    []
+    """
+    if cell is None:
+        return []
+    return [(h["key"], bytes(h["value"]) if h["value"] is not None else b"") for h in cell]
+
+
+class _Scorer:
+    """The model a Python worker scores with: loaded on first use, again only when the store names a newer one."""
+
+    source = None
+
+    @classmethod
+    def get(cls, model: str):
+        from consumer.evaluate import ModelSource
+
+        if cls.source is None or str(cls.source.path) != model:
+            cls.source = ModelSource(Path(model))
+        else:
+            cls.source.refresh()
+        return cls.source
+
+
+def score_batches(model: str, batches: Iterator) -> Iterator:
+    """``mapInPandas``' function: Kafka rows (``key``, ``value``, ``headers``) in, prediction records out.
+
+    One model load a worker (not a record); a decoded record without id headers, or one the decode rejects, gets
+    no prediction, as in ``consumer.predict``.
+    """
+    quiet_tensorflow()
+    import numpy as np
+    import pandas as pd
+
+    from consumer.decode import decode_batch
+    from consumer.predictions import prediction_key, prediction_value, rows_to_predict
+
+    source = _Scorer.get(model)
+    for frame in batches:
+        values = [bytes(v) if v is not None else b"" for v in frame["value"]]
+        keys = [bytes(k) if k is not None else b"" for k in frame["key"]]
+        headers = [header_pairs(cell) for cell in frame["headers"]]
+        decoded = decode_batch(values, keys)
+        rows, _ = rows_to_predict(headers, decoded.valid.tolist())
+        out_keys, out_values = [], []
+        if rows:
+            probabilities = np.asarray(source.model(decoded.images, training=False))
+            predicted = np.argmax(probabilities, axis=1)
+            confidence = probabilities[np.arange(len(predicted)), predicted]
+            now_ms = int(time.time() * 1000)
+            for i, ref in rows:
+                out_keys.append(prediction_key(ref))
+                out_values.append(prediction_value(ref, predicted[i], confidence[i], source.version, now_ms))
+        yield pd.DataFrame({"key": out_keys, "value": out_values}, dtype=object)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not (math.isfinite(args.interval) and args.interval > 0) or (
+        args.max_records_per_trigger is not None and args.max_records_per_trigger < 1
+    ):
+        print("error: --interval must be a finite number > 0 and --max-records-per-trigger >= 1", file=sys.stderr)
+        return 2
+    try:
+        servers = kafka_from_args(args).bootstrap_servers
+        cfg = StackConfig.from_env()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        import pyarrow  # noqa: F401 - mapInPandas needs it
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        print(f"error: {error.name} is not installed; run: {SETUP_HINT}", file=sys.stderr)
+        return 1
+    from stack.assemble import spark_jars
+    from stack.assembled import spark_jars_dir
+
+    jars = spark_jars(cfg)
+    if jars is None:
+        print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
+        return 1
+    if not args.model.is_file():
+        print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
+        return 1
+    quiet_tensorflow()
+    from consumer.broker import SourceError, check_topic
+    from consumer.evaluate import ModelError, ModelSource
+
+    try:
+        label = ModelSource(args.model).label  # fails here, in one line, rather than in a worker
+        check_topic(servers, args.topic)
+        check_topic(servers, args.predictions_topic)
+    except (ModelError, SourceError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    checkpoint = args.checkpoint_dir or default_checkpoint(cfg, args.topic)
+    try:
+        return _run(args, servers, jars, checkpoint, label)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _session(master: str, jars: list[Path]):
+    # The workers must run this venv's python (TensorFlow, the project) and find the project from any cwd.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .appName("mnist-spark-predict")
+        .config("spark.jars", ",".join(str(j) for j in jars))
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.streaming.numRecentProgressUpdates", "10000")
+        # Arrow batches of the decode's sweet spot and more: one model call a few hundred records.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "1024")
+        .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
+        .getOrCreate()
+    )
+
+
+def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: Path, label: str) -> int:
+    started = time.perf_counter()
+    spark = _session(args.master, jars)
+    spark.sparkContext.setLogLevel("ERROR")
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", servers)
+        .option("subscribe", args.topic)
+        .option("startingOffsets", "earliest")
+        .option("kafka.isolation.level", "read_committed")
+        .option("includeHeaders", "true")
+        .option("failOnDataLoss", "false")  # a topic compacted or trimmed under a long checkpoint is not fatal
+    )
+    if args.max_records_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(args.max_records_per_trigger))
+    # Imported by name, not taken from __main__: cloudpickle then ships a reference, and a worker keeps its model.
+    from consumer.spark_predict import score_batches as score
+
+    model = str(args.model.resolve())
+    predictions = (
+        reader.load()
+        .select("key", "value", "headers")
+        .mapInPandas(lambda batches: score(model, batches), schema="key binary, value binary")
+    )
+    writer = (
+        predictions.writeStream.format("kafka")
+        .option("kafka.bootstrap.servers", servers)
+        .option("topic", args.predictions_topic)
+        .option("checkpointLocation", str(checkpoint))
+        .queryName("mnist_spark_predict")
+    )
+    writer = (
+        writer.trigger(processingTime=f"{args.interval:g} seconds")
+        if args.follow
+        else writer.trigger(availableNow=True)
+    )
+    query = writer.start()
+    print(
+        f"predicting {args.topic} -> {args.predictions_topic} with {args.model} {label} on Spark {args.master} "
+        f"(checkpoint {checkpoint}); {'Ctrl-C to stop' if args.follow else 'ends at the topic end'}",
+        flush=True,
+    )
+    seen = 0
+    try:
+        while query.isActive:
+            query.awaitTermination(1.0)
+            seen = _print_progress(query, seen)
+    except KeyboardInterrupt:
+        query.stop()
+    seen = _print_progress(query, seen)
+    failure = query.exception()
+    if failure is not None:
+        reason = str(failure.desc if hasattr(failure, "desc") else failure).strip().splitlines()[0]
+        print(f"error: the streaming query failed: {reason[:300]}", file=sys.stderr)
+        spark.stop()
+        return 1
+    progress = [p for p in query.recentProgress if p.get("numInputRows")]
+    records = sum(p["numInputRows"] for p in progress)
+    batch_seconds = sum(p["durationMs"].get("triggerExecution", 0) for p in progress) / 1000
+    spark.stop()
+    rate = records / batch_seconds if batch_seconds > 0 else 0.0
+    print(
+        f"scored {records} records in {len(progress)} micro-batches, {batch_seconds:.1f} s: {rate:,.1f} records/s; "
+        f"{time.perf_counter() - started:.1f} s with Spark's start; model {label or args.model}",
+        flush=True,
+    )
+    return 0
+
+
+def _print_progress(query, seen: int) -> int:
+    """One line a micro-batch that read records; the number of progress reports printed so far."""
+    progress = query.recentProgress
+    for report in progress[seen:]:
+        if report.get("numInputRows"):
+            seconds = report["durationMs"].get("triggerExecution", 0) / 1000
+            print(f"batch {report['batchId']:>5}  records {report['numInputRows']:>6}  {seconds:.1f} s", flush=True)
+    return len(progress)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

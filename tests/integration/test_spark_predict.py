@@ -1,0 +1,116 @@
+"""Spark Structured Streaming scores the test topic (issue 18): consumer.spark_predict -> mnist.predictions -> the
+JDBC sink -> mnist_predictions, one row a source row through a SIGKILL of the whole Spark process group and a
+restart from the checkpoint.
+
+Skipped (one line) only when pyspark is not importable or the connector jars cannot be assembled. The model is
+an untrained CNN published as version 1 of a store of the test's own, as in test_predictions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from probes.database import query_all, query_one
+from probes.deadline import poll
+from probes.rows import insert, marked_pixels
+from probes.topics import end_offsets, read_from
+from stack.config import TOPICS
+from tests.integration.backend import ROOT
+
+ROWS = 300
+PER_TRIGGER = 100  # micro-batches of at most this many records: the kill lands after the first, before the last
+
+
+@pytest.fixture(scope="module")
+def spark_ready(pipeline):
+    """The connector jars assembled into the test stack's STACK_HOME (from ~/.m2 after the first time)."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"{error.name} is not installed (pip install -e '.[spark]')")
+    if pipeline.backend != "native":
+        pytest.skip("runs Spark on the host against the native stack's STACK_HOME")
+    assembled = pipeline.run("stack.assemble", "--part", "spark", timeout=300)
+    if assembled.returncode != 0:
+        pytest.skip(f"the Spark Kafka connector jars cannot be assembled: {assembled.stderr.strip()[:200]}")
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory):
+    from consumer.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    from consumer.model import build_model
+    from consumer.versions import ModelStore
+
+    store = ModelStore(tmp_path_factory.mktemp("store"))
+    assert store.publish(build_model()) == 1
+    return str(store.latest_model)
+
+
+def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipeline, spark_ready, model_store, tmp_path):
+    start = end_offsets(pipeline.bootstrap, TOPICS.test)
+    ids = insert(pipeline.postgres, "mnist_test", [(n % 10, marked_pixels()) for n in range(ROWS)])
+    wanted = {str(i).encode() for i in ids}
+
+    def arrived(records) -> bool:
+        return len({r.headers.get("mnist.id") for r in records} & wanted) == ROWS
+
+    assert arrived(read_from(pipeline.bootstrap, TOPICS.test, start, arrived)), "the rows reached the test topic"
+    flags = ("--model", model_store, "--checkpoint-dir", str(tmp_path / "checkpoint"))
+
+    # Its own process group: the SIGKILL takes the driver, Spark's JVM and the Python workers at once (a crash).
+    first = subprocess.Popen(
+        [sys.executable, "-m", "consumer.spark_predict", *flags, "--max-records-per-trigger", str(PER_TRIGGER)],
+        cwd=ROOT,
+        env=pipeline.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        for line in first.stdout:
+            lines.append(line)
+            if line.startswith("batch"):  # a micro-batch committed in the checkpoint
+                break
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    assert any(line.startswith("batch") for line in lines), "".join(lines)
+
+    resumed = pipeline.run("consumer.spark_predict", *flags, timeout=150)
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    batches = [int(b) for b in re.findall(r"^batch\s+(\d+)", resumed.stdout, re.MULTILINE)]
+    assert batches and min(batches) > 0, "the restart resumed from the checkpoint, after the committed micro-batch"
+    assert re.search(r"scored \d+ records in \d+ micro-batches", resumed.stdout), resumed.stdout
+
+    def joined() -> dict[int, tuple]:
+        found = query_all(
+            pipeline.postgres,
+            "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
+            "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
+            (ids,),
+        )
+        return {row[0]: row[1:] for row in found}
+
+    assert poll(lambda: len(joined()) == ROWS, 60), f"{len(joined())} of {ROWS} rows have their prediction"
+    assert all(
+        0 <= predicted <= 9 and 0 < confidence <= 1 and version == 1
+        for _, predicted, confidence, version in joined().values()
+    ), "every row has its prediction, by model version 1"
+    assert query_one(
+        pipeline.postgres,
+        "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
+        "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
+        (ids,),
+    ) == (ROWS, ROWS, True)
