@@ -266,12 +266,12 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
     if failure is not None:
         reason = str(failure.desc if hasattr(failure, "desc") else failure).strip().splitlines()[0]
         print(f"error: the streaming query failed: {reason[:300]}", file=sys.stderr)
-        spark.stop()
+        _stop(spark)
         return 1
     progress = [p for p in query.recentProgress if p.get("numInputRows")]
     records = sum(p["numInputRows"] for p in progress)
     batch_seconds = sum(p["durationMs"].get("triggerExecution", 0) for p in progress) / 1000
-    spark.stop()
+    _stop(spark)
     rate = records / batch_seconds if batch_seconds > 0 else 0.0
     print(
         f"scored {records} records in {len(progress)} micro-batches, {batch_seconds:.1f} s: {rate:,.1f} records/s; "
@@ -279,6 +279,19 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
         flush=True,
     )
     return 0
+
+
+def _stop(spark) -> None:
+    """Stop Spark and wait for its JVM to end (closing its stdin ends it), so that it is reaped: its CPU time
+    then counts in the parent's ``RUSAGE_CHILDREN`` (bench/spark_bench.py) and no JVM outlives the command."""
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    spark.stop()
+    if proc is not None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - a JVM that does not end in time ends with this process, as before
+            pass
 
 
 def _print_progress(query, seen: int) -> int:
