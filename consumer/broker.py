@@ -294,6 +294,7 @@ class CommittingReader:
                         pass
             self.start_offsets[p] = offset
         self._pending = Batch()  # the batch in progress (records read, not yet handed over)
+        self._committed: dict[int, int] = {}  # what ``commit`` committed, per partition
         if group:
             self.partitions: list[int] = []
             self.position: dict[int, int] = {}
@@ -405,6 +406,8 @@ class CommittingReader:
                 self.position[partition] = offset + 1
             if messages:
                 last_record_at = time.monotonic()
+            elif not batch and self._committed:
+                self._commit_markers()
             lingered = time.monotonic() - first_record_at >= LINGER_S
             if len(batch) >= self.batch_size or (batch and (not messages or lingered)) or (batch and self._done()):
                 self._pending = Batch()
@@ -424,14 +427,21 @@ class CommittingReader:
     def _caught_up(self) -> bool:
         """True when the broker answers and no partition has records past our position; ``SourceError`` when it
         does not answer (an empty poll from an unreachable broker must not look like the end of the stream)."""
+        stopped = SourceError(
+            f"Kafka at {self.servers} stopped answering while reading {self.topic}; nothing more was read"
+        )
         if self.group and not self.partitions:
-            return False  # no partition yet: a dead member may hold them until its session times out
+            # No partition (yet): a dead member may hold them until its session times out, or the broker is gone
+            # and took the assignment with it. Only the second is an end, and an error.
+            try:
+                partitions_of(self.consumer, self.servers, self.topic)
+            except SourceError:
+                raise stopped from None
+            return False
         try:
             marks = watermarks(self.consumer, self.servers, self.topic, self.partitions)
         except SourceError:
-            raise SourceError(
-                f"Kafka at {self.servers} stopped answering while reading {self.topic}; nothing more was read"
-            ) from None
+            raise stopped from None
         positions = self._positions()
         return all(positions[p] >= marks[p][1] for p in positions)
 
@@ -450,7 +460,21 @@ class CommittingReader:
 
     def commit(self, batch: Batch) -> None:
         """Record that ``batch`` was consumed: a restart in this group starts after it."""
-        self._commit_if_member(batch.next_offsets)
+        if self._commit_if_member(batch.next_offsets):
+            self._committed.update(batch.next_offsets)
+
+    def _commit_markers(self) -> None:
+        """With everything read committed, commit librdkafka's position where it moved past transaction markers
+        (exactly-once producers end every transaction with one): the group's lag then reads 0, not 1 a
+        partition, and its offsets equal the end offsets. Skips no record: nothing was read past the commit."""
+        ahead = {
+            p: offset
+            for p, offset in self._positions().items()
+            if p in self._committed and self._committed[p] == self.position.get(p) and offset > self._committed[p]
+        }
+        if ahead and self._commit_if_member(ahead):
+            self._committed.update(ahead)
+            self.position.update(ahead)
 
     def close(self) -> None:
         self.consumer.close()
