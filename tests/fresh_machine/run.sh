@@ -133,6 +133,10 @@ check_demo() {  # check_demo LABEL: the demo's last evaluation line, with an acc
   python3 -c "import sys; sys.exit(0 if float('$accuracy') >= $min_accuracy else 1)" ||
     fail "$label: accuracy $accuracy below $min_accuracy: $line"
   say "$label: $line"
+  # ...and the way back: every test row has its prediction in mnist_predictions (consumer.show_predictions).
+  line="$(grep -E '^[0-9]+ rows of mnist_test have a prediction' "$work/$label.log" | tail -1 || true)"
+  [ -n "$line" ] || fail "$label: no 'N rows of mnist_test have a prediction' line in the demo's output"
+  say "$label: $line"
 }
 
 stop_stack() {  # stop_stack DIR USER LABEL: python -m stack down --purge in that user's checkout
