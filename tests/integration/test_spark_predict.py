@@ -67,8 +67,17 @@ def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipelin
     flags = ("--model", model_store, "--checkpoint-dir", str(tmp_path / "checkpoint"))
 
     # Its own process group: the SIGKILL takes the driver, Spark's JVM and the Python workers at once (a crash).
+    # --follow (a processingTime trigger) for the killed run, availableNow for the restart: both triggers run.
     first = subprocess.Popen(
-        [sys.executable, "-m", "consumer.spark_predict", *flags, "--max-records-per-trigger", str(PER_TRIGGER)],
+        [
+            sys.executable,
+            "-m",
+            "consumer.spark_predict",
+            *flags,
+            "--max-records-per-trigger",
+            str(PER_TRIGGER),
+            "--follow",
+        ],
         cwd=ROOT,
         env=pipeline.env,
         stdout=subprocess.PIPE,
