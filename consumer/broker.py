@@ -145,6 +145,16 @@ def commit(consumer: Consumer, servers: str, topic: str, offsets: dict[int, int]
         raise SourceError(f"Kafka at {servers} refused the commit of offsets on {topic}: {_reason(error)}") from None
 
 
+def commit_group_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit ``{partition: next offset}`` for ``group_id`` from outside the group (a reader that assigns itself
+    its partitions, or a checkpoint's offsets)."""
+    consumer = _open(servers, group_id)
+    try:
+        commit(consumer, servers, topic, offsets)
+    finally:
+        consumer.close()
+
+
 def committed_records(servers: str, group_id: str, topic: str) -> int:
     """How many retained records of ``topic`` lie before ``group_id``'s committed offsets (0 for a new group):
     the records a run in that group skips."""

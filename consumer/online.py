@@ -149,18 +149,12 @@ class _Window:
 
 def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int], consumer=None) -> None:
     """Commit ``offsets`` for ``group_id`` (through ``consumer`` when given, else a short-lived one)."""
-    from confluent_kafka import Consumer
-
-    from consumer.broker import client_config, commit
+    from consumer.broker import commit, commit_group_offsets
 
     if consumer is not None:
         commit(consumer, servers, topic, offsets)
-        return
-    own = Consumer(client_config(servers, group_id))
-    try:
-        commit(own, servers, topic, offsets)
-    finally:
-        own.close()
+    else:
+        commit_group_offsets(servers, group_id, topic, offsets)
 
 
 def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, replay_capacity: int):
