@@ -27,7 +27,7 @@ setup-engines:  ## opt-in: Debezium Server's distribution (~700 MB; STACK_ENGINE
 
 setup-spark:  ## opt-in: PySpark and Spark's Kafka connector jars (python -m consumer.spark_predict)
 	$(VENV)/bin/pip install -q -e '.[spark]'
-	$(PY) -m stack assemble --spark
+	$(PY) -m stack.assemble --part spark
 
 up:
 	$(PY) -m stack up
