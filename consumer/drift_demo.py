@@ -36,7 +36,8 @@ import numpy as np
 
 from consumer.decode import IMAGE_SHAPE
 from consumer.metrics import DEFAULT_RUNS
-from stack.config import ConfigError, add_flags, kafka_from_args
+from consumer.scoring import CommandError, servers_of
+from stack.config import add_flags
 
 WINDOW_TAG = "prequential/window_accuracy"
 RECOVERED_AT = 0.80  # the demo's stated bar: window accuracy back above this after the switch
@@ -259,10 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --records must be a multiple of --batch-size (>= 1)", file=sys.stderr)
         return 2
     try:
-        servers = kafka_from_args(args).bootstrap_servers
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        servers = servers_of(args)
+    except CommandError as error:
+        print(error, file=sys.stderr)
+        return error.code
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     topic = args.topic or f"mnist.drift-demo-{stamp}"
     work = args.work_dir or Path("models") / f"drift-demo-{stamp}"

@@ -13,7 +13,6 @@ Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from pathlib import Path
 
 from consumer.batches import add_source_flag
 from consumer.metrics import Metrics, RateMeter, timestamped_run
-from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
-from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
+from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
 LAG_EVERY_S = 1.0  # stream/lag asks the broker: at most once a second
@@ -34,8 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m consumer.evaluate",
         description="Evaluate the saved model on the test topic as rows arrive, printing live accuracy.",
     )
-    parser.add_argument("--topic", default=TOPICS.test, help=f"test topic (default {TOPICS.test})")
-    add_flags(parser, "kafka")
+    add_topic_flags(parser, predictions=False)
     parser.add_argument(
         "--group-id",
         default="mnist-evaluate",
@@ -58,13 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
     )
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"model to load ({DEFAULT_MODEL}); a model store's latest.keras is followed: a newer version is "
-        "loaded between batches",
-    )
+    add_model_flag(parser, "load")
     parser.add_argument(
         "--run-dir",
         nargs="?",
@@ -73,68 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
         "this directory; the flag alone: runs/evaluate-<time> (default: none written)",
     )
     return parser
-
-
-class ModelSource:
-    """The model to score with: a plain ``.keras`` file (loaded once), or a model store's newest version.
-
-    ``refresh()`` (between batches) loads a newer version when the store's ``latest.json`` names one and
-    returns a line for the user; ``version`` is None for a plain file.
-    """
-
-    def __init__(self, path: Path) -> None:
-        import keras
-
-        self._keras = keras
-        self.path = path
-        self.store = None
-        self.version: int | None = None
-        if path.name == "latest.keras" and (path.parent / "latest.json").is_file():
-            from consumer.versions import ModelStore
-
-            self.store = ModelStore(path.parent)
-            found = self.store.latest()
-            if found is None:
-                raise ModelError(f"{path.parent}/latest.json names no model file that exists")
-            self.version, file = found
-            self.model = self._load(file)
-        else:
-            self.model = self._load(path)
-
-    def _load(self, file: Path):
-        try:
-            return self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
-        except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelError(
-                f"cannot load the model at {file}: not a Keras model saved by consumer.train "
-                f"({type(error).__name__}: {reason[:200]})"
-            ) from None
-
-    @property
-    def label(self) -> str:
-        return f"v{self.version:04d}" if self.version is not None else ""
-
-    def refresh(self) -> str | None:
-        if self.store is None:
-            return None
-        newest = self.store.latest_version()
-        if newest is None or newest == self.version:
-            return None
-        found = self.store.latest()
-        if found is None:
-            return None  # named but not on disk (yet): the next check sees it
-        previous = self.label
-        try:
-            self.model = self._load(found[1])
-        except ModelError as error:
-            return f"warning: keeping model {previous}: {error}"
-        self.version = found[0]
-        return f"model {self.label} loaded (was {previous})"
-
-
-class ModelError(Exception):
-    """A model that cannot be loaded: one line for the user."""
 
 
 @dataclass
@@ -162,29 +91,16 @@ class RunningScore:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
-        print("error: --batch-size must be >= 1 and --idle-timeout a finite number > 0", file=sys.stderr)
-        return 2
     try:
-        servers = kafka_from_args(args).bootstrap_servers
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not args.model.is_file():
-        print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
-        return 1
-    quiet_tensorflow()
+        servers, source = prepare(args)
+    except CommandError as error:
+        return refuse(error)
     import keras
     import numpy as np
 
     from consumer.batches import open_batches
     from consumer.broker import SourceError
 
-    try:
-        source = ModelSource(args.model)
-    except ModelError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:
         stream = open_batches(

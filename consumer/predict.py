@@ -21,14 +21,12 @@ Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic, tra
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
-from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
+from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
+from stack.config import TOPICS
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
 #: How long one transactional call (init, send offsets, commit, abort) may take before the run gives up.
@@ -41,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score the test topic's rows as they arrive and publish one prediction a row to "
         f"{TOPICS.predictions}, exactly once (one Kafka transaction a batch).",
     )
-    parser.add_argument("--topic", default=TOPICS.test, help=f"topic to score (default {TOPICS.test})")
-    parser.add_argument(
-        "--predictions-topic",
-        default=TOPICS.predictions,
-        help=f"topic the predictions go to (default {TOPICS.predictions}, read by the JDBC sink)",
-    )
-    add_flags(parser, "kafka")
+    add_topic_flags(parser, predictions=True)
     parser.add_argument(
         "--group-id",
         default="mnist-predict",
@@ -71,13 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
     )
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending when idle")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"model to score with ({DEFAULT_MODEL}); a model store's latest.keras is followed: a newer version "
-        "is loaded between batches",
-    )
+    add_model_flag(parser, "score with")
     return parser
 
 
@@ -198,25 +184,10 @@ class Tally:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
-        print("error: --batch-size must be >= 1 and --idle-timeout a finite number > 0", file=sys.stderr)
-        return 2
     try:
-        servers = kafka_from_args(args).bootstrap_servers
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not args.model.is_file():
-        print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
-        return 1
-    quiet_tensorflow()
-    from consumer.evaluate import ModelError, ModelSource
-
-    try:
-        source = ModelSource(args.model)
-    except ModelError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        servers, source = prepare(args)
+    except CommandError as error:
+        return refuse(error)
     try:
         return _run(args, servers, source)
     except KeyboardInterrupt:  # before the stream started (init_transactions, the topic check)
@@ -225,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, servers: str, source) -> int:
-    import numpy as np
     from confluent_kafka import TopicPartition
 
     from consumer.batches import open_batches
     from consumer.broker import SourceError, check_topic
-    from consumer.predictions import prediction_key, prediction_value, rows_to_predict
+    from consumer.predictions import rows_to_predict
+    from consumer.scoring import prediction_records
 
     txn_id = transactional_id(args.group_id, args.instance)
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
@@ -264,16 +235,7 @@ def _run(args: argparse.Namespace, servers: str, source) -> int:
                 print(line, flush=True)
             raw = batch.raw
             rows, without_id = rows_to_predict(raw.headers, batch.valid.tolist())
-            records = []
-            if rows:
-                probabilities = np.asarray(source.model(batch.images, training=False))
-                predicted = np.argmax(probabilities, axis=1)
-                confidence = probabilities[np.arange(len(predicted)), predicted]
-                now_ms = int(time.time() * 1000)
-                records = [
-                    (prediction_key(ref), prediction_value(ref, predicted[i], confidence[i], source.version, now_ms))
-                    for i, ref in rows
-                ]
+            records = prediction_records(source.model, batch.images, rows, source.version)
             offsets = [TopicPartition(args.topic, p, o) for p, o in raw.next_offsets.items()]
             try:
                 publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())

@@ -28,8 +28,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
-from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig, add_flags, kafka_from_args
+from consumer.runtime import quiet_tensorflow
+from consumer.scoring import CommandError, add_model_flag, add_topic_flags, open_model, servers_of
+from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig
 
 SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
 
@@ -40,19 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score the test topic with Spark Structured Streaming (Kafka source, mapInPandas, Kafka sink) "
         f"and publish one prediction a row to {TOPICS.predictions}, as consumer.predict does.",
     )
-    parser.add_argument("--topic", default=TOPICS.test, help=f"topic to score (default {TOPICS.test})")
-    parser.add_argument(
-        "--predictions-topic",
-        default=TOPICS.predictions,
-        help=f"topic the predictions go to (default {TOPICS.predictions}, read by the JDBC sink)",
-    )
-    add_flags(parser, "kafka")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"model to score with ({DEFAULT_MODEL}); a model store's newest version is followed",
-    )
+    add_topic_flags(parser, predictions=True)
+    add_model_flag(parser, "score with")
     parser.add_argument(
         "--checkpoint-dir",
         type=Path,
@@ -102,7 +92,7 @@ class _Scorer:
 
     @classmethod
     def get(cls, model: str):
-        from consumer.evaluate import ModelSource
+        from consumer.scoring import ModelSource
 
         if cls.source is None or str(cls.source.path) != model:
             cls.source = ModelSource(Path(model))
@@ -118,11 +108,11 @@ def score_batches(model: str, batches: Iterator) -> Iterator:
     no prediction, as in ``consumer.predict``.
     """
     quiet_tensorflow()
-    import numpy as np
     import pandas as pd
 
     from consumer.decode import decode_batch
-    from consumer.predictions import prediction_key, prediction_value, rows_to_predict
+    from consumer.predictions import rows_to_predict
+    from consumer.scoring import prediction_records
 
     source = _Scorer.get(model)
     for frame in batches:
@@ -131,16 +121,9 @@ def score_batches(model: str, batches: Iterator) -> Iterator:
         headers = [header_pairs(cell) for cell in frame["headers"]]
         decoded = decode_batch(values, keys)
         rows, _ = rows_to_predict(headers, decoded.valid.tolist())
-        out_keys, out_values = [], []
-        if rows:
-            probabilities = np.asarray(source.model(decoded.images, training=False))
-            predicted = np.argmax(probabilities, axis=1)
-            confidence = probabilities[np.arange(len(predicted)), predicted]
-            now_ms = int(time.time() * 1000)
-            for i, ref in rows:
-                out_keys.append(prediction_key(ref))
-                out_values.append(prediction_value(ref, predicted[i], confidence[i], source.version, now_ms))
-        yield pd.DataFrame({"key": out_keys, "value": out_values}, dtype=object)
+        records = prediction_records(source.model, decoded.images, rows, source.version)
+        keys_out, values_out = [key for key, _ in records], [value for _, value in records]
+        yield pd.DataFrame({"key": keys_out, "value": values_out}, dtype=object)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --interval must be a finite number > 0 and --max-records-per-trigger >= 1", file=sys.stderr)
         return 2
     try:
-        servers = kafka_from_args(args).bootstrap_servers
+        servers = servers_of(args)
         cfg = StackConfig.from_env()
+    except CommandError as error:
+        print(error, file=sys.stderr)
+        return error.code
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -169,18 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     if jars is None:
         print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
         return 1
-    if not args.model.is_file():
-        print(f"error: no model at {args.model}; train one first: python -m consumer.train", file=sys.stderr)
-        return 1
-    quiet_tensorflow()
     from consumer.broker import SourceError, check_topic
-    from consumer.evaluate import ModelError, ModelSource
 
     try:
-        label = ModelSource(args.model).label  # fails here, in one line, rather than in a worker
+        label = open_model(args.model).label  # fails here, in one line, rather than in a worker
         check_topic(servers, args.topic)
         check_topic(servers, args.predictions_topic)
-    except (ModelError, SourceError) as error:
+    except CommandError as error:
+        print(error, file=sys.stderr)
+        return error.code
+    except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     checkpoint = args.checkpoint_dir or default_checkpoint(cfg, args.topic)

@@ -77,3 +77,14 @@ def drop_slot(pg: Postgres, slot: str, timeout: float = 30.0) -> bool:
             conn.close()
 
     return poll(dropped, timeout, 0.5)
+
+
+def joined_predictions(pg, ids: list[int]) -> dict[int, tuple]:
+    """The README's join for these ids of mnist_test: ``{id: (label, predicted, confidence, model_version)}``."""
+    found = query_all(
+        pg,
+        "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
+        "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
+        (ids,),
+    )
+    return {row[0]: row[1:] for row in found}

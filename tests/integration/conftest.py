@@ -63,3 +63,18 @@ def trained_model(pipeline, tmp_path_factory):
     assert re.search(r"trained on \d+ records, 10 epochs .* validation accuracy 0\.9\d+; model saved to", train.stdout)
     assert model.is_file()
     return model
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory):
+    """``latest.keras`` of a model store holding one version (an untrained CNN: fast, and as good as any for
+    tests of the plumbing)."""
+    from consumer.runtime import quiet_tensorflow
+
+    quiet_tensorflow()
+    from consumer.model import build_model
+    from consumer.versions import ModelStore
+
+    store = ModelStore(tmp_path_factory.mktemp("store"))
+    assert store.publish(build_model()) == 1
+    return str(store.latest_model)

@@ -12,11 +12,10 @@ import re
 import signal
 import uuid
 
-import pytest
 from confluent_kafka import Producer
 
 from consumer.predictions import key_of
-from probes.database import query_all, query_one
+from probes.database import joined_predictions, query_all, query_one
 from probes.deadline import poll
 from probes.rows import NumberedRows, execute, insert, marked_pixels
 from probes.topics import commit_group_offsets, end_offsets, read_from
@@ -24,20 +23,6 @@ from stack.config import TOPICS
 from stack.kafka import ensure_topics
 
 ROWS = 600
-
-
-@pytest.fixture(scope="module")
-def model_store(tmp_path_factory):
-    """``latest.keras`` of a model store holding one version (an untrained CNN: fast, and as good as any)."""
-    from consumer.runtime import quiet_tensorflow
-
-    quiet_tensorflow()
-    from consumer.model import build_model
-    from consumer.versions import ModelStore
-
-    store = ModelStore(tmp_path_factory.mktemp("store"))
-    assert store.publish(build_model()) == 1
-    return str(store.latest_model)
 
 
 def ids_of_run(pipeline, rows: NumberedRows) -> list[int]:
@@ -63,17 +48,6 @@ def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = 
     records = read_from(pipeline.bootstrap, TOPICS.predictions, start, reached, timeout=60)
     found = collections.Counter(key_of(r.key) for r in records)
     return collections.Counter({row_id: found[(table, row_id)] for row_id in ids})
-
-
-def joined(pipeline, ids: list[int]) -> dict[int, tuple]:
-    """The README's join for these ids: ``{id: (label, predicted, confidence, model_version)}``."""
-    found = query_all(
-        pipeline.postgres,
-        "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
-        "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
-        (ids,),
-    )
-    return {row[0]: row[1:] for row in found}
 
 
 def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(pipeline, model_store):
@@ -116,8 +90,8 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
     assert sum(1 for n in counts.values() if n > 1) == 0, {i: n for i, n in counts.items() if n > 1}
     assert sum(1 for n in counts.values() if n == 0) == 0, sorted(i for i, n in counts.items() if n == 0)
 
-    assert poll(lambda: len(joined(pipeline, ids)) == ROWS, 60), f"{len(joined(pipeline, ids))} of {ROWS} rows"
-    rows_back = joined(pipeline, ids).values()
+    assert poll(lambda: len(joined_predictions(pipeline.postgres, ids)) == ROWS, 60), "rows missing in the join"
+    rows_back = joined_predictions(pipeline.postgres, ids).values()
     assert all(
         0 <= predicted <= 9 and 0 < confidence <= 1 and version == 1 for _, predicted, confidence, version in rows_back
     ), "every row of the run has its prediction, by model version 1"

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from probes.database import query_all, query_one
+from probes.database import joined_predictions, query_one
 from probes.deadline import poll
 from probes.rows import insert, marked_pixels
 from probes.topics import end_offsets, read_from
@@ -40,19 +40,6 @@ def spark_ready(pipeline):
     assembled = pipeline.run("stack.assemble", "--part", "spark", timeout=300)
     if assembled.returncode != 0:
         pytest.skip(f"the Spark Kafka connector jars cannot be assembled: {assembled.stderr.strip()[:200]}")
-
-
-@pytest.fixture(scope="module")
-def model_store(tmp_path_factory):
-    from consumer.runtime import quiet_tensorflow
-
-    quiet_tensorflow()
-    from consumer.model import build_model
-    from consumer.versions import ModelStore
-
-    store = ModelStore(tmp_path_factory.mktemp("store"))
-    assert store.publish(build_model()) == 1
-    return str(store.latest_model)
 
 
 def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipeline, spark_ready, model_store, tmp_path):
@@ -103,19 +90,10 @@ def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipelin
     assert batches and min(batches) > 0, "the restart resumed from the checkpoint, after the committed micro-batch"
     assert re.search(r"scored \d+ records in \d+ micro-batches", resumed.stdout), resumed.stdout
 
-    def joined() -> dict[int, tuple]:
-        found = query_all(
-            pipeline.postgres,
-            "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
-            "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
-            (ids,),
-        )
-        return {row[0]: row[1:] for row in found}
-
-    assert poll(lambda: len(joined()) == ROWS, 60), f"{len(joined())} of {ROWS} rows have their prediction"
+    assert poll(lambda: len(joined_predictions(pipeline.postgres, ids)) == ROWS, 60), "rows missing in the join"
     assert all(
         0 <= predicted <= 9 and 0 < confidence <= 1 and version == 1
-        for _, predicted, confidence, version in joined().values()
+        for _, predicted, confidence, version in joined_predictions(pipeline.postgres, ids).values()
     ), "every row has its prediction, by model version 1"
     assert query_one(
         pipeline.postgres,
