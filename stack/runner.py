@@ -226,6 +226,19 @@ def _drop_stale_slots(cfg: StackConfig, say: Say) -> None:
         say(f"postgres   dropped stale replication slot {name} (it retained {retained} of WAL)")
 
 
+#: How long a connector may stay neither RUNNING nor FAILED before ``up`` restarts it once.
+STUCK_S = 45.0
+
+
+def describe_states(status: dict | None) -> str:
+    """``connector UNASSIGNED, task 0 RESTARTING``-style summary of a Connect status document."""
+    if not status:
+        return "no status"
+    parts = [f"connector {status.get('connector', {}).get('state', '?')}"]
+    parts += [f"task {task.get('id')} {task.get('state')}" for task in status.get("tasks", [])] or ["no task"]
+    return ", ".join(parts)
+
+
 def wait_for_connector(cfg: StackConfig, timeout: float, name: str = CONNECTOR_NAME) -> None:
     """Wait until the connector ``name`` and its task are RUNNING; fail at once when one of them FAILED."""
     last: dict = {}
@@ -234,7 +247,13 @@ def wait_for_connector(cfg: StackConfig, timeout: float, name: str = CONNECTOR_N
         last["status"] = connect.connector_status(cfg, name)
         return connect.is_running(last["status"]) or connect.failure(last["status"]) is not None
 
-    wait_until(settled, timeout, 0.5)
+    if not wait_until(settled, min(timeout, STUCK_S), 0.5) and connect.connector_status(cfg, name) is not None:
+        # Neither RUNNING nor FAILED for a while: seen once in 7 broker restarts with exactly-once capture (the
+        # task did not come back, state not recorded). Connect's own restart of connector and tasks, said aloud.
+        states = describe_states(last.get("status"))
+        print(f"{LABELS.get(name, 'connector')} {name} not RUNNING after {STUCK_S:.0f} s ({states}): restarting it")
+        connect.rest(cfg, "POST", f"/connectors/{name}/restart?includeTasks=true", timeout=30)
+        wait_until(settled, max(0.0, timeout - STUCK_S), 0.5)
     status = last.get("status")
     if connect.is_running(status):
         return

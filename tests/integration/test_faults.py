@@ -79,7 +79,13 @@ def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
 
 def up(pipeline) -> None:
     result = pipeline.run("stack", "up", timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    if result.returncode != 0:  # the evidence, before the test's stack (and its logs) is removed
+        log = connect.log_file(pipeline.config).read_text(errors="replace").splitlines()
+        evidence = [line[:300] for line in log if " WARN " in line or " ERROR " in line or "Caused by" in line]
+        pytest.fail(result.stdout + result.stderr + "\nlast warnings of connect.log:\n" + "\n".join(evidence[-40:]))
+    for line in result.stdout.splitlines():
+        if "restarting it" in line:  # up had to restart a stuck connector: say so in the test's output
+            print(f"\n  note: {line}")
 
 
 def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys, run):
