@@ -117,7 +117,7 @@ def open_batches(
 
     starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
     if group:
-        where = f"kafka, a group member sharing the partitions, commits after each batch; group offsets {starts}"
+        where = f"kafka, commits after each batch, a member of the group sharing its partitions, starting at {starts}"
     else:
         where = f"kafka, commits after each batch, starting at {starts}"
     return Stream(batches(), where, reader.notes, reader)

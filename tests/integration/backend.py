@@ -109,6 +109,7 @@ def native_env() -> tuple[dict[str, str], Path]:
         "PGPASSWORD": "postgres",
         "PGDATABASE": "postgres",
         "DEBEZIUM_PGPASSWORD": "debezium-test-secret",
+        "PREDICTIONS_SINK_PGPASSWORD": "predictions-test-secret",
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
         "KAFKA_CONTROLLER_PORT": str(free_port()),
         "CONNECT_URL": f"http://127.0.0.1:{free_port()}",
