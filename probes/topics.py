@@ -204,3 +204,19 @@ def commit_group_offsets(servers: str, group_id: str, topic: str, offsets: dict[
         consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
     finally:
         consumer.close()
+
+
+def count_records(servers: str, topic: str, timeout: float = 60.0) -> int:
+    """How many records a read_committed reader finds on ``topic`` now (not the offsets: with exactly-once
+    producers every transaction's marker takes an offset too)."""
+    marks = watermarks(servers, topic)
+    last: dict[int, int] = {}
+    count = 0
+    for batch in stream(servers, topic, None, timeout):
+        for record in batch:
+            last[record.partition] = record.offset
+        count += len(batch)
+        # Caught up: each partition's last record is at most a marker away from the end offset taken first.
+        if not batch and all(end == first or last.get(p, -1) >= end - 2 for p, (first, end) in marks.items()):
+            return count
+    raise TimeoutError(f"{topic}: not read to its end within {timeout:g} s ({count} records so far)")
