@@ -224,6 +224,8 @@ class Batch:
 # A member that dies holds its partitions until its session times out; a static member (``instance``: the
 # same group.instance.id after a restart) gets them back at once, without a rebalance.
 SESSION_TIMEOUT_MS = 10_000
+# How long closing a reader may take before the command goes on without it.
+CLOSE_TIMEOUT_S = 10.0
 # A commit refused because the group rebalanced under it.
 REBALANCE_CODES = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
 
@@ -487,4 +489,11 @@ class CommittingReader:
             self.position.update(ahead)
 
     def close(self) -> None:
-        self.consumer.close()
+        """Leave the group and close, waiting at most CLOSE_TIMEOUT_S: a member's close waits for the broker to
+        finish the rebalance it starts; a command stopped by Ctrl-C must not hang on it (its commits are done,
+        and the broker drops a member that never says goodbye after the session timeout)."""
+        import threading
+
+        closer = threading.Thread(target=self.consumer.close, name="kafka-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT_S)

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     lag_at = time.monotonic()
                     metrics.scalar("stream/lag", stream.reader.lag(), step)
     except KeyboardInterrupt:
-        pass
+        stream.batches.close()  # leave the group now (bounded), not when the interpreter finalizes the generator
     except SourceError as error:  # the broker stopped answering: not the end of the stream
         print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
         return 1
