@@ -71,11 +71,12 @@ def _open(servers: str, group_id: str | None = None) -> Consumer:
 
 
 def _unreachable(servers: str, error: Exception) -> SourceError:
-    reason = _reason(error)
+    reason = kafka_reason(error)
     return SourceError(f"cannot reach Kafka at {servers}: no broker answered ({reason}; python -m stack status)")
 
 
-def _reason(error: Exception) -> str:
+def kafka_reason(error: Exception) -> str:
+    """The one-line reason of a Kafka client error (librdkafka's own text when there is one)."""
     if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
         return error.args[0].str()
     return str(error) or type(error).__name__
@@ -132,7 +133,7 @@ def committed_offsets(consumer: Consumer, servers: str, group_id: str, topic: st
         found = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=BROKER_TIMEOUT_S)
     except KafkaException as error:
         raise SourceError(
-            f"cannot read the offsets of group {group_id} from Kafka at {servers}: {_reason(error)}"
+            f"cannot read the offsets of group {group_id} from Kafka at {servers}: {kafka_reason(error)}"
         ) from None
     return {tp.partition: (None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset) for tp in found}
 
@@ -142,7 +143,8 @@ def commit(consumer: Consumer, servers: str, topic: str, offsets: dict[int, int]
     try:
         consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
     except KafkaException as error:
-        raise SourceError(f"Kafka at {servers} refused the commit of offsets on {topic}: {_reason(error)}") from None
+        why = kafka_reason(error)
+        raise SourceError(f"Kafka at {servers} refused the commit of offsets on {topic}: {why}") from None
 
 
 def commit_group_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int]) -> None:
@@ -347,7 +349,7 @@ class CommittingReader:
             if self.group and code in REBALANCE_CODES:
                 return False
             raise SourceError(
-                f"Kafka at {self.servers} refused the commit of offsets on {self.topic}: {_reason(error)}"
+                f"Kafka at {self.servers} refused the commit of offsets on {self.topic}: {kafka_reason(error)}"
             ) from None
         return True
 
@@ -392,7 +394,7 @@ class CommittingReader:
             try:
                 messages = self.consumer.consume(num_messages=self.batch_size - len(self._pending), timeout=wait)
             except KafkaException as error:
-                reason = _reason(error)
+                reason = kafka_reason(error)
                 raise SourceError(f"reading {self.topic} from Kafka at {self.servers} failed: {reason}") from None
             batch = self._pending  # after consume: a revocation inside it already dropped its partitions' records
             if messages and not batch:

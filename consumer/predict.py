@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from consumer.broker import kafka_reason
 from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
 from stack.config import TOPICS
 
@@ -117,7 +118,7 @@ class Publisher:
             self.producer.init_transactions(TRANSACTION_TIMEOUT_S)
         except KafkaException as error:
             raise TransactionError(
-                f"cannot start transactions on Kafka at {servers} as {txn_id}: {_reason(error)}"
+                f"cannot start transactions on Kafka at {servers} as {txn_id}: {kafka_reason(error)}"
             ) from None
 
     def publish(self, topic: str, records: list[tuple[bytes, bytes]], offsets, group_metadata) -> None:
@@ -139,16 +140,18 @@ class Publisher:
                 except self._KafkaException:
                     pass
                 if kafka_error.code() in REBALANCE_CODES:
-                    raise Rebalanced(_reason(error)) from None
+                    raise Rebalanced(kafka_reason(error)) from None
                 raise TransactionError(
-                    f"transaction aborted ({_reason(error)}): nothing of this batch is visible; a restart resumes at it"
+                    f"transaction aborted ({kafka_reason(error)}): nothing of this batch is visible; "
+                    "a restart resumes at it"
                 ) from None
             if kafka_error is not None and kafka_error.fatal():
                 raise TransactionError(
-                    f"{self.txn_id} was fenced or failed fatally ({_reason(error)}): another predictor with the "
+                    f"{self.txn_id} was fenced or failed fatally ({kafka_reason(error)}): another predictor with the "
                     "same --group-id and --instance runs?"
                 ) from None
-            raise TransactionError(f"transaction failed: {_reason(error)}; a restart resumes at this batch") from None
+            why = kafka_reason(error)
+            raise TransactionError(f"transaction failed: {why}; a restart resumes at this batch") from None
 
     def _commit(self) -> None:
         deadline = time.monotonic() + TRANSACTION_TIMEOUT_S
@@ -163,12 +166,6 @@ class Publisher:
 
     def close(self) -> None:
         self.producer.flush(5)
-
-
-def _reason(error: Exception) -> str:
-    if error.args and hasattr(error.args[0], "str"):
-        return error.args[0].str()
-    return str(error) or type(error).__name__
 
 
 @dataclass
