@@ -82,7 +82,10 @@ prepare() {  # prepare SUITE DIR: a stock minimal Debian with the host's CAs and
     done
   fi
   cp /etc/resolv.conf "$dir/etc/resolv.conf"
-  echo "127.0.1.1 $(hostname)" >>"$dir/etc/hosts"  # sudo looks the host name up
+  # debootstrap writes no /etc/hosts; Debian's installer (netcfg) does, with localhost in it (TensorBoard looks
+  # localhost up) and the host name (sudo looks it up). Without it the machine is not a stock one.
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n' \
+    "$(hostname)" >"$dir/etc/hosts"
   mount -t proc proc "$dir/proc"
   mount --bind /sys "$dir/sys"
   mount --bind /dev "$dir/dev"
