@@ -28,6 +28,11 @@ def demo_data(pipeline) -> dict[str, object]:
         ("bench.reading_bench", ["--records", "300", "--reps", "1"], ["ours / talk", "new traces"]),
         ("bench.pipeline_bench", ["--limit", "300", "--reps", "1"], ["streaming", "snapshot"]),
         ("bench.train_bench", ["--datasets", "sample", "--epochs", "1", "--reps", "1"], ["test accuracy"]),
+        (
+            "bench.train_stream_bench",
+            ["--accuracy-epochs", "1", "--copies", "1", "2", "--limit", "300"],
+            ["test accuracy", "memory: 1 epoch over 2x", "peak memory"],
+        ),
         ("bench.soak", ["--rows", "1000", "--rate", "500", "--every", "0.5"], ["consumed by the model 1000"]),
     ],
 )
