@@ -268,6 +268,7 @@ class CommittingReader:
         self.topic, self.group_id, self.servers, self.group = topic, group_id, servers, group
         self.idle_timeout_s, self.batch_size, self.until = idle_timeout_s, batch_size, until
         self.notes: list[str] = []
+        self.stopping = False  # set by stop(): batches() ends after its current wait for records
         overrides: dict[str, object] = {}
         if group:
             overrides = {
@@ -390,6 +391,8 @@ class CommittingReader:
         self._pending = Batch()
         last_record_at = first_record_at = time.monotonic()
         while not self._done():
+            if self.stopping:
+                return  # a batch in progress is not yielded, so not committed: the next run reads it
             wait = LINGER_S if not self._pending else max(0.0, first_record_at + LINGER_S - time.monotonic())
             try:
                 messages = self.consumer.consume(num_messages=self.batch_size - len(self._pending), timeout=wait)
@@ -489,6 +492,12 @@ class CommittingReader:
         if ahead and self._commit_if_member(ahead):
             self._committed.update(ahead)
             self.position.update(ahead)
+
+    def stop(self) -> None:
+        """End ``batches()`` at its next turn (within one wait for records, at most LINGER_S): safe to call from a
+        signal handler, unlike raising KeyboardInterrupt wherever the main thread happens to be (inside a
+        rebalance callback, a commit, a transaction)."""
+        self.stopping = True
 
     def close(self) -> None:
         """Leave the group and close, waiting at most CLOSE_TIMEOUT_S: a member's close waits for the broker to

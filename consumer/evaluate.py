@@ -1,7 +1,7 @@
 """``python -m consumer.evaluate``: live accuracy of the saved model on the test topic, batch by batch.
 
 Prints a line after every batch (records so far, batch accuracy, running accuracy and loss) and one summary
-line at the end: after ``--idle-timeout`` seconds without records, or on Ctrl-C with ``--follow``.
+line at the end: after ``--idle-timeout`` seconds without records, or on Ctrl-C or SIGTERM (after the batch in hand).
 
 ``--model`` naming a model store's ``latest.keras`` (``latest.json`` beside it, ``consumer.versions``) follows
 the store: the newest version is loaded at the start and again whenever ``latest.json`` names a newer one,
@@ -13,6 +13,7 @@ Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from consumer.batches import add_source_flag
 from consumer.metrics import Metrics, RateMeter, timestamped_run
+from consumer.runtime import stop_on_signals
 from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
@@ -127,47 +129,51 @@ def main(argv: list[str] | None = None) -> int:
         f"{f'; TensorBoard scalars in {run_dir}' if run_dir else ''}",
         flush=True,
     )
-    try:
-        for batch in stream.batches:
-            score.malformed += batch.malformed
-            last_at = time.perf_counter()
-            first_at = first_at or last_at
-            count = len(batch)
-            if count == 0:
-                batch.commit()
-                continue
-            switched = source.refresh()  # between batches: the batch below is scored by one version only
-            if switched:
-                print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
-            probabilities = source.model(batch.images, training=False)
-            correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
-            score.add(count, correct, float(loss_fn(batch.labels, probabilities)))
-            print(
-                f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
-                f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}"
-                f"{f'  model {source.label}' if source.version is not None else ''}",
-                flush=True,
-            )
-            batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
-            if metrics.enabled:
-                rate.add(count)
-                step = score.records
-                metrics.scalar("evaluate/accuracy", score.accuracy, step)
-                metrics.scalar("evaluate/loss", score.loss, step)
-                metrics.scalar("evaluate/batch_accuracy", correct / count, step)
-                metrics.scalar("stream/records_per_s", rate.rate, step)
-                if source.version is not None:
-                    metrics.scalar("evaluate/model_version", source.version, step)
-                if stream.reader is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
-                    lag_at = time.monotonic()
-                    metrics.scalar("stream/lag", stream.reader.lag(), step)
-    except KeyboardInterrupt:
-        stream.batches.close()  # leave the group now (bounded), not when the interpreter finalizes the generator
-    except SourceError as error:  # the broker stopped answering: not the end of the stream
-        print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
-        return 1
-    finally:
-        metrics.close()
+    # Ctrl-C / SIGTERM stop the kafka reader after the batch in hand (its commit done) instead of interrupting
+    # whatever runs; tfio's wait cannot be told to stop, so there the signal interrupts it (KeyboardInterrupt).
+    stopping = stop_on_signals(stream.reader.stop) if stream.reader is not None else contextlib.nullcontext()
+    with stopping:
+        try:
+            for batch in stream.batches:
+                score.malformed += batch.malformed
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
+                count = len(batch)
+                if count == 0:
+                    batch.commit()
+                    continue
+                switched = source.refresh()  # between batches: the batch below is scored by one version only
+                if switched:
+                    print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
+                probabilities = source.model(batch.images, training=False)
+                correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
+                score.add(count, correct, float(loss_fn(batch.labels, probabilities)))
+                print(
+                    f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
+                    f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}"
+                    f"{f'  model {source.label}' if source.version is not None else ''}",
+                    flush=True,
+                )
+                batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
+                if metrics.enabled:
+                    rate.add(count)
+                    step = score.records
+                    metrics.scalar("evaluate/accuracy", score.accuracy, step)
+                    metrics.scalar("evaluate/loss", score.loss, step)
+                    metrics.scalar("evaluate/batch_accuracy", correct / count, step)
+                    metrics.scalar("stream/records_per_s", rate.rate, step)
+                    if source.version is not None:
+                        metrics.scalar("evaluate/model_version", source.version, step)
+                    if stream.reader is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
+                        lag_at = time.monotonic()
+                        metrics.scalar("stream/lag", stream.reader.lag(), step)
+        except KeyboardInterrupt:  # tfio, or a second Ctrl-C
+            stream.batches.close()  # leave the group now (bounded), not when the interpreter finalizes the generator
+        except SourceError as error:  # the broker stopped answering: not the end of the stream
+            print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
+            return 1
+        finally:
+            metrics.close()
     seconds = (last_at - first_at) if first_at else 0.0
     rate = score.records / seconds if seconds > 0 else 0.0
     print(

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from consumer.broker import kafka_reason
+from consumer.runtime import stop_on_signals
 from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
 from stack.config import TOPICS
 
@@ -223,41 +224,44 @@ def _run(args: argparse.Namespace, servers: str, source) -> int:
     )
     tally = Tally()
     first_at = last_at = None
-    try:
-        for batch in stream.batches:
-            last_at = time.perf_counter()
-            first_at = first_at or last_at
-            line = source.refresh()
-            if line:
-                print(line, flush=True)
-            raw = batch.raw
-            rows, without_id = rows_to_predict(raw.headers, batch.valid.tolist())
-            records = prediction_records(source.model, batch.images, rows, source.version)
-            offsets = [TopicPartition(args.topic, p, o) for p, o in raw.next_offsets.items()]
-            try:
-                publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())
-            except Rebalanced as why:
-                stream.reader.rewind(raw)  # what this process still holds is read again; the rest is the new owner's
-                print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
-                continue
-            tally.batches += 1
-            tally.records += len(raw)
-            tally.predictions += len(records)
-            tally.malformed += batch.malformed
-            tally.without_id += without_id
-            print(
-                f"batch {tally.batches:>5}  records {len(raw):>4}  predictions {len(records):>4}  "
-                f"model {source.label or args.model.name}  total {tally.predictions}",
-                flush=True,
-            )
-    except KeyboardInterrupt:
-        pass
-    except SourceError as error:
-        print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
-        return 1
-    except TransactionError as error:
-        print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
-        return 1
+    # Ctrl-C / SIGTERM stop the reader after the batch in hand, its transaction committed (or aborted and left to
+    # be read again), instead of interrupting the transaction.
+    with stop_on_signals(stream.reader.stop):
+        try:
+            for batch in stream.batches:
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
+                line = source.refresh()
+                if line:
+                    print(line, flush=True)
+                raw = batch.raw
+                rows, without_id = rows_to_predict(raw.headers, batch.valid.tolist())
+                records = prediction_records(source.model, batch.images, rows, source.version)
+                offsets = [TopicPartition(args.topic, p, o) for p, o in raw.next_offsets.items()]
+                try:
+                    publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())
+                except Rebalanced as why:
+                    stream.reader.rewind(raw)  # what we still hold is read again; the rest is the new owner's
+                    print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
+                    continue
+                tally.batches += 1
+                tally.records += len(raw)
+                tally.predictions += len(records)
+                tally.malformed += batch.malformed
+                tally.without_id += without_id
+                print(
+                    f"batch {tally.batches:>5}  records {len(raw):>4}  predictions {len(records):>4}  "
+                    f"model {source.label or args.model.name}  total {tally.predictions}",
+                    flush=True,
+                )
+        except KeyboardInterrupt:  # a second Ctrl-C: an open transaction is aborted when this id starts again
+            pass
+        except SourceError as error:
+            print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
+            return 1
+        except TransactionError as error:
+            print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
+            return 1
     seconds = (last_at - first_at) if first_at else 0.0
     rate = tally.records / seconds if seconds > 0 else 0.0
     print(
