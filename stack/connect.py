@@ -32,60 +32,69 @@ running_pid = SERVICE.running_pid
 stop = SERVICE.stop
 
 
+def worker_properties(cfg: StackConfig, group_id: str = "mnist-connect", storage: str = "_connect") -> list[str]:
+    """The worker's properties: REST on ``cfg``'s Connect address, exactly-once source support as ``cfg.delivery``
+    says, cluster ``group_id`` with its internal topics ``<storage>-configs``, ``-offsets`` and ``-status``.
+
+    The stack's worker takes the defaults; a benchmark runs a second worker of its own with other names.
+    """
+    return [
+        f"bootstrap.servers={cfg.kafka_bootstrap}",
+        f"group.id={group_id}",
+        f"listeners=http://{cfg.connect_host}:{cfg.connect_port}",
+        f"rest.advertised.host.name={cfg.connect_host}",
+        f"rest.advertised.port={cfg.connect_port}",
+        # Worker defaults; the connector JSON sets its own converters (String, as in the talk).
+        "key.converter=org.apache.kafka.connect.json.JsonConverter",
+        "value.converter=org.apache.kafka.connect.json.JsonConverter",
+        # Internal topics of a one-broker cluster: one replica; one partition each starts faster.
+        f"config.storage.topic={storage}-configs",
+        "config.storage.replication.factor=1",
+        f"offset.storage.topic={storage}-offsets",
+        "offset.storage.replication.factor=1",
+        "offset.storage.partitions=1",
+        f"status.storage.topic={storage}-status",
+        "status.storage.replication.factor=1",
+        "status.storage.partitions=1",
+        # Source offsets (the WAL position) are committed every second instead of every minute:
+        # after a crash at most one second of rows is sent again, and the slot is confirmed sooner.
+        "offset.flush.interval.ms=1000",
+        # Low latency without giving up batching: wait at most 2 ms to fill a producer batch,
+        # and let one batch hold a full Debezium poll of ~3 KB records.
+        "producer.linger.ms=2",
+        "producer.batch.size=1048576",
+        # Nothing lost: the broker acknowledges every record; retries do not duplicate (idempotence).
+        "producer.acks=all",
+        "producer.enable.idempotence=true",
+        # DELIVERY=exactly-once (KIP-618): the worker writes each poll's records and its source offsets in one
+        # transaction, so a crash of Connect sends nothing twice to a read_committed reader. The connector
+        # asks for it with exactly.once.support=required (connector_config).
+        f"exactly.once.source.support={'enabled' if cfg.exactly_once else 'disabled'}",
+        f"plugin.path={plugin_dir(cfg)}",
+        # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
+        "plugin.discovery=service_load",
+        # Secrets stay in the environment: the connector JSONs say ${env:DEBEZIUM_PGPASSWORD} and
+        # ${env:PREDICTIONS_SINK_PGPASSWORD}.
+        "config.providers=env",
+        "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+        # ...and only those variables resolve, whatever else the worker's environment holds (KIP-887).
+        f"config.providers.env.param.allowlist.pattern=^({'|'.join(SECRET_VARIABLES)})$",
+    ]
+
+
 def write_config(cfg: StackConfig) -> Path:
-    return SERVICE.write_config(
-        cfg,
-        [
-            f"bootstrap.servers={cfg.kafka_bootstrap}",
-            "group.id=mnist-connect",
-            f"listeners=http://{cfg.connect_host}:{cfg.connect_port}",
-            f"rest.advertised.host.name={cfg.connect_host}",
-            f"rest.advertised.port={cfg.connect_port}",
-            # Worker defaults; the connector JSON sets its own converters (String, as in the talk).
-            "key.converter=org.apache.kafka.connect.json.JsonConverter",
-            "value.converter=org.apache.kafka.connect.json.JsonConverter",
-            # Internal topics of a one-broker cluster: one replica; one partition each starts faster.
-            "config.storage.topic=_connect-configs",
-            "config.storage.replication.factor=1",
-            "offset.storage.topic=_connect-offsets",
-            "offset.storage.replication.factor=1",
-            "offset.storage.partitions=1",
-            "status.storage.topic=_connect-status",
-            "status.storage.replication.factor=1",
-            "status.storage.partitions=1",
-            # Source offsets (the WAL position) are committed every second instead of every minute:
-            # after a crash at most one second of rows is sent again, and the slot is confirmed sooner.
-            "offset.flush.interval.ms=1000",
-            # Low latency without giving up batching: wait at most 2 ms to fill a producer batch,
-            # and let one batch hold a full Debezium poll of ~3 KB records.
-            "producer.linger.ms=2",
-            "producer.batch.size=1048576",
-            # Nothing lost: the broker acknowledges every record; retries do not duplicate (idempotence).
-            "producer.acks=all",
-            "producer.enable.idempotence=true",
-            # DELIVERY=exactly-once (KIP-618): the worker writes each poll's records and its source offsets in one
-            # transaction, so a crash of Connect sends nothing twice to a read_committed reader. The connector
-            # asks for it with exactly.once.support=required (connector_config).
-            f"exactly.once.source.support={'enabled' if cfg.exactly_once else 'disabled'}",
-            f"plugin.path={plugin_dir(cfg)}",
-            # Plugins declare themselves in META-INF/services; this skips the slow classpath scan.
-            "plugin.discovery=service_load",
-            # Secrets stay in the environment: the connector JSONs say ${env:DEBEZIUM_PGPASSWORD} and
-            # ${env:PREDICTIONS_SINK_PGPASSWORD}.
-            "config.providers=env",
-            "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            # ...and only those variables resolve, whatever else the worker's environment holds (KIP-887).
-            f"config.providers.env.param.allowlist.pattern=^({'|'.join(SECRET_VARIABLES)})$",
-        ],
-    )
+    return SERVICE.write_config(cfg, worker_properties(cfg))
+
+
+def worker_env(cfg: StackConfig) -> dict[str, str]:
+    """The worker's environment: the JVM's own variables and the connectors' passwords, nothing else of ours."""
+    # Any local process may register a connector, and ${env:...} would hand it whatever the environment holds.
+    return jvm_env({"DEBEZIUM_PGPASSWORD": cfg.connector_password, "PREDICTIONS_SINK_PGPASSWORD": cfg.sink_password})
 
 
 def start(cfg: StackConfig) -> int:
     write_config(cfg)
-    # Connect sees the connectors' passwords and nothing else of ours: any local process may register a
-    # connector, and ${env:...} would hand it whatever the worker's environment holds.
-    secrets = {"DEBEZIUM_PGPASSWORD": cfg.connector_password, "PREDICTIONS_SINK_PGPASSWORD": cfg.sink_password}
-    return SERVICE.start(cfg, env=jvm_env(secrets))
+    return SERVICE.start(cfg, env=worker_env(cfg))
 
 
 def rest(cfg: StackConfig, method: str, path: str, body: dict | None = None, timeout: float = 10.0):
