@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from stack.config import PostgresSettings, StackConfig
 
@@ -69,6 +73,35 @@ class Pipeline:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+
+def stop(process: subprocess.Popen, signum: int = signal.SIGINT, timeout: float = 60, stdout_read: bool = False):
+    """Send ``signum`` (Ctrl-C by default) to a process ``Pipeline.start`` made and wait for it to exit, draining
+    its pipes (``stdout_read``: a thread of the test reads stdout already); returns ``(stdout, stderr)``. A
+    process still running ``timeout`` seconds later is killed, not left to later tests, and the test fails
+    with the end of its stderr."""
+    err: list[str] = []
+    drain = threading.Thread(target=lambda: err.append(process.stderr.read()), daemon=True)
+    if stdout_read:
+        drain.start()
+    process.send_signal(signum)
+    try:
+        if stdout_read:
+            process.wait(timeout=timeout)
+            drain.join(timeout=10)
+            return "", "".join(err)
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        if stdout_read:
+            process.wait()
+            drain.join(timeout=10)
+            tail = "".join(err)
+        else:
+            tail = process.communicate()[1] or ""
+        name = signal.Signals(signum).name
+        who = " ".join(process.args[2:4])
+        pytest.fail(f"{who} still ran {timeout:g} s after {name} (killed); stderr: {tail[-2000:]}")
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -28,7 +27,7 @@ from consumer.metrics import (
     tensorboard_command,
 )
 from probes.deadline import poll
-from tests.integration.backend import ROOT, free_port
+from tests.integration.backend import ROOT, free_port, stop
 from tests.integration.digits import digits_topic, evaluate_following
 
 TAG = "evaluate/accuracy"
@@ -95,8 +94,7 @@ def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard
         for tag in ("evaluate/loss", "stream/records_per_s", "stream/lag"):
             assert scalars(port, RUN, tag), f"{tag} is served too"
     finally:
-        evaluate.send_signal(signal.SIGINT)
-        output, errors = evaluate.communicate(timeout=60)
+        output, errors = stop(evaluate)
     assert evaluate.returncode == 0, errors
     assert output.splitlines()[-1].startswith("evaluated 1000 records (0 malformed skipped)")
 

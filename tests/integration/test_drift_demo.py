@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import re
-import signal
 import threading
 import time
 
 from probes.deadline import poll
+from tests.integration.backend import stop
 from tests.integration.digits import digits_topic, evaluate_following
 
 LIVE_LINE = re.compile(
@@ -49,10 +49,9 @@ def test_evaluate_follows_a_new_model_version_between_batches(pipeline, tmp_path
         publish_digits(pipeline.bootstrap, topic, images[200:400], labels[200:400])
         assert poll(lambda: scored(lines)[-1][0] == 400, timeout=60), lines
     finally:
-        evaluate.send_signal(signal.SIGINT)
-        evaluate.wait(timeout=60)
+        _, errors = stop(evaluate, stdout_read=True)
         reader.join(timeout=10)
-    assert evaluate.returncode == 0, evaluate.stderr.read()
+    assert evaluate.returncode == 0, errors
 
     assert lines[0].startswith(f"evaluating {store.latest_model} version v0001 on {topic}")
     versions = scored(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import re
 import signal
+import threading
 import uuid
 
 from confluent_kafka import Producer
@@ -21,6 +22,7 @@ from probes.rows import NumberedRows, execute, insert, marked_pixels
 from probes.topics import commit_group_offsets, end_offsets, read_from
 from stack.config import TOPICS
 from stack.kafka import ensure_topics
+from tests.integration.backend import stop
 
 ROWS = 600
 
@@ -104,6 +106,26 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
     shown = pipeline.run("consumer.show_predictions", "--rows", "3")
     assert shown.returncode == 0, shown.stderr
     assert [int(line.split()[0]) for line in shown.stdout.splitlines()[2:5]] == ids[:-4:-1], shown.stdout
+
+
+def test_sigterm_stops_the_predictor_after_its_transaction_with_a_summary(pipeline, model_store):
+    group = f"test-predict-term-{uuid.uuid4().hex[:8]}"
+    commit_group_offsets(pipeline.bootstrap, group, TOPICS.test, end_offsets(pipeline.bootstrap, TOPICS.test))
+    predictor = pipeline.start("consumer.predict", "--model", model_store, "--group-id", group, "--follow")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(predictor.stdout), daemon=True)
+    reader.start()
+    try:
+        assert poll(lambda: any(line.startswith("predicting ") for line in lines), 120), lines
+        rows = NumberedRows(pipeline.postgres, "mnist_test", 50, rate=500, batch=10)
+        rows.run()
+        assert rows.error is None, rows.error
+        assert poll(lambda: any(line.rstrip().endswith("total 50") for line in lines), 60), lines
+    finally:
+        _, errors = stop(predictor, signal.SIGTERM, stdout_read=True)  # what docker compose stop sends
+        reader.join(timeout=10)
+    assert predictor.returncode == 0, f"exit {predictor.returncode}: {errors}"
+    assert re.match(r"predicted 50 of 50 records \(0 malformed, 0 without id headers\)", lines[-1]), lines[-3:]
 
 
 def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
