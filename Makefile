@@ -78,6 +78,7 @@ demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate w
 bench:  ## benchmarks against the running native stack (python -m stack up first); JSON in bench/results/
 	$(PY) -m bench.loader_bench
 	$(PY) -m bench.latency_bench
+	$(PY) -m bench.delivery_bench
 	$(PY) -m bench.reading_bench
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.prediction_latency_bench

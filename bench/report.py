@@ -19,10 +19,13 @@ TARGETS = {
     "reading": "ours (read + decode) >= 50,000 records/s on one core and >= 13x the talk's per-message decode",
     "pipeline": "streaming >= 20,000 rows/s",
     "training": "sample test accuracy >= 0.95",
+    "delivery": "exactly-once's cost in latency and throughput, shown beside at-least-once",
     "training_stream": "Fashion-MNIST test accuracy >= 0.91; one epoch's peak memory flat in the topic's size",
     "soak": "no loss; memory within the stated bound",
 }
-ORDER = ["loader", "latency", "prediction_latency", "reading", "pipeline", "training", "training_stream", "soak"]
+ORDER = [
+    "loader", "latency", "delivery", "prediction_latency", "reading", "pipeline", "training", "training_stream", "soak",
+]  # fmt: skip
 
 #: The reading path before the move to confluent-kafka and the NumPy decode (issue 14): label -> (figure, unit),
 #: and where the figure after it comes from (benchmark, reader or case).
@@ -67,6 +70,21 @@ def section(name: str, doc: dict) -> list[str]:
         for key, stats in doc["latency_ms"].items():
             lines.append(f"| {key} | " + " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")) + " |")
         lines += ["", "Cells: median of the repetitions (min–max across them)."]
+    elif name == "delivery":
+        lines += [
+            "| delivery (worker) | p50 ms | p95 ms | p99 ms | max ms | COPY rows/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for mode, stats in doc["latency_ms"].items():
+            cells = " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max"))
+            lines.append(f"| {mode} ({doc['workers'][mode]}) | {cells} | {_fmt(doc['copy_rows_per_s'][mode])} |")
+        ratio = doc["exactly_once_over_at_least_once"]
+        lines += [
+            "",
+            f"The same rows through both workers at once: {doc['rate']:,} rows/s for {doc['seconds_per_rep']:g} s, "
+            f"then one COPY of {doc['copy_rows']:,} rows. Exactly-once / at-least-once: p50 **{ratio['p50']:.2f}×**, "
+            f"p99 **{ratio['p99']:.2f}×**, COPY rows/s **{ratio['rows_per_s']:.2f}×**.",
+        ]
     elif name == "pipeline":
         lines += [
             "| case | committed → decoded, rows/s: median (min–max) | committed → on the topic |",
