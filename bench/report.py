@@ -19,12 +19,15 @@ TARGETS = {
     "reading": "ours (read + decode) >= 50,000 records/s on one core and >= 13x the talk's per-message decode",
     "pipeline": "streaming >= 20,000 rows/s",
     "training": "sample test accuracy >= 0.95",
+    "engine_latency": "Kafka Connect and Debezium Server side by side on the same rows",
+    "spark": "scoring records/s and CPU: Spark local[2] beside consumer.predict processes",
     "delivery": "exactly-once's cost in latency and throughput, shown beside at-least-once",
     "training_stream": "Fashion-MNIST test accuracy >= 0.91; one epoch's peak memory flat in the topic's size",
     "soak": "no loss; memory within the stated bound",
 }
 ORDER = [
-    "loader", "latency", "delivery", "prediction_latency", "reading", "pipeline", "training", "training_stream", "soak",
+    "loader", "latency", "delivery", "engine_latency", "prediction_latency", "spark",
+    "reading", "pipeline", "training", "training_stream", "soak",
 ]  # fmt: skip
 
 #: The reading path before the move to confluent-kafka and the NumPy decode (issue 14): label -> (figure, unit),
@@ -65,11 +68,22 @@ def section(name: str, doc: dict) -> list[str]:
             "",
             f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**.",
         ]
-    elif name in ("latency", "prediction_latency"):
+    elif name in ("latency", "prediction_latency", "engine_latency"):
         lines += ["| settings @ rate | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
         for key, stats in doc["latency_ms"].items():
             lines.append(f"| {key} | " + " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")) + " |")
         lines += ["", "Cells: median of the repetitions (min–max across them)."]
+    elif name == "spark":
+        lines += [
+            "| scorer | own records/s | end to end records/s | wall s | CPU s |",
+            "|---|---|---|---|---|",
+        ]
+        for scorer, f in doc["scorers"].items():
+            lines.append(
+                f"| {scorer} | {_fmt(f['own_rate'])} | {_fmt(f['rate'])} | {_fmt(f['wall_s'], 1)} | "
+                f"{_fmt(f['cpu_s'], 1)} |"
+            )
+        lines += ["", f"{doc['records']:,} records, {doc['reps']} repetitions; cells: median (min–max)."]
     elif name == "delivery":
         lines += [
             "| delivery (worker) | p50 ms | p95 ms | p99 ms | max ms | COPY rows/s |",
