@@ -45,9 +45,12 @@ def create_topic(servers: str, topic: str, partitions: int) -> None:
 
 
 def produce_records(servers: str, topic: str, images: np.ndarray, labels: np.ndarray, copies: int = 1,
-                    malformed: int = 0, partitions: int | None = None, rate: float | None = None) -> int:  # fmt: skip
+                    malformed: int = 0, partitions: int | None = None, rate: float | None = None,
+                    id_table: str | None = None) -> int:  # fmt: skip
     """Write ``copies`` x the records, then ``malformed`` bad ones, at most ``rate`` a second when given;
-    returns how many were written."""
+    returns how many were written. With ``id_table`` every record carries the headers MnistToCsv puts on the
+    connector's records, ``mnist.table`` (that name) and ``mnist.id`` (1, 2, ... in writing order), so
+    ``consumer.predict`` can key a prediction by them."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": servers, "linger.ms": 20, "batch.size": 1_000_000})
@@ -58,7 +61,9 @@ def produce_records(servers: str, topic: str, images: np.ndarray, labels: np.nda
 
     def send(key: bytes, value: bytes) -> None:
         nonlocal count
-        extra = {"partition": count % partitions} if partitions else {}
+        extra: dict[str, object] = {"partition": count % partitions} if partitions else {}
+        if id_table is not None:
+            extra["headers"] = [("mnist.table", id_table.encode()), ("mnist.id", str(count + 1).encode())]
         if rate:
             ahead = started + count / rate - time.monotonic()
             if ahead > 0:
