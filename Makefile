@@ -82,6 +82,7 @@ bench:  ## benchmarks against the running native stack (python -m stack up first
 	$(PY) -m bench.reading_bench
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.prediction_latency_bench
+	$(PY) -m bench.predict_scaling_bench
 	$(PY) -m bench.train_bench
 	$(PY) -m bench.train_stream_bench
 	$(PY) -m bench.report

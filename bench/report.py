@@ -21,12 +21,13 @@ TARGETS = {
     "training": "sample test accuracy >= 0.95",
     "engine_latency": "Kafka Connect and Debezium Server side by side on the same rows",
     "spark": "scoring records/s and CPU: Spark local[2] beside consumer.predict processes",
+    "predict_scaling": "1, 2, 4 consumer.predict processes on 4 partitions: records/s and CPU (2 cores: a plateau)",
     "delivery": "exactly-once's cost in latency and throughput, shown beside at-least-once",
     "training_stream": "Fashion-MNIST test accuracy >= 0.91; one epoch's peak memory flat in the topic's size",
     "soak": "no loss; memory within the stated bound",
 }
 ORDER = [
-    "loader", "latency", "delivery", "engine_latency", "prediction_latency", "spark",
+    "loader", "latency", "delivery", "engine_latency", "prediction_latency", "predict_scaling", "spark",
     "reading", "pipeline", "training", "training_stream", "soak",
 ]  # fmt: skip
 
@@ -73,6 +74,17 @@ def section(name: str, doc: dict) -> list[str]:
         for key, stats in doc["latency_ms"].items():
             lines.append(f"| {key} | " + " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")) + " |")
         lines += ["", "Cells: median of the repetitions (min–max across them)."]
+    elif name == "predict_scaling":
+        lines += ["| processes | wall s | scoring records/s | CPU s, all processes |", "|---|---|---|---|"]
+        for processes, f in doc["median"].items():
+            lines.append(
+                f"| {processes} | {_fmt(f['wall_s'], 1)} | {_fmt(f['records_per_s'])} | {_fmt(f['cpu_s_total'], 1)} |"
+            )
+        lines += [
+            "",
+            f"{doc['records']:,} records on {doc['partitions']} partitions, batches of {doc['batch_size']}, "
+            f"{doc['reps']} interleaved repetitions; one prediction a record checked by a read_committed reader.",
+        ]
     elif name == "spark":
         lines += [
             "| scorer | own records/s | end to end records/s | wall s | CPU s |",
