@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from tests.integration.backend import Pipeline, choose_backend, native_env
+from tests.integration.backend import Pipeline, choose_backend, free_port, native_env
+from tests.integration.capture import ENGINES, NO_JAVA, Capture, seed_assembled
 
 
 def pytest_collection_modifyitems(items):
@@ -48,6 +49,52 @@ def native(pipeline) -> Pipeline:
     if pipeline.backend != "native":
         pytest.skip("stops, kills or inspects processes of the native stack")
     return pipeline
+
+
+@pytest.fixture(scope="session")
+def server_stack() -> Pipeline:
+    """A second native stack, ``STACK_ENGINE=server``: Debezium Server captures, Connect runs only the sink.
+    Started once a session, when the first test that needs it runs."""
+    if NO_JAVA:
+        pytest.skip(NO_JAVA)
+    env, home = native_env()
+    seed_assembled(home)
+    env.update({"STACK_ENGINE": "server", "DEBEZIUM_SERVER_PORT": str(free_port())})
+    stack = Pipeline("native", env)
+    result = stack.run("stack", "up", timeout=900)
+    if result.returncode != 0:
+        log = home / "logs" / "debezium-server.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        stack.run("stack", "down", "--purge")
+        shutil.rmtree(home, ignore_errors=True)
+        pytest.fail(f"STACK_ENGINE=server up failed:\n{result.stdout}\n{result.stderr}\n{tail}", pytrace=False)
+    assert "server     debezium-server started" in result.stdout, result.stdout
+    try:
+        yield stack
+    finally:
+        stack.run("stack", "down", "--purge")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(engine, marks=pytest.mark.skipif(engine == "server" and bool(NO_JAVA), reason=NO_JAVA))
+        for engine in ENGINES
+    ]
+)
+def capture(request) -> Capture:
+    """Each capture engine in turn: ``connect`` is the session's ``pipeline``, ``server`` the ``server_stack``."""
+    stack = request.getfixturevalue("pipeline" if request.param == "connect" else "server_stack")
+    return Capture(request.param, stack)
+
+
+@pytest.fixture
+def native_capture(capture) -> Capture:
+    """``capture``, for tests that kill or inspect the capture's own processes (the connect engine is skipped on
+    docker, as ``native`` is)."""
+    if capture.stack.backend != "native":
+        pytest.skip("stops, kills or inspects processes of the native stack")
+    return capture
 
 
 @pytest.fixture(scope="session")

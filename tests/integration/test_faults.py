@@ -1,6 +1,7 @@
 """Nothing lost, nothing twice, through crashes and restarts of the real processes (native stack): every row
 inserted while a service is killed or restarted reaches the topic, and a read_committed reader (probes.topics,
-which shares no code with the consumer) sees it once with DELIVERY=exactly-once (the default). With
+which shares no code with the consumer) sees it once with DELIVERY=exactly-once (the default). The capture's SIGKILL
+runs against both engines; Debezium Server has no transactions, so there its duplicates are bounded, not zero. With
 DELIVERY=at-least-once duplicates are counted, reported and bounded. FAULT_RUNS=N repeats every fault N times on
 one stack (the README's fault table: N = 10)."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,24 +21,28 @@ from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka, postgres
 from stack.config import TOPICS
 from stack.processes import pid_alive
+from tests.integration.capture import Capture
 
 TOPIC = TOPICS.train
 ROWS = 20_000
 RATE = 2_500
-# The README promises at most about 1 s of rows re-sent after a fault (Connect's offset flush interval is 1 s);
+# The README promises at most about 1 s of rows re-sent after a fault (Connect's offset flush interval is 1 s, and
+# Debezium Server's);
 # the bound allows twice that for the flush in flight when the fault hits.
 MAX_DUPLICATES = 2 * RATE
 pytestmark = pytest.mark.parametrize("run", range(int(os.environ.get("FAULT_RUNS", "1"))))
 
 
-def allowed_duplicates(pipeline, at_least_once_bound: int) -> int:
+def allowed_duplicates(capture: Capture, at_least_once_bound: int) -> int:
     """0 with exactly-once capture (Connect commits each poll's records and source offsets in one transaction);
-    the bound for at-least-once."""
-    return 0 if pipeline.config.exactly_once else at_least_once_bound
+    the bound for at-least-once (DELIVERY=at-least-once, or Debezium Server, whose Kafka sink has no
+    transactions: what it sent after the last offset flush, 1 s, is sent again)."""
+    return 0 if capture.exactly_once else at_least_once_bound
 
 
-def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
+def run_fault(capture: Capture, fault, capsys) -> tuple[int, int]:
     """Insert ROWS numbered rows; ``fault()`` runs once a quarter are in; returns (delivered, duplicates)."""
+    pipeline = capture.stack
     start = end_offsets(pipeline.bootstrap, TOPIC)
     rows = NumberedRows(pipeline.postgres, "mnist_train", ROWS, RATE)
     rows.start()
@@ -51,12 +57,12 @@ def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
     missing = set(range(ROWS)) - set(numbers)
     if missing:
         # Evidence for the next reader of this failure: a second, fresh read tells a reader problem from lost
-        # records, and the services' warnings around the fault say what Connect and Kafka saw.
+        # records, and the services' warnings around the fault say what the capture and Kafka saw.
         again = set(numbers_on_topic(pipeline.bootstrap, TOPIC, start, rows.prefix, ROWS, timeout=30))
         cfg = pipeline.config
         warnings = [
             line[:200]
-            for log in (connect.log_file(cfg), kafka.log_file(cfg))
+            for log in (capture.log_file(), kafka.log_file(cfg))
             for line in log.read_text(errors="replace").splitlines()
             if " WARN " in line or " ERROR " in line
         ][-25:]
@@ -64,41 +70,43 @@ def run_fault(pipeline, fault, capsys) -> tuple[int, int]:
             f"{len(missing)} rows never reached {TOPIC}, e.g. {sorted(missing)[:8]}; "
             f"a second read finds {len(missing & again)} of them; last warnings:\n" + "\n".join(warnings)
         )
-    status = connect.connector_status(pipeline.config)
-    assert connect.is_running(status), status
+    assert capture.is_running(), capture.state()
     duplicates = len(numbers) - ROWS
-    bound = allowed_duplicates(pipeline, MAX_DUPLICATES)
+    bound = allowed_duplicates(capture, MAX_DUPLICATES)
     with capsys.disabled():
         print(
-            f"\n  {fault.__doc__} ({pipeline.config.delivery}): inserted {ROWS}, delivered {len(set(numbers))}, "
-            f"duplicates {duplicates} (allowed {bound}), insert retries {rows.retries}"
+            f"\n  {fault.__doc__} ({capture.engine}, {capture.delivery}): inserted {ROWS}, "
+            f"delivered {len(set(numbers))}, duplicates {duplicates} (allowed {bound}), insert retries {rows.retries}"
         )
-    assert duplicates <= bound, f"{duplicates} rows delivered twice ({pipeline.config.delivery}; allowed {bound})"
+    promise = f"{capture.engine}, {capture.delivery}"
+    assert duplicates <= bound, f"{duplicates} rows delivered twice ({promise}; allowed {bound})"
     return len(set(numbers)), duplicates
 
 
-def up(pipeline) -> None:
+def up(pipeline, log: Path | None = None) -> None:
+    """``python -m stack up``; on failure the warnings of ``log`` (Connect's by default) are in the message."""
     result = pipeline.run("stack", "up", timeout=300)
     if result.returncode != 0:  # the evidence, before the test's stack (and its logs) is removed
-        log = connect.log_file(pipeline.config).read_text(errors="replace").splitlines()
-        evidence = [line[:300] for line in log if " WARN " in line or " ERROR " in line or "Caused by" in line]
-        pytest.fail(result.stdout + result.stderr + "\nlast warnings of connect.log:\n" + "\n".join(evidence[-40:]))
+        log = log or connect.log_file(pipeline.config)
+        lines = log.read_text(errors="replace").splitlines()
+        evidence = [line[:300] for line in lines if " WARN " in line or " ERROR " in line or "Caused by" in line]
+        pytest.fail(result.stdout + result.stderr + f"\nlast warnings of {log.name}:\n" + "\n".join(evidence[-40:]))
     for line in result.stdout.splitlines():
         if "restarting it" in line:  # up had to restart a stuck connector: say so in the test's output
             print(f"\n  note: {line}")
 
 
-def test_sigkill_of_connect_mid_stream_loses_nothing(native, capsys, run):
-    cfg = native.config
+def test_sigkill_of_the_capture_mid_stream_loses_nothing(native_capture, capsys, run):
+    """SIGKILL of the Connect worker or of Debezium Server, then ``up``: every row arrives; duplicates are what
+    the engine promises (none for Connect under exactly-once, at most ``MAX_DUPLICATES`` for the server)."""
 
-    def kill_connect():
-        """SIGKILL Kafka Connect"""
-        pid = connect.running_pid(cfg)
-        native_kill(pid)
+    def kill_capture():
+        """SIGKILL the capture"""
+        native_kill(native_capture.pid())
         time.sleep(2)
-        up(native)
+        up(native_capture.stack, native_capture.log_file())
 
-    run_fault(native, kill_connect, capsys)
+    run_fault(native_capture, kill_capture, capsys)
 
 
 def test_broker_restart_mid_stream_loses_nothing(native, capsys, run):
@@ -110,7 +118,7 @@ def test_broker_restart_mid_stream_loses_nothing(native, capsys, run):
         time.sleep(3)
         up(native)
 
-    run_fault(native, restart_kafka, capsys)
+    run_fault(Capture("connect", native), restart_kafka, capsys)
 
 
 def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, capsys, run):
@@ -124,7 +132,7 @@ def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, c
         time.sleep(2)
         up(native)
 
-    run_fault(native, restart_postgres, capsys)
+    run_fault(Capture("connect", native), restart_postgres, capsys)
 
     assert log.read_text(errors="replace").count("Creating replication slot") == slot_creations, "slot recreated"
     slot = query_one(native.postgres, "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'mnist_slot'")
@@ -159,7 +167,7 @@ def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys, 
     missing = set(range(ROWS)) - set(numbers)
     assert not missing, f"{len(missing)} rows of the COPY never reached {TOPIC}, e.g. {sorted(missing)[:8]}"
     duplicates = len(numbers) - ROWS
-    bound = allowed_duplicates(native, MAX_DUPLICATES * restarts_mid_stream)
+    bound = allowed_duplicates(Capture("connect", native), MAX_DUPLICATES * restarts_mid_stream)
     with capsys.disabled():
         print(
             f"\n  {restarts_mid_stream} task restarts inside one COPY of {ROWS} rows: delivered {len(set(numbers))}, "
@@ -169,7 +177,5 @@ def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys, 
 
 
 def native_kill(pid: int) -> None:
-    import os
-
     os.kill(pid, signal.SIGKILL)
     assert poll(lambda: not pid_alive(pid), 10)

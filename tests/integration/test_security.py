@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from probes.database import connect as pg_connect
-from probes.database import drop_slot
+from probes.database import drop_slot, query_one
 from probes.deadline import poll
 from probes.rows import execute
 from stack import connect
@@ -57,13 +57,45 @@ def environ_of(pid: int) -> dict[str, str]:
     return dict(e.decode(errors="replace").partition("=")[::2] for e in entries if e)
 
 
-def test_connect_gets_the_connector_password_and_not_the_owners(native):
-    cfg = native.config
-    env = environ_of(connect.running_pid(cfg))
+def test_capture_logs_in_as_the_replication_role_with_its_password_by_reference(capture):
+    stack = capture.stack
+    walsender = query_one(
+        stack.postgres,
+        "SELECT r.usename FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid "
+        "WHERE s.slot_name = %s",
+        (capture.slot,),
+    )
 
-    assert env["DEBEZIUM_PGPASSWORD"] == native.env["DEBEZIUM_PGPASSWORD"]
-    assert "PGPASSWORD" not in env
+    assert walsender == ("debezium",), f"{capture.engine} streams {capture.slot} as {walsender}"
+    assert capture.source_setting("database.user") == "debezium"
+    assert capture.source_setting("database.password") == capture.password_reference
+    assert capture.source_setting("publication.autocreate.mode") == "disabled", "the owner made the publication"
+
+
+def files_holding(root: Path, secret: bytes) -> list[str]:
+    """The files under ``root`` whose bytes contain ``secret`` (symbolic links not followed)."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            if secret in path.read_bytes():
+                found.append(str(path.relative_to(root)))
+        except FileNotFoundError:  # removed while we looked (a Kafka segment, a PostgreSQL temporary file)
+            continue
+    return found
+
+
+def test_capture_gets_the_connector_password_only_in_its_environment(native_capture):
+    stack = native_capture.stack
+    secret = stack.env["DEBEZIUM_PGPASSWORD"]
+    env = environ_of(native_capture.pid())
+
+    assert env["DEBEZIUM_PGPASSWORD"] == secret
+    assert "PGPASSWORD" not in env, "the owner's password stays out of the JVM"
     assert not {"PGUSER", "PGHOST", "STACK_HOME"} & env.keys()
+    # Configuration, logs, Kafka's and PostgreSQL's data, the assembled jars: the password is in none of them.
+    assert files_holding(stack.config.home, secret.encode()) == []
 
 
 def test_a_connector_cannot_read_other_environment_variables(pipeline):
