@@ -101,3 +101,15 @@ def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipelin
         "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
         (ids,),
     ) == (ROWS, ROWS, True)
+
+
+def test_spark_bench_runs_in_a_tiny_configuration_against_one_and_two_predict_processes(pipeline, spark_ready):
+    # bench.spark_bench's tiny run (test_bench.py runs the other benchmarks so): figures printed, never asserted.
+    result = pipeline.run("bench.spark_bench", "--records", "400", "--reps", "1", "--no-record", timeout=900)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    table = result.stdout[result.stdout.index("Scoring 400 records") :]
+    for label in ("Spark local[2] (spark_predict)", "1 consumer.predict process", "2 consumer.predict processes"):
+        assert label in table, result.stdout
+    two = next(line for line in table.splitlines() if "2 consumer.predict processes" in line)
+    assert re.search(r"\d+\.\d \(\d+\.\d \+ \d+\.\d\)", two), f"CPU s summed, then each process: {two}"
