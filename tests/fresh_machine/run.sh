@@ -44,7 +44,14 @@ kill_inside() {  # every process whose root is the fresh machine (services the d
 }
 
 cleanup() {
-  local status=$? dir point
+  local status=$? dir point log
+  if [ "$status" -ne 0 ]; then  # the evidence is deleted with $work below
+    for log in "$work"/*.log; do
+      [ -f "$log" ] || continue
+      say "last lines of $(basename "$log"):" >&2
+      tail -15 "$log" | sed 's/^/    /' >&2
+    done
+  fi
   for dir in "$work"/*/; do
     dir="${dir%/}"
     [ -d "$dir/etc" ] || continue
@@ -70,7 +77,7 @@ prepare() {  # prepare SUITE DIR: a stock minimal Debian with the host's CAs and
   local suite="$1" dir="$2" started
   started=$(date +%s)
   say "$suite: debootstrap from $mirror into $dir"
-  debootstrap --variant=minbase --include=git,make,ca-certificates,python3,python3-venv,sudo \
+  timeout 1200 debootstrap --variant=minbase --include=git,make,ca-certificates,python3,python3-venv,sudo \
     "$suite" "$dir" "$mirror" >"$work/$suite-debootstrap.log" 2>&1 ||
     fail "$suite: debootstrap failed; see the last lines: $(tail -3 "$work/$suite-debootstrap.log")"
   cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/" 2>/dev/null || true
@@ -118,7 +125,8 @@ run_as() {  # run_as DIR USER LABEL COMMAND: COMMAND in the user's checkout, wit
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PGPORT="$PGPORT" KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
     KAFKA_CONTROLLER_PORT="$KAFKA_CONTROLLER_PORT" CONNECT_URL="$CONNECT_URL" \
-    bash -c "cd ~/mnist-cdc && $command" </dev/null >"$log" 2>&1
+    bash -c "cd ~/mnist-cdc && $command" </dev/null >"$log" 2>&1 &
+  watch_step "$dir" "$label" $! "$started"
   status=$?
   set -e
   echo "$label: $(($(date +%s) - started)) s" >>"$work/timings"
@@ -126,6 +134,38 @@ run_as() {  # run_as DIR USER LABEL COMMAND: COMMAND in the user's checkout, wit
     tail -40 "$log" >&2
     fail "$label: '$command' exited $status"
   fi
+}
+
+# A step that hangs must fail with its evidence, not run into CI's own limit where nothing is printed.
+step_limit="${FRESH_STEP_TIMEOUT:-1800}"
+watch_step() {  # watch_step DIR LABEL PID STARTED: wait for PID; past step_limit show what runs and kill it
+  local dir="$1" label="$2" pid="$3" started="$4" next_report
+  next_report=$((started + 300))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $(($(date +%s) - started)) -ge "$step_limit" ]; then
+      say "$label: still running after $step_limit s (FRESH_STEP_TIMEOUT); its processes and last lines:" >&2
+      show_inside "$dir" >&2
+      tail -40 "$work/$label.log" >&2
+      kill_inside "$dir"
+      wait "$pid" 2>/dev/null
+      return 124
+    fi
+    if [ "$(date +%s)" -ge "$next_report" ]; then  # progress, so a slow machine shows where its time goes
+      say "$label: $(($(date +%s) - started)) s, last line: $(tail -1 "$work/$label.log" | cut -c1-160)"
+      next_report=$((next_report + 300))
+    fi
+    sleep 2
+  done
+  wait "$pid"
+}
+
+show_inside() {  # show_inside DIR: pid, elapsed seconds, state, wait channel and command of each process in it
+  local dir="$1" pid
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    if [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$dir" ]; then
+      ps -o pid=,etimes=,stat=,wchan:20=,args= -p "$pid" 2>/dev/null | cut -c1-220 || true
+    fi
+  done
 }
 
 check_demo() {  # check_demo LABEL: the demo's last evaluation line, with an accuracy of at least min_accuracy
