@@ -44,8 +44,9 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
   sudo="sudo"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q
+# Passed through env: sudo's env_reset would drop an exported DEBIAN_FRONTEND, and apt must never wait on a prompt.
+apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get)
+"${apt[@]}" update -q
 
 # A JDK 17 where the distribution has one (Debian 12, Ubuntu 22.04/24.04); else its default JDK (Debian 13: 21).
 packages=()
@@ -67,4 +68,4 @@ if $fresh_postgres; then
   echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.d/mnist-cdc.conf >/dev/null
 fi
 echo "system packages: installing ${packages[*]}"
-$sudo apt-get install -y -q --no-install-recommends "${packages[@]}"
+"${apt[@]}" install -y -q --no-install-recommends "${packages[@]}"
