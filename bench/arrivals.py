@@ -79,3 +79,34 @@ class Arrivals(threading.Thread):
                     self.arrived[self.names[message.topic()]].setdefault(number, now)
         finally:
             self.consumer.close()
+
+
+def predictions_arrive(
+    servers: str, topic: str, records: int, children: list, timeout: float
+) -> tuple[float | None, float | None, list]:
+    """Read ``topic`` (read_committed, from its start) until ``records`` predictions are there, one of the
+    scorer's ``children`` (``bench.fresh_process.Child``) ended, or ``timeout`` seconds passed: ``(when the first
+    arrived, when the last did or None, the keys read)``, ``time.perf_counter()`` times. ``poll`` hands each record
+    over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
+    from confluent_kafka import OFFSET_BEGINNING
+
+    consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    first_at = None
+    keys: list = []
+    deadline = time.perf_counter() + timeout
+    try:
+        while len(keys) < records and time.perf_counter() < deadline:
+            message = consumer.poll(0.1)
+            if message is None:
+                if any(child.ended() for child in children):
+                    return first_at, None, keys
+                continue
+            if message.error() is not None:
+                continue
+            first_at = first_at or time.perf_counter()
+            keys.append(message.key())
+        return first_at, (time.perf_counter() if len(keys) >= records else None), keys
+    finally:
+        consumer.close()

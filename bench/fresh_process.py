@@ -1,18 +1,87 @@
-"""Each measured reader runs in a fresh process of its own: nothing warmed up or left over by the one before
-(tfio allows one Kafka consumer a process; TensorFlow's and librdkafka's threads stay with their process).
+"""Measured work runs in fresh processes: nothing warmed up or left over by the one before (tfio allows one Kafka
+consumer a process; TensorFlow's and librdkafka's threads stay with their process).
 
-The parent starts ``python -m <module> --child ...`` and waits until the child says ``ready`` (its consumer
-is in place, so rows committed from then on are seen); the child ends by printing its figures as one JSON line.
+Two shapes. A benchmark's own child: the parent starts ``python -m <module> --child ...`` and waits until the
+child says ``ready`` (its consumer is in place, so rows committed from then on are seen); the child ends by
+printing its figures as one JSON line (``start``/``result``/``run``). A project command measured from outside
+(``consumer.train``, ``consumer.predict``, ``consumer.spark_predict``): ``Child``, whose output goes to a file and
+whose CPU seconds and peak memory are the kernel's for that process tree alone (``os.wait4``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 READY = "ready"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    """A command measured from outside: started by ``Child.start``, its output (stdout and stderr) in ``log`` (a
+    file: no pipe to fill), and once it is reaped its exit code, wall seconds and its own rusage, from
+    ``os.wait4`` (``RUSAGE_CHILDREN`` would sum every child reaped so far): CPU seconds (user + system) and peak
+    resident memory, of the process and the children it waited for."""
+
+    process: subprocess.Popen
+    log: Path
+    started: float = field(default_factory=time.perf_counter)
+    code: int | None = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    max_rss_mib: float = 0.0
+
+    @classmethod
+    def start(cls, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+        """``argv`` from the project root, its output to ``log``."""
+        with log.open("w") as out:
+            process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        return cls(process, log)
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def tail(self, lines: int = 3) -> str:
+        return _tail(self.output, lines)
+
+    def ended(self) -> bool:
+        """Reap it if it has ended (keeping its rusage), without waiting."""
+        if self.code is None:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status, usage)
+        return self.code is not None
+
+    def interrupt(self) -> None:
+        """Ctrl-C, as a user stops a ``--follow`` command."""
+        if not self.ended():
+            self.process.send_signal(signal.SIGINT)
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code once it ended; SIGKILL (then -9) when that takes longer than ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.ended() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.ended():
+            self.process.kill()
+            _, status, usage = os.wait4(self.process.pid, 0)
+            self._reaped(status, usage)
+        return self.code
+
+    def _reaped(self, status: int, usage) -> None:
+        self.wall_s = time.perf_counter() - self.started
+        self.code = os.waitstatus_to_exitcode(status)
+        self.cpu_s = usage.ru_utime + usage.ru_stime
+        self.max_rss_mib = usage.ru_maxrss / 1024
+        self.process.returncode = self.code  # reaped here: Popen must not wait for it again
 
 
 def start(module: str, *args: str) -> subprocess.Popen:
@@ -44,6 +113,19 @@ def result(process: subprocess.Popen, timeout: float = 900) -> dict:
 def run(module: str, *args: str, timeout: float = 900) -> dict:
     """Start the child, wait for it, return its figures."""
     return result(start(module, *args), timeout)
+
+
+def untrained_model(directory: Path) -> Path:
+    """An untrained CNN saved by a process of its own (TensorFlow stays out of the measuring process)."""
+    path = directory / "bench-model.keras"
+    code = (
+        "from consumer.runtime import quiet_tensorflow; quiet_tensorflow(); "
+        f"from consumer.model import build_model; build_model().save({str(path)!r})"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not build the model: {_tail(done.stderr, 1)}")
+    return path
 
 
 def ready() -> None:

@@ -25,51 +25,31 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.arrivals import predictions_arrive
+from bench.fresh_process import Child, untrained_model
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import delete_topics, run
 
-ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"^predicted (\d+) of (\d+) records", re.MULTILINE)
 #: How long a group may take to publish every prediction before the benchmark gives up.
 DEADLINE_S = 900.0
 
 
-@dataclass
-class Child:
-    """One ``consumer.predict`` process; its output goes to a file (no pipe to fill), its rusage comes from
-    ``os.wait4`` when it ends."""
-
-    process: subprocess.Popen
-    log: Path
-    code: int | None = None
-    cpu_s: float = 0.0
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+class Predictor(Child):
+    """One ``consumer.predict --follow`` process of the group (``bench.fresh_process.Child``: its CPU seconds from
+    ``os.wait4`` when it ends)."""
 
     def ready(self) -> bool:
         """It has loaded the model and joined the group (its ``predicting ...`` line)."""
         return "\npredicting " in "\n" + self.output
-
-    def ended(self) -> bool:
-        """Reap the process if it has ended (keeping its rusage), without waiting."""
-        if self.code is None:
-            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
-            if pid:
-                self._reaped(status, usage)
-        return self.code is not None
 
     def finish(self, timeout: float = 120) -> None:
         """Once it is ready (a Ctrl-C during start-up has no summary to print), Ctrl-C, then wait; SIGKILL when
@@ -77,64 +57,12 @@ class Child:
         deadline = time.monotonic() + timeout
         while not self.ended() and not self.ready() and time.monotonic() < deadline:
             time.sleep(0.1)
-        if not self.ended():
-            self.process.send_signal(signal.SIGINT)
-        while not self.ended() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not self.ended():
-            self.process.kill()
-            _, status, usage = os.wait4(self.process.pid, 0)
-            self._reaped(status, usage)
-
-    def _reaped(self, status: int, usage) -> None:
-        self.code = os.waitstatus_to_exitcode(status)
-        self.cpu_s = usage.ru_utime + usage.ru_stime
-        self.process.returncode = self.code  # reaped here: Popen must not wait for it again
+        self.interrupt()
+        self.wait(max(0.0, deadline - time.monotonic()))
 
     def predicted(self) -> int:
         found = SUMMARY.findall(self.output)
         return int(found[-1][0]) if found else 0
-
-    def tail(self) -> str:
-        return " | ".join(self.output.strip().splitlines()[-3:])
-
-
-def make_model(path: Path, env: dict[str, str]) -> None:
-    """An untrained CNN saved to ``path``, made in a child so this process never holds TensorFlow."""
-    code = f"from consumer.model import build_model; build_model().save({str(path)!r})"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"could not build the model: {done.stderr.strip().splitlines()[-1:]}")
-
-
-def arrivals(servers: str, topic: str, records: int, children: list[Child]) -> tuple[float | None, float | None, list]:
-    """Read ``topic`` (read_committed, from its start) until ``records`` predictions are there, a child ended, or
-    DEADLINE_S passed: ``(when the first arrived, when the last did or None, the keys read)``. ``poll`` hands
-    each record over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    from consumer.broker import client_config
-
-    consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    first_at = None
-    keys: list = []
-    deadline = time.perf_counter() + DEADLINE_S
-    try:
-        while len(keys) < records and time.perf_counter() < deadline:
-            message = consumer.poll(0.1)
-            if message is None:
-                if any(child.ended() for child in children):
-                    return first_at, None, keys
-                continue
-            if message.error() is not None:
-                continue
-            first_at = first_at or time.perf_counter()
-            keys.append(message.key())
-        return first_at, (time.perf_counter() if len(keys) >= records else None), keys
-    finally:
-        consumer.close()
 
 
 def score(servers: str, env: dict[str, str], source: str, out_topic: str, group: str, processes: int,
@@ -145,12 +73,10 @@ def score(servers: str, env: dict[str, str], source: str, out_topic: str, group:
     started = time.perf_counter()
     children = []
     for instance in range(processes):
-        log = work / f"{group}-{instance}.log"
         argv = [sys.executable, "-m", "consumer.predict", *flags, "--instance", str(instance)]
-        with log.open("w") as out:
-            children.append(Child(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out), log))
+        children.append(Predictor.start(argv, work / f"{group}-{instance}.log", env))
     try:
-        first_at, done_at, keys = arrivals(servers, out_topic, records, children)
+        first_at, done_at, keys = predictions_arrive(servers, out_topic, records, children, DEADLINE_S)
     finally:
         for child in children:
             child.finish()
@@ -202,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         with tempfile.TemporaryDirectory() as work:
-            model = args.model or Path(work) / "untrained.keras"
-            if args.model is None:
-                make_model(model, env)
+            model = args.model or untrained_model(Path(work))
             create_topic(servers, source, args.partitions)
             started = time.perf_counter()
             count = produce_records(servers, source, test.images[pick], test.labels[pick], 1, 0, args.partitions,

@@ -50,6 +50,15 @@ def _fmt(stats: dict, digits: int = 0) -> str:
     return f"{stats['median']:,.{digits}f} ({stats['min']:,.{digits}f}–{stats['max']:,.{digits}f})"
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table.
+
+    >>> markdown_table(["scorer", "records/s"], [["spark", "1,432"]])
+    ['| scorer | records/s |', '|---|---|', '| spark | 1,432 |']
+    """
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
+
+
 def section(name: str, doc: dict) -> list[str]:
     lines = [
         f"## {name}",
@@ -60,50 +69,58 @@ def section(name: str, doc: dict) -> list[str]:
         "",
     ]
     if name == "loader":
-        lines += [
-            "| method | rows/s: median (min–max) |",
-            "|---|---|",
-            f"| ours: binary COPY, one transaction | {_fmt(doc['ours_rows_per_s'])} |",
-            f"| ours without the `one_lsn_per_row` trigger | {_fmt(doc['ours_without_trigger_rows_per_s'])} |",
-            f"| upstream: one INSERT a row, `psql -f` | {_fmt(doc['upstream_rows_per_s'])} |",
-            "",
-            f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**.",
-        ]
+        lines += markdown_table(
+            ["method", "rows/s: median (min–max)"],
+            [
+                ["ours: binary COPY, one transaction", _fmt(doc["ours_rows_per_s"])],
+                ["ours without the `one_lsn_per_row` trigger", _fmt(doc["ours_without_trigger_rows_per_s"])],
+                ["upstream: one INSERT a row, `psql -f`", _fmt(doc["upstream_rows_per_s"])],
+            ],
+        )
+        lines += ["", f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**."]
     elif name in ("latency", "prediction_latency", "engine_latency"):
-        lines += ["| settings @ rate | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
-        for key, stats in doc["latency_ms"].items():
-            lines.append(f"| {key} | " + " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")) + " |")
+        lines += markdown_table(
+            ["settings @ rate", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+            [
+                [key, *(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max"))]
+                for key, stats in doc["latency_ms"].items()
+            ],
+        )
         lines += ["", "Cells: median of the repetitions (min–max across them)."]
     elif name == "predict_scaling":
-        lines += ["| processes | wall s | scoring records/s | CPU s, all processes |", "|---|---|---|---|"]
-        for processes, f in doc["median"].items():
-            lines.append(
-                f"| {processes} | {_fmt(f['wall_s'], 1)} | {_fmt(f['records_per_s'])} | {_fmt(f['cpu_s_total'], 1)} |"
-            )
+        lines += markdown_table(
+            ["processes", "wall s", "scoring records/s", "CPU s, all processes"],
+            [
+                [processes, _fmt(f["wall_s"], 1), _fmt(f["records_per_s"]), _fmt(f["cpu_s_total"], 1)]
+                for processes, f in doc["median"].items()
+            ],
+        )
         lines += [
             "",
             f"{doc['records']:,} records on {doc['partitions']} partitions, batches of {doc['batch_size']}, "
             f"{doc['reps']} interleaved repetitions; one prediction a record checked by a read_committed reader.",
         ]
     elif name == "spark":
-        lines += [
-            "| scorer | own records/s | end to end records/s | wall s | CPU s |",
-            "|---|---|---|---|---|",
-        ]
-        for scorer, f in doc["scorers"].items():
-            lines.append(
-                f"| {scorer} | {_fmt(f['own_rate'])} | {_fmt(f['rate'])} | {_fmt(f['wall_s'], 1)} | "
-                f"{_fmt(f['cpu_s'], 1)} |"
-            )
+        lines += markdown_table(
+            ["scorer", "own records/s", "end to end records/s", "wall s", "CPU s"],
+            [
+                [scorer, _fmt(f["own_rate"]), _fmt(f["rate"]), _fmt(f["wall_s"], 1), _fmt(f["cpu_s"], 1)]
+                for scorer, f in doc["scorers"].items()
+            ],
+        )
         lines += ["", f"{doc['records']:,} records, {doc['reps']} repetitions; cells: median (min–max)."]
     elif name == "delivery":
-        lines += [
-            "| delivery (worker) | p50 ms | p95 ms | p99 ms | max ms | COPY rows/s |",
-            "|---|---|---|---|---|---|",
-        ]
-        for mode, stats in doc["latency_ms"].items():
-            cells = " | ".join(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max"))
-            lines.append(f"| {mode} ({doc['workers'][mode]}) | {cells} | {_fmt(doc['copy_rows_per_s'][mode])} |")
+        lines += markdown_table(
+            ["delivery (worker)", "p50 ms", "p95 ms", "p99 ms", "max ms", "COPY rows/s"],
+            [
+                [
+                    f"{mode} ({doc['workers'][mode]})",
+                    *(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")),
+                    _fmt(doc["copy_rows_per_s"][mode]),
+                ]
+                for mode, stats in doc["latency_ms"].items()
+            ],
+        )
         ratio = doc["exactly_once_over_at_least_once"]
         lines += [
             "",
@@ -112,26 +129,26 @@ def section(name: str, doc: dict) -> list[str]:
             f"p99 **{ratio['p99']:.2f}×**, COPY rows/s **{ratio['rows_per_s']:.2f}×**.",
         ]
     elif name == "pipeline":
-        lines += [
-            "| case | committed → decoded, rows/s: median (min–max) | committed → on the topic |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| {case} | {_fmt(stats)} | {_fmt(doc['on_topic_rows_per_s'][case])} |"
-            for case, stats in doc["rows_per_s"].items()
-        ]
+        lines += markdown_table(
+            ["case", "committed → decoded, rows/s: median (min–max)", "committed → on the topic"],
+            [[case, _fmt(stats), _fmt(doc["on_topic_rows_per_s"][case])] for case, stats in doc["rows_per_s"].items()],
+        )
         lines += ["", f"{doc['rows']:,} rows of {doc['source']} committed → decoded by our consumer (open_batches)."]
     elif name == "reading":
-        lines += [
-            "| reader | records/s: median (min–max) | CPU s / 1k records | records / CPU s | cores busy |",
-            "|---|---|---|---|---|",
+        rows = [
+            [
+                reader,
+                _fmt(stats["records_per_s"]),
+                f"{stats['cpu_seconds_per_1k']['median']:.4f}",
+                f"{stats['records_per_cpu_s']['median']:,.0f}",
+                f"{stats['cores_busy']['median']:.2f}",
+            ]
+            for reader, stats in doc["readers"].items()
         ]
-        for reader, stats in doc["readers"].items():
-            lines.append(
-                f"| {reader} | {_fmt(stats['records_per_s'])} | {stats['cpu_seconds_per_1k']['median']:.4f} | "
-                f"{stats['records_per_cpu_s']['median']:,.0f} | {stats['cores_busy']['median']:.2f} |"
-            )
-        lines += [f"| {reader} | skipped: {why} | | | |" for reader, why in doc["skipped"].items()]
+        rows += [[reader, f"skipped: {why}", "", "", ""] for reader, why in doc["skipped"].items()]
+        lines += markdown_table(
+            ["reader", "records/s: median (min–max)", "CPU s / 1k records", "records / CPU s", "cores busy"], rows
+        )
         sizes = doc["tf_decode_batch_sizes"]
         lines += [
             "",
@@ -144,25 +161,44 @@ def section(name: str, doc: dict) -> list[str]:
             f"{sizes['ms_per_call']['median']:.1f} ms a call. Targets met: {doc['targets_met']}.",
         ]
     elif name == "training":
-        lines += ["| data | train/test rows | epochs | s/epoch | test accuracy |", "|---|---|---|---|---|"]
-        for data, f in ((k, v) for k, v in doc.items() if isinstance(v, dict) and "seconds_per_epoch" in v):
-            lines.append(
-                f"| {data} | {f['train_rows']:,}/{f['test_rows']:,} | {f['epochs']} | "
-                f"{_fmt(f['seconds_per_epoch'], 1)} | {_fmt(f['test_accuracy'], 4)} |"
-            )
+        lines += markdown_table(
+            ["data", "train/test rows", "epochs", "s/epoch", "test accuracy"],
+            [
+                [
+                    data,
+                    f"{f['train_rows']:,}/{f['test_rows']:,}",
+                    str(f["epochs"]),
+                    _fmt(f["seconds_per_epoch"], 1),
+                    _fmt(f["test_accuracy"], 4),
+                ]
+                for data, f in doc.items()
+                if isinstance(f, dict) and "seconds_per_epoch" in f
+            ],
+        )
     elif name == "training_stream":
-        lines += ["| run | train records | wall s | peak RSS MiB | test accuracy |", "|---|---|---|---|---|"]
+        rows = []
         if "accuracy" in doc:
             a = doc["accuracy"]
-            lines.append(
-                f"| {a['epochs']} epochs over 1x | {doc['train_rows']:,} | {a['seconds']:.0f} | "
-                f"{a['peak_rss_mib']:,.0f} | {a['test_accuracy']:.4f} ({a['test_records']:,} records) |"
+            rows.append(
+                [
+                    f"{a['epochs']} epochs over 1x",
+                    f"{doc['train_rows']:,}",
+                    f"{a['seconds']:.0f}",
+                    f"{a['peak_rss_mib']:,.0f}",
+                    f"{a['test_accuracy']:.4f} ({a['test_records']:,} records)",
+                ]
             )
-        for copies, m in doc["memory"].items():
-            lines.append(
-                f"| 1 epoch over {copies.lstrip('x')}x | {m['records']:,} | {m['seconds']:.0f} | "
-                f"{m['peak_rss_mib']:,.0f} | – |"
-            )
+        rows += [
+            [
+                f"1 epoch over {copies.lstrip('x')}x",
+                f"{m['records']:,}",
+                f"{m['seconds']:.0f}",
+                f"{m['peak_rss_mib']:,.0f}",
+                "–",
+            ]
+            for copies, m in doc["memory"].items()
+        ]
+        lines += markdown_table(["run", "train records", "wall s", "peak RSS MiB", "test accuracy"], rows)
         lines += ["", f"{doc['source']} through `consumer.train` (one-shot), topics of {doc['partitions']} partitions."]
         if "memory_ratio" in doc:
             lines[-1] += f" Peak memory **{doc['memory_ratio']}×** for {doc['records_ratio']}× the records."
@@ -172,14 +208,20 @@ def section(name: str, doc: dict) -> list[str]:
             f"{doc['delivered']:,} (duplicates {doc['duplicates']}), consumed {doc['consumed']:,}; "
             f"passed: {doc['passed']}.",
             "",
-            "| process | max RSS MiB | growth first→last quarter | bound MiB | within |",
-            "|---|---|---|---|---|",
         ]
-        for process, m in doc["memory"].items():
-            lines.append(
-                f"| {process} | {m['max_mib']:.0f} | {m['growth_percent']:+.1f} % | {m['bound_mib']} | "
-                f"{'yes' if m['within_bound'] else 'no'} |"
-            )
+        lines += markdown_table(
+            ["process", "max RSS MiB", "growth first→last quarter", "bound MiB", "within"],
+            [
+                [
+                    process,
+                    f"{m['max_mib']:.0f}",
+                    f"{m['growth_percent']:+.1f} %",
+                    str(m["bound_mib"]),
+                    "yes" if m["within_bound"] else "no",
+                ]
+                for process, m in doc["memory"].items()
+            ],
+        )
     if "load_average" in doc:
         load = doc["load_average"]
         lines += ["", f"Load average (1, 5, 15 min) at the start {load['start']}, at the end {load['end']} (2 cores)."]
@@ -197,9 +239,8 @@ def before_after(documents: dict[str, dict]) -> list[str]:
         "Under load the wall rates fall with the share of a core the reader gets; records per CPU second",
         "(`getrusage`, all threads) are what one core does when it is the reader's alone.",
         "",
-        "| measure | before | after: records/s | after: records per CPU second |",
-        "|---|---|---|---|",
     ]
+    rows = []
     for label, before, source in BEFORE_AFTER:
         after, per_cpu = "retired", "-"
         if source is not None:
@@ -213,7 +254,8 @@ def before_after(documents: dict[str, dict]) -> list[str]:
                 per_cpu = f"{stats['records_per_cpu_s']['median']:,.0f}" if stats else "-"
             else:
                 after = f"{doc['rows_per_s'][key]['median']:,.0f}"
-        lines.append(f"| {label} | {'-' if before is None else f'{before:,}'} | {after} | {per_cpu} |")
+        rows.append([label, "-" if before is None else f"{before:,}", after, per_cpu])
+    lines += markdown_table(["measure", "before", "after: records/s", "after: records per CPU second"], rows)
     loads = {name: documents[name]["load_average"]["end"][0] for name in ("reading", "pipeline") if name in documents}
     lines += [
         "",

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+from bench.fresh_process import Child
 from bench.images import FASHION, splits
 from bench.record import parse, parser, print_table, record, settings
 from bench.tables import delete_topics, run
@@ -31,21 +31,19 @@ from bench.tables import delete_topics, run
 ROOT = Path(__file__).resolve().parent.parent
 ACCURACY = re.compile(r"^evaluated (\d+) records .*accuracy ([0-9.]+)", re.MULTILINE)
 TRAINED = re.compile(r"training accuracy ([0-9.]+)")
+#: A training or evaluation taking longer than this has hung: it is killed and the benchmark fails.
+TIMEOUT_S = 3600
 
 
 def child(argv: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     """Run ``python -m argv...`` from the project root; its output, wall seconds and peak RSS in MiB."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen([sys.executable, "-m", *argv], cwd=ROOT, env=env, stdout=out, stderr=out, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        out.seek(0)
-        output = out.read()
-    code = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryDirectory(prefix="train-stream-") as scratch:
+        process = Child.start([sys.executable, "-m", *argv], Path(scratch) / "out.log", env)
+        code = process.wait(TIMEOUT_S)
+        output = process.output
     if code != 0:
         raise SystemExit(f"error: python -m {' '.join(argv)} exited {code}: {output.strip().splitlines()[-1:]}")
-    return output, seconds, usage.ru_maxrss / 1024
+    return output, process.wall_s, process.max_rss_mib
 
 
 def main(argv: list[str] | None = None) -> int:
