@@ -197,6 +197,19 @@ def group_offsets(servers: str, group_id: str, topic: str) -> dict[int, int | No
         consumer.close()
 
 
+def group_assignment(servers: str, group_id: str) -> dict[str, int] | None:
+    """``{member client id: partitions assigned}`` of a consumer group that is stable (not rebalancing), else
+    None: a group whose every member reads once each has a partition."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": servers, "logger": _Quiet()})
+    group = admin.describe_consumer_groups([group_id], request_timeout=REQUEST_TIMEOUT_S)[group_id].result()
+    if group.state != ConsumerGroupState.STABLE:
+        return None
+    return {member.member_id: len(member.assignment.topic_partitions) for member in group.members}
+
+
 def commit_group_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int]) -> None:
     """Commit ``{partition: offset}`` for ``group_id``, as an earlier run of that group would have left them."""
     consumer = Consumer(_config(servers, group_id))
@@ -206,17 +219,24 @@ def commit_group_offsets(servers: str, group_id: str, topic: str, offsets: dict[
         consumer.close()
 
 
-def count_records(servers: str, topic: str, timeout: float = 60.0) -> int:
-    """How many records a read_committed reader finds on ``topic`` now (not the offsets: with exactly-once
-    producers every transaction's marker takes an offset too)."""
+def read_to_end(servers: str, topic: str, timeout: float = 60.0) -> list[Record]:
+    """Every record a read_committed reader finds on ``topic`` up to its end offsets of now: what a count of
+    duplicates must read (a copy of a row may sit on another partition than the first, read later)."""
     marks = watermarks(servers, topic)
     last: dict[int, int] = {}
-    count = 0
+    records: list[Record] = []
     for batch in stream(servers, topic, None, timeout):
         for record in batch:
             last[record.partition] = record.offset
-        count += len(batch)
-        # Caught up: each partition's last record is at most a marker away from the end offset taken first.
+        records.extend(batch)
+        # Caught up: each partition's last record is at most a marker away from the end offset taken first (with
+        # exactly-once producers every transaction's marker takes an offset too).
         if not batch and all(end == first or last.get(p, -1) >= end - 2 for p, (first, end) in marks.items()):
-            return count
-    raise TimeoutError(f"{topic}: not read to its end within {timeout:g} s ({count} records so far)")
+            return records
+    raise TimeoutError(f"{topic}: not read to its end within {timeout:g} s ({len(records)} records so far)")
+
+
+def count_records(servers: str, topic: str, timeout: float = 60.0) -> int:
+    """How many records a read_committed reader finds on ``topic`` now (not the offsets: with exactly-once
+    producers every transaction's marker takes an offset too)."""
+    return len(read_to_end(servers, topic, timeout))

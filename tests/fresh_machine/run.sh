@@ -137,7 +137,7 @@ run_as() {  # run_as DIR USER LABEL COMMAND: COMMAND in the user's checkout, wit
 }
 
 # A step that hangs must fail with its evidence, not run into CI's own limit where nothing is printed.
-step_limit="${FRESH_STEP_TIMEOUT:-1800}"
+step_limit="${FRESH_STEP_TIMEOUT:-2400}"  # make test took 1,314 s here beside CI's host tests
 watch_step() {  # watch_step DIR LABEL PID STARTED: wait for PID; past step_limit show what runs and kill it
   local dir="$1" label="$2" pid="$3" started="$4" next_report
   next_report=$((started + 300))

@@ -7,15 +7,17 @@ import json
 import re
 
 from probes.rows import insert, marked_pixels, prefix_of
-from probes.topics import find_values
+from probes.topics import find_values, read_to_end, values_starting_with
 from stack import connect, kafka
 from stack.config import TOPICS
 
 
 def counts(pipeline, pixels: list[bytes], timeout: float = 90.0) -> list[int]:
-    """How many records of the training topic carry each of these rows."""
+    """How many records of the training topic carry each of these rows: once each has one, the whole topic to
+    its end is read (a second copy of a row may sit on another partition, read after the first)."""
     prefixes = [prefix_of(p) for p in pixels]
-    found = find_values(pipeline.bootstrap, TOPICS.train, prefixes, timeout)
+    find_values(pipeline.bootstrap, TOPICS.train, prefixes, timeout)
+    found = values_starting_with(read_to_end(pipeline.bootstrap, TOPICS.train, timeout), prefixes)
     return [len(found[p]) for p in prefixes]
 
 

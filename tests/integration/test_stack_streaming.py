@@ -19,8 +19,18 @@ TRAIN = TOPICS.train
 TEST = TOPICS.test
 
 
-def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0) -> dict[str, list]:
-    return find_values(pipeline.bootstrap, topic, [prefix_of(p) for p in pixels], timeout)
+def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0, counts: list[int] | None = None):
+    """For each of ``pixels``, the records whose value starts with its CSV prefix, read until each has one (or
+    ``counts[i]``): records on different partitions arrive in no order, so one seen says nothing of another."""
+    if counts is None:
+        return find_values(pipeline.bootstrap, topic, [prefix_of(p) for p in pixels], timeout)
+    prefixes = [prefix_of(p) for p in pixels]
+
+    def complete(records) -> bool:
+        found = values_starting_with(records, prefixes)
+        return all(len(found[prefix]) >= count for prefix, count in zip(prefixes, counts, strict=True))
+
+    return values_starting_with(read_from(pipeline.bootstrap, topic, None, complete, timeout), prefixes)
 
 
 def test_inserted_row_arrives_with_the_contract_key_value_and_headers(capture):
@@ -69,10 +79,10 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
     later = marked_pixels()
     insert(pipeline.postgres, "mnist_train", [(9, later)])
 
-    found = wait_for(pipeline, TRAIN, [updated, later])
+    found = wait_for(pipeline, TRAIN, [updated, later], counts=[2, 1])
 
     # Insert and update: one record each (the delete is dropped); their keys differ, so with several partitions
-    # they may sit on different ones, in no order between them.
+    # they may sit on different ones, in no order between them (nor with the later insert's: read until all three).
     assert sorted(r.key for r in found[prefix_of(updated)]) == [b"1", b"4"], "insert then update; the delete is dropped"
     assert [r.key for r in found[prefix_of(later)]] == [b"9"]
     assert capture.is_running(), capture.state()
