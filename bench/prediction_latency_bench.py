@@ -1,13 +1,21 @@
-"""Prediction latency: COMMIT in PostgreSQL -> record on Kafka -> prediction on Kafka -> row in the predictions table.
+"""Prediction latency: COMMIT in PostgreSQL -> record on Kafka -> prediction on Kafka -> row in the predictions table,
+for each scorer side by side in one run: 1 ``consumer.predict``, 2 ``consumer.predict`` of one consumer group and
+Spark Structured Streaming (``consumer.spark_predict``, ``local[2]``, a micro-batch every ``--spark-interval`` s).
 
-Three figures per row, side by side in one run, at steady insert rates (default 200 and 1,000 rows/s): from the
-row's COMMIT to (1) its record on the captured topic, (2) its prediction on the predictions topic (read_committed:
-visible once ``consumer.predict``'s transaction for the batch committed), (3) its row in the predictions table
-(written by Debezium's JDBC sink). Everything runs on the benchmark's own objects, never the demo's: the table
-``public.mnist_bench_predict`` (``bench/tables.py``; captured by the running connector into
-``tf.public.mnist_bench_predict``), a ``consumer.predict`` process of its own on that topic writing to
-``mnist.bench.predictions``, and a JDBC sink connector of its own writing to ``public.mnist_bench_predictions``,
-all removed afterwards.
+Three figures per row, at steady insert rates (default 200 and 1,000 rows/s): from the row's COMMIT to (1) its
+record on the captured topic, (2) its prediction on the predictions topic (read_committed: visible once
+``consumer.predict``'s transaction for the batch committed; Spark's sink does not use transactions), (3) its row in
+the predictions table (written by Debezium's JDBC sink). Everything runs on the benchmark's own objects, never the
+demo's: the table ``public.mnist_bench_predict`` (``bench/tables.py``; captured by the running connector into
+``tf.public.mnist_bench_predict``), the scorer's processes on that topic writing to ``mnist.bench.predictions``,
+and a JDBC sink connector of its own writing to ``public.mnist_bench_predictions``, all removed afterwards.
+
+Each repetition runs the scorers one after another (never two at once, so none takes CPU from another): a
+scorer's processes start with ``--follow``, resume where that scorer stopped last (its own consumer group, its own
+Spark checkpoint), score a 2 s warm-up at the first rate (not measured: it also catches up on the rows the other
+scorers were measured on, and Spark's first micro-batch starts its Python workers and loads the model), then each
+rate, then stop (SIGINT). Spark is left out, with a note, when ``make setup-spark`` has not been run, unless it is
+named in ``--scorers``.
 
 Times: commit = ``time.time()`` right after COMMIT returns; Kafka arrivals = ``time.time()`` when a read_committed
 confluent-kafka reader of the benchmark hands the record over; table = the database's ``clock_timestamp()`` when
@@ -16,12 +24,13 @@ commit right after). Same machine, same clock. The model is an untrained CNN unl
 scoring costs the same whatever the weights.
 
     python -m bench.prediction_latency_bench                  # 200 and 1,000 rows/s, 10 s each, 3 repetitions
-    python -m bench.prediction_latency_bench --rates 100 --seconds 2 --reps 1 --no-record   # a tiny run
+    python -m bench.prediction_latency_bench --scorers predict --rates 100 --seconds 2 --reps 1 --no-record
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +43,7 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.arrivals import committed_at, write_run
+from bench.fresh_process import untrained_model
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.broker import client_config
@@ -76,44 +86,76 @@ def sink_config(cfg: StackConfig) -> dict[str, str]:
     return {**connect.sink_config(cfg), "topics": PREDICTIONS_TOPIC, "collection.name.format": PREDICTIONS_TABLE}
 
 
-def untrained_model(directory: Path) -> Path:
-    """An untrained CNN saved by a process of its own (TensorFlow stays out of the measuring process)."""
-    path = directory / "bench-model.keras"
-    code = (
-        "from consumer.runtime import quiet_tensorflow; quiet_tensorflow(); "
-        f"from consumer.model import build_model; build_model().save({str(path)!r})"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
-    return path
+SCORERS = ("predict", "predict2", "spark")
+SCORER_LABELS = {"predict": "1 consumer.predict", "predict2": "2 consumer.predict", "spark": "Spark local[2]"}
+#: How many processes each scorer runs at once (two consumer.predict of one group share the 2 partitions).
+PROCESSES = {"predict": 1, "predict2": 2, "spark": 1}
+START_TIMEOUT_S = 300
 
 
-class Predictor:
-    """``python -m consumer.predict --follow`` on the benchmark's topics, started and stopped by the benchmark."""
+def spark_missing(cfg: StackConfig) -> str | None:
+    """Why ``consumer.spark_predict`` cannot run here (``make setup-spark`` not run), or None."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        return f"{error.name} is not installed (make setup-spark)"
+    from stack.assemble import spark_jars
 
-    def __init__(self, cfg: StackConfig, model: Path, batch_size: int) -> None:
-        argv = [
-            sys.executable, "-m", "consumer.predict", "--follow",
-            "--topic", SOURCE_TOPIC, "--predictions-topic", PREDICTIONS_TOPIC,
-            "--group-id", f"bench-predict-{uuid.uuid4().hex[:8]}",
-            "--batch-size", str(batch_size), "--model", str(model),
-            "--bootstrap-servers", cfg.kafka.bootstrap_servers,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for line in self.process.stdout:
-            if line.startswith("predicting "):
-                break
+    return None if spark_jars(cfg) else "no Spark Kafka connector jars (make setup-spark)"
+
+
+class Scorer:
+    """A scorer's processes with ``--follow`` on the benchmark's topics, from ``start`` until ``stop``. Its consumer
+    group and Spark checkpoint stay the same for the whole run, so each start resumes where the last one stopped."""
+
+    def __init__(self, kind: str, cfg: StackConfig, model: Path, args: argparse.Namespace, scratch: Path) -> None:
+        self.kind, self.scratch = kind, scratch
+        common = ["--follow", "--topic", SOURCE_TOPIC, "--predictions-topic", PREDICTIONS_TOPIC]
+        common += ["--model", str(model), "--bootstrap-servers", cfg.kafka.bootstrap_servers]
+        if kind == "spark":
+            checkpoint = scratch / "spark-checkpoint"
+            spark = [sys.executable, "-m", "consumer.spark_predict", *common, "--checkpoint-dir", str(checkpoint)]
+            self.argvs = [[*spark, "--interval", f"{args.spark_interval:g}"]]
         else:
-            raise RuntimeError(f"consumer.predict did not start: {self.process.stderr.read().strip()[-300:]}")
-        # Keep its pipe drained (a line a batch) so it never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in self.process.stdout], daemon=True).start()
+            group = f"bench-predict-{kind}-{uuid.uuid4().hex[:8]}"
+            predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group]
+            predict += ["--batch-size", str(args.batch_size)]
+            self.argvs = [[*predict, "--instance", f"bench-{n}"] for n in range(PROCESSES[kind])]
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        """Every process started and past its ``predicting ...`` line (its reader or query is running)."""
+        for n, argv in enumerate(self.argvs):
+            err = open(self.scratch / f"{self.kind}-{n}.err", "w+")  # a file: a full stderr pipe would block it
+            process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.processes.append(process)
+            timer = threading.Timer(START_TIMEOUT_S, process.kill)  # a scorer that never starts fails the run
+            timer.start()
+            line = ""
+            for line in process.stdout:
+                if line.startswith("predicting "):
+                    break
+            timer.cancel()
+            if process.poll() is not None or not line.startswith("predicting "):
+                process.wait()
+                err.seek(0)
+                raise RuntimeError(f"{self.argvs[n][2]} did not start: {err.read().strip()[-300:]}")
+            # Keep its pipe drained (a line a batch) so it never blocks on a full pipe.
+            threading.Thread(target=lambda p=process: [None for _ in p.stdout], daemon=True).start()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """SIGINT, as Ctrl-C: consumer.predict ends after its transaction, Spark stops its query."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes = []
 
 
 class Arrivals(threading.Thread):
@@ -183,12 +225,14 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
     ids = sorted(numbers)
     written: dict[int, float] = {}
 
-    def complete() -> bool:
+    def complete() -> bool:  # the predictions of other rows (a scorer catching up) are not this run's
         written.update(written_times(cfg, [i for i in ids if i not in written]))
-        return len(arrivals.on_kafka) == len(arrivals.predicted) == len(written) == rows.count
+        predicted = sum(i in arrivals.predicted for i in ids)
+        return len(arrivals.on_kafka) == predicted == len(written) == rows.count
 
     if not poll(complete, 120, 0.5):
-        got = {"kafka": len(arrivals.on_kafka), "prediction": len(arrivals.predicted), "table": len(written)}
+        predicted = sum(i in arrivals.predicted for i in ids)
+        got = {"kafka": len(arrivals.on_kafka), "prediction": predicted, "table": len(written)}
         raise RuntimeError(f"not every row came through within 120 s: {got} of {rows.count}")
 
     latencies = {
@@ -203,56 +247,85 @@ def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.prediction_latency_bench", __doc__)
     flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
     flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
-    flags.add_argument("--batch-size", type=int, default=32, help="the predictor's records a transaction (32)")
+    flags.add_argument(
+        "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark only after make setup-spark)"
+    )
+    flags.add_argument("--batch-size", type=int, default=32, help="consumer.predict's records a transaction (32)")
+    flags.add_argument("--spark-interval", type=float, default=1.0, help="seconds between Spark's micro-batches (1)")
     flags.add_argument("--model", type=Path, help="a .keras model to score with (default: an untrained CNN)")
     args = parse(flags, argv)
 
     cfg = settings(args)
+    scorers = args.scorers or list(SCORERS)
+    why = spark_missing(cfg) if "spark" in scorers else None
+    if why and args.scorers:
+        raise RuntimeError(f"cannot run the spark scorer: {why}")
+    if why:
+        print(f"note: Spark left out: {why}", flush=True)
+        scorers.remove("spark")
     with tempfile.TemporaryDirectory(prefix="prediction-bench-") as scratch:
         model = args.model or untrained_model(Path(scratch))
         with bench_table(cfg, "predict"):
-            runs = measure_all(cfg, args, model)
-    return report(args, runs)
+            runs = measure_all(cfg, args, scorers, model, Path(scratch))
+    return report(args, scorers, runs)
 
 
-def measure_all(cfg: StackConfig, args: argparse.Namespace, model: Path) -> dict[tuple[str, int], list[dict]]:
-    """Every repetition at every rate; removes the sink, its table and topic, and stops the predictor after."""
+def measure_all(
+    cfg: StackConfig, args: argparse.Namespace, scorers: list[str], model: Path, scratch: Path
+) -> dict[tuple[str, str, int], list[dict]]:
+    """Every repetition of every scorer at every rate: ``{(scorer, stage, rate): [figures a repetition]}``.
+    Removes the sink, its table and topic, and stops the scorer after."""
     sink = f"bench-predictions-sink-{uuid.uuid4().hex[:8]}"
     create_predictions_table(cfg)
     ensure_topics(cfg, (PREDICTIONS_TOPIC,))
-    predictor = None
+    running = None
     try:
         connect.register(cfg, sink, sink_config(cfg))
         if not poll(lambda: connect.is_running(connect.connector_status(cfg, sink)), 60):
             raise RuntimeError(f"the benchmark's sink is not RUNNING: {connect.connector_status(cfg, sink)}")
-        predictor = Predictor(cfg, model, args.batch_size)
+        each = {kind: Scorer(kind, cfg, model, args, scratch) for kind in scorers}
         arrivals = Arrivals(cfg.kafka.bootstrap_servers)
         arrivals.start()
-        runs: dict[tuple[str, int], list[dict]] = {}
+        runs: dict[tuple[str, str, int], list[dict]] = {}
         try:
-            for _ in range(args.reps):
-                for rate in args.rates:
-                    for stage, figures in measure(cfg, arrivals, rate, args.seconds).items():
-                        runs.setdefault((stage, rate), []).append(figures)
+            for rep in range(args.reps):
+                for kind in scorers:
+                    running = each[kind]
+                    running.start()
+                    measure(cfg, arrivals, args.rates[0], 2.0)  # the warm-up, not measured
+                    for rate in args.rates:
+                        figures = measure(cfg, arrivals, rate, args.seconds)
+                        for stage, stats in figures.items():
+                            runs.setdefault((kind, stage, rate), []).append(stats)
+                        print(
+                            f"rep {rep + 1} {SCORER_LABELS[kind]:<20} {rate:>5} rows/s: commit -> prediction p50 "
+                            f"{figures['prediction']['p50']:.1f} ms, p99 {figures['prediction']['p99']:.1f} ms; "
+                            f"-> table row p50 {figures['table']['p50']:.1f} ms",
+                            flush=True,
+                        )
+                    running.stop()
+                    running = None
         finally:
             arrivals.stop.set()
             arrivals.join()
         return runs
     finally:
-        if predictor is not None:
-            predictor.stop()
+        if running is not None:
+            running.stop()
         connect.rest(cfg, "DELETE", f"/connectors/{sink}")
         drop_predictions_table(cfg)
         delete_topics(cfg, (PREDICTIONS_TOPIC,))
 
 
-def report(args: argparse.Namespace, runs: dict) -> int:
+def report(args: argparse.Namespace, scorers: list[str], runs: dict) -> int:
     table, figures = [], {}
-    for (stage, rate), reps in sorted(runs.items(), key=lambda item: (item[0][1], STAGES.index(item[0][0]))):
+    order = sorted(runs.items(), key=lambda item: (item[0][2], scorers.index(item[0][0]), STAGES.index(item[0][1])))
+    for (kind, stage, rate), reps in order:
         stats = {k: summarise([r[k] for r in reps]) for k in ("p50", "p95", "p99", "max")}
-        figures[f"{LABELS[stage]} @ {rate} rows/s"] = stats
+        figures[f"{SCORER_LABELS[kind]}: {LABELS[stage]} @ {rate} rows/s"] = stats
         table.append(
             [
+                SCORER_LABELS[kind],
                 LABELS[stage],
                 str(rate),
                 *(f"{stats[k]['median']:.1f}" for k in ("p50", "p95", "p99", "max")),
@@ -260,15 +333,21 @@ def report(args: argparse.Namespace, runs: dict) -> int:
             ]
         )
     print_table(
-        f"Prediction latency (ms), median of {args.reps} repetitions of {args.seconds:g} s, "
-        f"predictor batch {args.batch_size}",
-        ["stage", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
+        f"Prediction latency (ms), median of {args.reps} repetitions of {args.seconds:g} s; consumer.predict batch "
+        f"{args.batch_size}, Spark micro-batch every {args.spark_interval:g} s",
+        ["scorer", "stage", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
     return record(
         args,
         "prediction_latency",
-        {"seconds_per_rate": args.seconds, "predictor_batch_size": args.batch_size, "latency_ms": figures},
+        {
+            "seconds_per_rate": args.seconds,
+            "scorers": scorers,
+            "predictor_batch_size": args.batch_size,
+            "spark_interval_s": args.spark_interval,
+            "latency_ms": figures,
+        },
     )
 
 

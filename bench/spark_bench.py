@@ -1,22 +1,23 @@
 """Scoring throughput: Spark Structured Streaming (``consumer.spark_predict``, ``local[2]``) against one and two
-``consumer.predict`` processes, on the same topic of the benchmark's own.
+``consumer.predict`` processes, each on a topic of its own filled the same way.
 
-The benchmark writes ``--records`` records (default 10,000) to a topic of its own with at least 2 partitions,
-spread round-robin over them, as the connector writes them (key: the label; value: the CSV pixels;
-``mnist.table``/``mnist.id``/``__source_ts_ms`` headers, so every record gets a prediction), then runs each scorer
-from the start of that topic to its end, fresh processes a repetition, each scorer writing to a predictions topic
-of its own (no sink reads them; the demo tables are not touched). The two consumer.predict processes run at once
-in one consumer group, with distinct ``--instance``, sharing the partitions; the first to join reads alone until
-the second does, so the records each scored are reported too (on a tiny topic one may score them all). The model
-is an untrained CNN: scoring costs the same whatever the weights.
+Each scorer, a repetition: its processes start with ``--follow`` on an empty topic of the benchmark's own (at
+least 2 partitions) and the benchmark waits until every one is ready (``predicting ...``: model loaded, reader or
+query running; for consumer.predict also its consumer group stable with a partition for each member, so two
+processes share the partitions from the first record). A warm-up of ``WARM_UP`` records follows (Spark's first
+micro-batch starts its Python workers and loads the model in each; consumer.predict's first batch traces the
+model), then ``--records`` records (default 10,000), both as the connector writes them (spread round-robin; key:
+the label; value: the CSV pixels; ``mnist.table``/``mnist.id``/``__source_ts_ms`` headers, so every record gets a
+prediction). A read_committed reader of the benchmark waits until every prediction is on the scorer's
+predictions topic; Ctrl-C ends the processes. No sink reads those topics; the demo's tables and topics are never
+touched. The model is an untrained CNN: scoring costs the same whatever the weights.
 
-Figures per scorer (medians over ``--reps``): its own rate (records / seconds of its batches, as its summary line
-says: Spark's last four of five micro-batches, the first starting the workers and loading the model in each;
-consumer.predict's first to last batch; for two processes, all records / the longer of the two spans), the
-end-to-end rate (records / the wall time until the last process ended, start-up included; consumer.predict's
-includes its ``--idle-timeout`` of 2 s) and the CPU seconds each process and its children used (``os.wait4``;
-Spark's JVM and Python workers count: spark_predict waits for its JVM to end), summed over the processes of a
-scorer and, for two, also each.
+Figures per scorer (medians over ``--reps``, the scorers alternated): records/s (the measured records / seconds
+from producing the first of them to reading the last prediction: start-up and warm-up excluded), the start-up
+(process start to the warm-up's last prediction) and the CPU seconds each process and its children used from
+start to end (``os.wait4``, ``bench.fresh_process.Child``: Spark's JVM and Python workers count, spark_predict
+waits for its JVM to end), summed over the processes of a scorer and, for two, also each, with the records each
+scored (warm-up included).
 
     python -m stack up && python -m stack.assemble --part spark
     python -m bench.spark_bench                          # 10,000 records, 3 repetitions
@@ -26,20 +27,20 @@ scorer and, for two, also each.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-from bench.prediction_latency_bench import untrained_model
+from bench.arrivals import predictions_arrive
+from bench.fresh_process import Child, untrained_model
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import delete_topics, run
-from stack.config import REPO_ROOT, StackConfig
+from probes.deadline import poll
+from probes.topics import group_assignment
+from stack.config import StackConfig
 from stack.kafka import ensure_topics
 
 SCORERS = ("spark", "predict", "predict2")
@@ -52,20 +53,22 @@ LABELS = {
 PROCESSES = {"spark": 1, "predict": 1, "predict2": 2}
 #: The input topic's partitions at least: two consumer.predict processes of one group need one each.
 MIN_PARTITIONS = 2
+#: How long a scorer may take to be ready, or to publish every prediction, before the run fails.
 TIMEOUT_S = 900
-#: The summary line of each process: records scored, seconds of its batches and its own rate.
-SUMMARY = {
-    "spark": re.compile(
-        r"scored (\d+) records in \d+ micro-batches, ([\d.]+) s: [\d,.]+ records/s \(after the first micro-batch "
-        r"([\d,.]+) records/s\)"
-    ),
-    "predict": re.compile(r"predicted (\d+) of \d+ records .*, ([\d.]+) s: ([\d,.]+) records/s"),
+#: Records scored before the measured ones, a few a partition: Spark's first micro-batch starts its Python workers
+#: and loads the model in each, consumer.predict's first batch traces the model; neither belongs in the rate.
+WARM_UP = 64
+#: The records each process scored, from its summary line.
+SCORED = {
+    "spark": re.compile(r"^scored (\d+) records in \d+ micro-batches", re.MULTILINE),
+    "predict": re.compile(r"^predicted (\d+) of \d+ records", re.MULTILINE),
 }
 
 
-def fill(cfg: StackConfig, topic: str, count: int, partitions: int) -> None:
-    """``count`` records as the connector writes them, with the id headers consumer.predictions keys by, spread
-    round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the label key would not)."""
+def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: int = 1) -> None:
+    """``count`` records as the connector writes them, with the id headers consumer.predictions keys by (ids from
+    ``first_id``), spread round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the label
+    key would not)."""
     from confluent_kafka import Producer
 
     from bench.images import rows
@@ -78,7 +81,7 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int) -> None:
     for number, (label, value) in enumerate(zip(split.labels.tolist(), values, strict=True)):
         headers = [
             ("mnist.table", b"mnist_bench_spark"),
-            ("mnist.id", str(number + 1).encode()),
+            ("mnist.id", str(first_id + number).encode()),
             ("__source_ts_ms", now),
         ]
         partition = number % partitions
@@ -89,54 +92,76 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int) -> None:
         raise RuntimeError(f"could not write {count} records to {topic}")
 
 
-def commands(scorer: str, cfg: StackConfig, topic: str, out: str, model: Path, scratch: Path, count: int):
-    """The command line of each process of ``scorer``."""
-    common = ["--topic", topic, "--predictions-topic", out, "--model", str(model)]
+def commands(scorer: str, cfg: StackConfig, topic: str, out: str, model: Path, scratch: Path, count: int, group: str):
+    """The command line of each process of ``scorer``, each following ``topic`` until Ctrl-C."""
+    common = ["--follow", "--topic", topic, "--predictions-topic", out, "--model", str(model)]
     common += ["--bootstrap-servers", cfg.kafka.bootstrap_servers]
     if scorer == "spark":
         checkpoint = scratch / f"checkpoint-{uuid.uuid4().hex[:8]}"
-        # Five micro-batches: the first starts the workers and loads the model, the other four are the warm rate.
+        # At most a fifth of the records a micro-batch: the first starts the workers, the rest are the warm rate.
         common += ["--checkpoint-dir", str(checkpoint), "--max-records-per-trigger", str(max(1, count // 5))]
         return [[sys.executable, "-m", "consumer.spark_predict", *common]]
-    group = f"bench-spark-vs-predict-{uuid.uuid4().hex[:8]}"
-    predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group, "--idle-timeout", "2"]
+    predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group]
     return [[*predict, "--instance", f"bench-{n}"] for n in range(PROCESSES[scorer])]
 
 
-def measure(argvs: list[list[str]], scorer: str, count: int, scratch: Path) -> dict:
-    """One run of a scorer's processes, started together: its own rate, end-to-end rate and CPU seconds (each
-    process's tree, reaped with ``os.wait4``; summed, and each in ``cpu_s_each``)."""
-    summary = SUMMARY["spark" if scorer == "spark" else "predict"]
+def wait_ready(children: list[Child], scorer: str, cfg: StackConfig, group: str) -> None:
+    """Until every process printed ``predicting ...`` and, for consumer.predict, its group is stable with a
+    partition for each member; RuntimeError when one ends first or it takes longer than TIMEOUT_S."""
+
+    def ready() -> bool:
+        if any(child.ended() for child in children):
+            ended = next(child for child in children if child.code is not None)
+            raise RuntimeError(f"{scorer} ended before it was ready ({ended.code}): {ended.tail()}")
+        if not all("\npredicting " in "\n" + child.output for child in children):
+            return False
+        if scorer == "spark":
+            return True
+        members = group_assignment(cfg.kafka.bootstrap_servers, group)
+        return members is not None and len(members) == len(children) and min(members.values()) > 0
+
+    if not poll(ready, TIMEOUT_S, 0.2):
+        raise RuntimeError(f"{scorer} not ready within {TIMEOUT_S} s: {children[0].tail()}")
+
+
+def measure(scorer: str, cfg: StackConfig, model: Path, scratch: Path, count: int, partitions: int) -> dict:
+    """One run of a scorer on topics of its own (deleted after): start, ready, a warm-up, then ``count`` records
+    and the time until every prediction was read."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, out = f"bench.spark.in.{scorer}.{suffix}", f"bench.spark.out.{scorer}.{suffix}"
+    group = f"bench-spark-vs-predict-{suffix}"
+    servers = cfg.kafka.bootstrap_servers
+    ensure_topics(dataclasses.replace(cfg, partitions=partitions), (topic, out))
+    argvs = commands(scorer, cfg, topic, out, model, scratch, count, group)
     started = time.perf_counter()
-    running = []
-    for n, argv in enumerate(argvs):
-        out, err = (open(scratch / f"{scorer}-{n}.{name}", "w+") for name in ("out", "err"))
-        process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=out, stderr=err, text=True)
-        timer = threading.Timer(TIMEOUT_S, process.kill)  # a hung scorer fails the run instead of the benchmark
-        timer.start()
-        running.append((process, timer, out, err))
-    finished = []
-    for process, timer, out, err in running:
-        _, status, usage = os.wait4(process.pid, 0)  # its rusage alone, unlike RUSAGE_CHILDREN
-        timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        finished.append((process.returncode, out.read(), err.read(), usage.ru_utime + usage.ru_stime))
-        out.close(), err.close()
-    wall = time.perf_counter() - started
-    scored, spans, rates = [], [], []
-    for code, stdout, stderr, _ in finished:
-        found = summary.search(stdout)
-        if code != 0 or not found:
-            raise RuntimeError(f"{scorer} failed ({code}): {(stderr or stdout).strip()[-400:]}")
+    children = [Child.start(argv, scratch / f"{scorer}-{suffix}-{n}.log") for n, argv in enumerate(argvs)]
+    try:
+        wait_ready(children, scorer, cfg, group)
+        fill(cfg, topic, WARM_UP, partitions)
+        _, warm_at, _ = predictions_arrive(servers, out, WARM_UP, children, TIMEOUT_S)
+        if warm_at is not None:
+            filled_at = time.perf_counter()
+            fill(cfg, topic, count, partitions, first_id=WARM_UP + 1)
+            _, done_at, keys = predictions_arrive(servers, out, WARM_UP + count, children, TIMEOUT_S)
+    finally:
+        for child in children:
+            child.interrupt()
+        for child in children:
+            child.wait(120)
+        delete_topics(cfg, (topic, out))
+    if warm_at is None or done_at is None or len(set(keys)) < WARM_UP + count:
+        arrived = 0 if warm_at is None else len(set(keys))
+        tails = "; ".join(f"exit {child.code}: {child.tail()}" for child in children)
+        raise RuntimeError(f"{scorer}: {arrived} of {WARM_UP + count} predictions arrived: {tails}")
+    scored = []
+    for child in children:
+        found = SCORED["spark" if scorer == "spark" else "predict"].search(child.output)
+        if child.code != 0 or not found:
+            raise RuntimeError(f"{scorer} failed ({child.code}): {child.output.strip()[-400:]}")
         scored.append(int(found.group(1)))
-        spans.append(float(found.group(2)))
-        rates.append(float(found.group(3).replace(",", "")))
-    if sum(scored) < count:
-        raise RuntimeError(f"{scorer} scored {sum(scored)} ({' + '.join(map(str, scored))}) of {count} records")
-    cpu_each = [cpu for *_, cpu in finished]
-    own_rate = rates[0] if len(rates) == 1 else sum(scored) / max(spans)
-    figures = {"own_rate": own_rate, "wall_s": wall, "rate": count / wall, "cpu_s": sum(cpu_each)}
+    cpu_each = [child.cpu_s for child in children]
+    wall = done_at - filled_at
+    figures = {"rate": count / wall, "wall_s": wall, "startup_s": warm_at - started, "cpu_s": sum(cpu_each)}
     if len(argvs) > 1:
         figures.update({"cpu_s_each": cpu_each, "scored_each": scored})
     return figures
@@ -154,36 +179,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(p, argv)
     cfg = settings(args)
     partitions = max(MIN_PARTITIONS, cfg.partitions)
-    suffix = uuid.uuid4().hex[:8]
-    topic = f"bench.spark.in.{suffix}"
-    outs = {scorer: f"bench.spark.out.{scorer}.{suffix}" for scorer in SCORERS}
     runs: dict[str, list[dict[str, float]]] = {scorer: [] for scorer in SCORERS}
-    ensure_topics(dataclasses.replace(cfg, partitions=partitions), (topic, *outs.values()))
     try:
-        fill(cfg, topic, args.records, partitions)
         with tempfile.TemporaryDirectory(prefix="spark-bench-") as scratch:
             model = untrained_model(Path(scratch))
             for rep in range(args.reps):
-                for scorer in SCORERS:  # alternated, so a load change hits both alike
-                    argvs = commands(scorer, cfg, topic, outs[scorer], model, Path(scratch), args.records)
-                    runs[scorer].append(measure(argvs, scorer, args.records, Path(scratch)))
+                for scorer in SCORERS:  # alternated, so a load change hits each alike
+                    runs[scorer].append(measure(scorer, cfg, model, Path(scratch), args.records, partitions))
                     r = runs[scorer][-1]
                     print(
-                        f"rep {rep + 1} {scorer:<8} {r['own_rate']:>8,.0f} records/s own, "
-                        f"{r['rate']:>8,.0f} end to end ({r['wall_s']:.1f} s wall, {cpu_text(r)} CPU s)"
+                        f"rep {rep + 1} {scorer:<8} {r['rate']:>8,.0f} records/s ({r['wall_s']:.1f} s); "
+                        f"start-up {r['startup_s']:.1f} s; {cpu_text(r)} CPU s"
                         + (f", records {' + '.join(map(str, r['scored_each']))}" if "scored_each" in r else ""),
                         flush=True,
                     )
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    finally:
-        delete_topics(cfg, (topic, *outs.values()))
 
-    figures = {
-        scorer: {key: summarise([r[key] for r in runs[scorer]]) for key in ("own_rate", "rate", "wall_s", "cpu_s")}
-        for scorer in SCORERS
-    }
+    keys = ("rate", "wall_s", "startup_s", "cpu_s")
+    figures = {scorer: {key: summarise([r[key] for r in runs[scorer]]) for key in keys} for scorer in SCORERS}
     for scorer in SCORERS:
         if PROCESSES[scorer] > 1:  # each process's CPU seconds, the median over the reps of each
             each = zip(*(r["cpu_s_each"] for r in runs[scorer]), strict=True)
@@ -197,21 +212,24 @@ def main(argv: list[str] | None = None) -> int:
         medians = {"cpu_s": f["cpu_s"]["median"]}
         if "cpu_s_each" in f:
             medians["cpu_s_each"] = [each["median"] for each in f["cpu_s_each"]]
+        records_each = " + ".join(f"{each['median']:.0f}" for each in f.get("records_each", []))
         rows.append(
             [
                 LABELS[scorer],
-                f"{f['own_rate']['median']:,.0f}",
                 f"{f['rate']['median']:,.0f}",
                 f"{f['wall_s']['median']:.1f}",
+                f"{f['startup_s']['median']:.1f}",
                 cpu_text(medians),
                 f"{cpu_per_k:.2f}",
+                records_each or "-",
             ]
         )
     print_table(
         f"Scoring {args.records:,} records, median of {args.reps}",
-        ["scorer", "own records/s", "end-to-end records/s", "wall s", "CPU s (each process)", "CPU s / 1k records"],
+        ["scorer", "records/s", "s", "start-up s", "CPU s (each process)", "CPU s / 1k records",
+         "records each"],
         rows,
-    )
+    )  # fmt: skip
     results = {"records": args.records, "partitions": partitions, "reps": args.reps, "scorers": figures, "runs": runs}
     return record(args, "spark", results)
 

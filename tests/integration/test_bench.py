@@ -27,6 +27,11 @@ def demo_data(pipeline) -> dict[str, object]:
         ("bench.latency_bench", ["--rates", "100", "--seconds", "2", "--reps", "1"], ["upstream settings", "p99"]),
         ("bench.reading_bench", ["--records", "300", "--reps", "1"], ["ours / talk", "new traces"]),
         ("bench.pipeline_bench", ["--limit", "300", "--reps", "1"], ["streaming", "snapshot"]),
+        (
+            "bench.prediction_latency_bench",
+            ["--scorers", "predict", "--rates", "100", "--seconds", "2", "--reps", "1"],
+            ["1 consumer.predict", "commit -> prediction", "commit -> table row"],
+        ),
         ("bench.train_bench", ["--datasets", "sample", "--epochs", "1", "--reps", "1"], ["test accuracy"]),
         (
             "bench.train_stream_bench",

@@ -113,3 +113,27 @@ def test_spark_bench_runs_in_a_tiny_configuration_against_one_and_two_predict_pr
         assert label in table, result.stdout
     two = next(line for line in table.splitlines() if "2 consumer.predict processes" in line)
     assert re.search(r"\d+\.\d \(\d+\.\d \+ \d+\.\d\)", two), f"CPU s summed, then each process: {two}"
+    # Both processes were in the group, each with a partition, before the first record: both scored records.
+    each = re.search(r"(\d+) \+ (\d+)\s*$", two.rstrip(" |"))
+    assert each and int(each[1]) > 0 and int(each[2]) > 0 and int(each[1]) + int(each[2]) >= 400, two
+
+
+def test_prediction_latency_bench_runs_spark_beside_one_and_two_predict_processes(pipeline, spark_ready):
+    # bench.prediction_latency_bench's tiny run with every scorer: figures printed, never asserted; each scorer's
+    # three stages are in its table.
+    result = pipeline.run(
+        "bench.prediction_latency_bench",
+        *("--rates", "100", "--seconds", "2", "--reps", "1", "--no-record"),
+        timeout=900,
+    )
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Spark left out" not in result.stdout
+    table = result.stdout[result.stdout.index("Prediction latency (ms)") :]
+    for scorer in ("1 consumer.predict", "2 consumer.predict", "Spark local[2]"):
+        stages = [line for line in table.splitlines() if line.lstrip().startswith(scorer)]
+        assert len(stages) == 3, f"{scorer}: {stages}\n{table}"
+        assert {"commit -> Kafka", "commit -> prediction", "commit -> table row"} == {
+            next(s for s in ("commit -> Kafka", "commit -> prediction", "commit -> table row") if s in line)
+            for line in stages
+        }, table
