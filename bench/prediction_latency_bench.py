@@ -131,12 +131,15 @@ class Scorer:
             process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
             self.processes.append(process)
             timer = threading.Timer(START_TIMEOUT_S, process.kill)  # a scorer that never starts fails the run
+            timer.daemon = True
             timer.start()
             line = ""
-            for line in process.stdout:
-                if line.startswith("predicting "):
-                    break
-            timer.cancel()
+            try:
+                for line in process.stdout:
+                    if line.startswith("predicting "):
+                        break
+            finally:
+                timer.cancel()
             if process.poll() is not None or not line.startswith("predicting "):
                 process.wait()
                 err.seek(0)
@@ -169,6 +172,7 @@ class Arrivals(threading.Thread):
         self.rows: NumberedRows | None = None
         self.on_kafka: dict[int, float] = {}  # row number -> arrival
         self.predicted: dict[int, float] = {}  # row id -> arrival
+        self.last_prediction = time.time()  # of any row, this run's or not
         self.stop = threading.Event()
 
     def reset(self, rows: NumberedRows) -> None:
@@ -187,6 +191,7 @@ class Arrivals(threading.Thread):
                         self.on_kafka.setdefault(number, now)
                 else:
                     self.predicted.setdefault(key_of(message.key())[1], now)
+                    self.last_prediction = now
         finally:
             self.consumer.close()
 
@@ -277,6 +282,7 @@ def measure_all(
     Removes the sink, its table and topic, and stops the scorer after."""
     sink = f"bench-predictions-sink-{uuid.uuid4().hex[:8]}"
     create_predictions_table(cfg)
+    delete_topics(cfg, (PREDICTIONS_TOPIC,))  # a killed run's predictions would reach the new table first
     ensure_topics(cfg, (PREDICTIONS_TOPIC,))
     running = None
     try:
@@ -293,6 +299,9 @@ def measure_all(
                     running = each[kind]
                     running.start()
                     measure(cfg, arrivals, args.rates[0], 2.0)  # the warm-up, not measured
+                    # Caught up: the rows the other scorers were measured on are scored too (no prediction for 2 s).
+                    if not poll(lambda: time.time() - arrivals.last_prediction > 2.0, 300, 0.2):
+                        raise RuntimeError(f"{SCORER_LABELS[kind]} still scoring older rows after 300 s")
                     for rate in args.rates:
                         figures = measure(cfg, arrivals, rate, args.seconds)
                         for stage, stats in figures.items():

@@ -40,10 +40,13 @@ def as_owner(cfg: StackConfig, *statements: str) -> None:
 
 
 def create(cfg: StackConfig, table: str) -> None:
-    """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role."""
+    """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role, and
+    its topic empty (a killed run's records would be read first)."""
+    topic = TOPICS.of_table(table)
+    as_owner(cfg, f"DROP TABLE IF EXISTS public.{table}")
+    delete_topics(cfg, (topic, TOPICS.invalid(topic)))
     as_owner(
         cfg,
-        f"DROP TABLE IF EXISTS public.{table}",
         f"CREATE TABLE public.{table} (id SERIAL PRIMARY KEY, label SMALLINT, pixels BYTEA)",
         f"CREATE TRIGGER one_lsn_per_row BEFORE INSERT ON public.{table} "
         "FOR EACH ROW EXECUTE FUNCTION public.one_lsn_per_row()",
@@ -52,7 +55,7 @@ def create(cfg: StackConfig, table: str) -> None:
     )
     from stack.kafka import ensure_topics
 
-    ensure_topics(cfg, (TOPICS.of_table(table),))
+    ensure_topics(cfg, (topic,))
 
 
 def remove(cfg: StackConfig, table: str) -> None:
