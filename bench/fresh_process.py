@@ -16,11 +16,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from probes.deadline import poll
+
 READY = "ready"
 ROOT = Path(__file__).resolve().parent.parent
+#: What consumer.predict and consumer.spark_predict print once the model is loaded and the reader or query runs.
+SCORING = "predicting "
 
 
 @dataclass
@@ -52,6 +57,10 @@ class Child:
     def tail(self, lines: int = 3) -> str:
         return _tail(self.output, lines)
 
+    def printed(self, prefix: str) -> bool:
+        """A line of its output starts with ``prefix``."""
+        return f"\n{prefix}" in "\n" + self.output
+
     def ended(self) -> bool:
         """Reap it if it has ended (keeping its rusage), without waiting."""
         if self.code is None:
@@ -82,6 +91,20 @@ class Child:
         self.cpu_s = usage.ru_utime + usage.ru_stime
         self.max_rss_mib = usage.ru_maxrss / 1024
         self.process.returncode = self.code  # reaped here: Popen must not wait for it again
+
+
+def wait_scoring(children: list[Child], label: str, timeout: float, also: Callable[[], bool] | None = None) -> None:
+    """Until every child printed its ``predicting ...`` line and ``also()`` (if given) holds; RuntimeError when one
+    ends first or ``timeout`` seconds pass."""
+
+    def ready() -> bool:
+        ended = next((child for child in children if child.ended()), None)
+        if ended is not None:
+            raise RuntimeError(f"{label} ended before it was ready ({ended.code}): {ended.tail()}")
+        return all(child.printed(SCORING) for child in children) and (also is None or also())
+
+    if not poll(ready, timeout, 0.2):
+        raise RuntimeError(f"{label} not ready within {timeout:g} s: {children[0].tail()}")
 
 
 def start(module: str, *args: str) -> subprocess.Popen:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.arrivals import predictions_arrive
-from bench.fresh_process import Child, untrained_model
+from bench.fresh_process import SCORING, Child, untrained_model
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import delete_topics, run
 
@@ -49,7 +49,7 @@ class Predictor(Child):
 
     def ready(self) -> bool:
         """It has loaded the model and joined the group (its ``predicting ...`` line)."""
-        return "\npredicting " in "\n" + self.output
+        return self.printed(SCORING)
 
     def finish(self, timeout: float = 120) -> None:
         """Once it is ready (a Ctrl-C during start-up has no summary to print), Ctrl-C, then wait; SIGKILL when

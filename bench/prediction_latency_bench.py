@@ -30,8 +30,6 @@ scoring costs the same whatever the weights.
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,7 +41,7 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.arrivals import committed_at, write_run
-from bench.fresh_process import untrained_model
+from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.broker import client_config
@@ -53,7 +51,7 @@ from probes.deadline import poll
 from probes.rows import NumberedRows
 from probes.topics import end_offsets
 from stack import connect
-from stack.config import REPO_ROOT, TOPICS, StackConfig
+from stack.config import TOPICS, StackConfig
 from stack.kafka import ensure_topics
 from stack.postgres import SINK_ROLE
 
@@ -122,43 +120,23 @@ class Scorer:
             predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group]
             predict += ["--batch-size", str(args.batch_size)]
             self.argvs = [[*predict, "--instance", f"bench-{n}"] for n in range(PROCESSES[kind])]
-        self.processes: list[subprocess.Popen] = []
+        self.children: list[Child] = []
+        self.starts = 0
 
     def start(self) -> None:
         """Every process started and past its ``predicting ...`` line (its reader or query is running)."""
-        for n, argv in enumerate(self.argvs):
-            err = open(self.scratch / f"{self.kind}-{n}.err", "w+")  # a file: a full stderr pipe would block it
-            process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
-            self.processes.append(process)
-            timer = threading.Timer(START_TIMEOUT_S, process.kill)  # a scorer that never starts fails the run
-            timer.daemon = True
-            timer.start()
-            line = ""
-            try:
-                for line in process.stdout:
-                    if line.startswith("predicting "):
-                        break
-            finally:
-                timer.cancel()
-            if process.poll() is not None or not line.startswith("predicting "):
-                process.wait()
-                err.seek(0)
-                raise RuntimeError(f"{self.argvs[n][2]} did not start: {err.read().strip()[-300:]}")
-            # Keep its pipe drained (a line a batch) so it never blocks on a full pipe.
-            threading.Thread(target=lambda p=process: [None for _ in p.stdout], daemon=True).start()
+        self.starts += 1
+        logs = [self.scratch / f"{self.kind}-{self.starts}-{n}.log" for n in range(len(self.argvs))]
+        self.children = [Child.start(argv, log) for argv, log in zip(self.argvs, logs, strict=True)]
+        wait_scoring(self.children, SCORER_LABELS[self.kind], START_TIMEOUT_S)
 
     def stop(self) -> None:
         """SIGINT, as Ctrl-C: consumer.predict ends after its transaction, Spark stops its query."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in self.processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.processes = []
+        for child in self.children:
+            child.interrupt()
+        for child in self.children:
+            child.wait(60)
+        self.children = []
 
 
 class Arrivals(threading.Thread):

@@ -35,10 +35,9 @@ import uuid
 from pathlib import Path
 
 from bench.arrivals import predictions_arrive
-from bench.fresh_process import Child, untrained_model
+from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import delete_topics, run
-from probes.deadline import poll
 from probes.topics import group_assignment
 from stack.config import StackConfig
 from stack.kafka import ensure_topics
@@ -109,19 +108,11 @@ def wait_ready(children: list[Child], scorer: str, cfg: StackConfig, group: str)
     """Until every process printed ``predicting ...`` and, for consumer.predict, its group is stable with a
     partition for each member; RuntimeError when one ends first or it takes longer than TIMEOUT_S."""
 
-    def ready() -> bool:
-        if any(child.ended() for child in children):
-            ended = next(child for child in children if child.code is not None)
-            raise RuntimeError(f"{scorer} ended before it was ready ({ended.code}): {ended.tail()}")
-        if not all("\npredicting " in "\n" + child.output for child in children):
-            return False
-        if scorer == "spark":
-            return True
+    def shared() -> bool:
         members = group_assignment(cfg.kafka.bootstrap_servers, group)
         return members is not None and len(members) == len(children) and min(members.values()) > 0
 
-    if not poll(ready, TIMEOUT_S, 0.2):
-        raise RuntimeError(f"{scorer} not ready within {TIMEOUT_S} s: {children[0].tail()}")
+    wait_scoring(children, scorer, TIMEOUT_S, None if scorer == "spark" else shared)
 
 
 def measure(scorer: str, cfg: StackConfig, model: Path, scratch: Path, count: int, partitions: int) -> dict:

@@ -166,13 +166,24 @@ def values_starting_with(records: Iterable[Record], prefixes: Iterable[str]) -> 
 
 
 def find_values(
-    servers: str, topic: str, prefixes: Iterable[str], timeout: float = 60.0, offsets: dict[int, int] | None = None
+    servers: str,
+    topic: str,
+    prefixes: Iterable[str],
+    timeout: float = 60.0,
+    offsets: dict[int, int] | None = None,
+    counts: Iterable[int] | None = None,
 ) -> dict[str, list[Record]]:
     """For each CSV prefix, the records of ``topic`` (from ``offsets``, None: the beginning) whose value starts
-    with it, read until every prefix has one or ``timeout`` seconds pass."""
+    with it, read until every prefix has one (or its number in ``counts``) or ``timeout`` seconds pass. Records on
+    different partitions arrive in no order, so one prefix found says nothing of another's records."""
     prefixes = list(prefixes)
-    records = read_from(servers, topic, offsets, lambda rs: all(values_starting_with(rs, prefixes).values()), timeout)
-    return values_starting_with(records, prefixes)
+    wanted = dict(zip(prefixes, [1] * len(prefixes) if counts is None else counts, strict=True))
+
+    def complete(records: list[Record]) -> bool:
+        found = values_starting_with(records, prefixes)
+        return all(len(found[prefix]) >= count for prefix, count in wanted.items())
+
+    return values_starting_with(read_from(servers, topic, offsets, complete, timeout), prefixes)
 
 
 def produce(servers: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
@@ -198,7 +209,7 @@ def group_offsets(servers: str, group_id: str, topic: str) -> dict[int, int | No
 
 
 def group_assignment(servers: str, group_id: str) -> dict[str, int] | None:
-    """``{member client id: partitions assigned}`` of a consumer group that is stable (not rebalancing), else
+    """``{member id: partitions assigned}`` of a consumer group that is stable (not rebalancing), else
     None: a group whose every member reads once each has a partition."""
     from confluent_kafka import ConsumerGroupState
     from confluent_kafka.admin import AdminClient

@@ -20,17 +20,8 @@ TEST = TOPICS.test
 
 
 def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0, counts: list[int] | None = None):
-    """For each of ``pixels``, the records whose value starts with its CSV prefix, read until each has one (or
-    ``counts[i]``): records on different partitions arrive in no order, so one seen says nothing of another."""
-    if counts is None:
-        return find_values(pipeline.bootstrap, topic, [prefix_of(p) for p in pixels], timeout)
     prefixes = [prefix_of(p) for p in pixels]
-
-    def complete(records) -> bool:
-        found = values_starting_with(records, prefixes)
-        return all(len(found[prefix]) >= count for prefix, count in zip(prefixes, counts, strict=True))
-
-    return values_starting_with(read_from(pipeline.bootstrap, topic, None, complete, timeout), prefixes)
+    return find_values(pipeline.bootstrap, topic, prefixes, timeout, counts=counts)
 
 
 def test_inserted_row_arrives_with_the_contract_key_value_and_headers(capture):
