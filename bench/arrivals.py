@@ -11,7 +11,7 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.record import percentiles
-from consumer.broker import client_config
+from consumer.kafka.client import client_config
 from probes.database import Postgres
 from probes.deadline import poll
 from probes.rows import NumberedRows

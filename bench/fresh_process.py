@@ -142,8 +142,8 @@ def untrained_model(directory: Path) -> Path:
     """An untrained CNN saved by a process of its own (TensorFlow stays out of the measuring process)."""
     path = directory / "bench-model.keras"
     code = (
-        "from consumer.runtime import quiet_tensorflow; quiet_tensorflow(); "
-        f"from consumer.model import build_model; build_model().save({str(path)!r})"
+        "from consumer.cli import quiet_tensorflow; quiet_tensorflow(); "
+        f"from consumer.learning.models import build_model; build_model().save({str(path)!r})"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:

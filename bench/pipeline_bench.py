@@ -3,7 +3,7 @@
 Two cases, each repeated: **streaming** (the connector is running; the rows, 70,000 Fashion-MNIST images by
 default, are bulk-loaded by the loader's COPY in one transaction; time from that COMMIT to the last record
 decoded, and to the last one on the topic: Connect's share) and **snapshot** (the rows are in the table before
-a second connector starts; time from registering it). The consumer is ours, ``consumer.batches.open_batches``
+a second connector starts; time from registering it). The consumer is ours, ``consumer.kafka.batches.open_batches``
 (confluent-kafka and the NumPy decode, each batch committed), in a fresh process, ready before the rows are
 committed; Connect, Kafka and PostgreSQL run beside it on the same machine.
 The rows go to the benchmark's own table ``public.mnist_bench_pipeline`` (``bench/tables.py``: captured by the
@@ -29,8 +29,8 @@ from bench.images import rows as image_rows
 from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, delete_topics, run
-from consumer.broker import client_config, partitions_of, watermarks
-from consumer.runtime import quiet_tensorflow
+from consumer.cli import quiet_tensorflow
+from consumer.kafka.client import client_config, partitions_of, watermarks
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from loader.source import Split
@@ -52,7 +52,7 @@ Rates = dict[str, float]
 def child(topic: str, servers: str, expected: int, start: str) -> None:
     """Decode ``expected`` records of ``topic`` with our consumer's reading path; report the wall time of the
     last one."""
-    from consumer.batches import open_batches
+    from consumer.kafka.batches import open_batches
 
     stream = open_batches("kafka", topic, f"pipeline-bench-{uuid.uuid4().hex[:8]}", servers, BATCH, 60.0, start)
     fresh_process.ready()

@@ -44,8 +44,8 @@ from bench.arrivals import committed_at, write_run
 from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
-from consumer.broker import client_config
-from consumer.predictions import key_of
+from consumer.kafka.client import client_config
+from consumer.records.predictions import key_of
 from loader.database import connect as pg_connect
 from probes.deadline import poll
 from probes.rows import NumberedRows

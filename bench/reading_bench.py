@@ -7,11 +7,11 @@ and every reader then reads that topic from the start to the end offsets taken b
 to one CPU (``bench/fresh_process.py``), with a new group, in batches of 1,024. The readers, in each repetition:
 
 * read only: ``kafka-python`` (a plain ``KafkaConsumer`` poll loop, the client before; skipped when it is not
-  installed) and ``confluent`` (``consumer.broker.CommittingReader``, the reading half of our path);
+  installed) and ``confluent`` (``consumer.kafka.client.CommittingReader``, the reading half of our path);
 * read + decode, no model: ``talk`` (the talk's per-message ``decode_kafka_stream_record`` in a ``tf.data``
   pipeline over the records confluent-kafka read: ``unbatch().map().batch()``, as the talk maps its tfio dataset;
   tfio-free, so only the decode differs), ``tf-batch`` (the same records, ``decode_csv_batch`` a batch), ``ours``
-  (``consumer.batches.open_batches``: confluent-kafka and the NumPy decode), ``ours-commit`` (the same, each
+  (``consumer.kafka.batches.open_batches``: confluent-kafka and the NumPy decode), ``ours-commit`` (the same, each
   batch committed as train and evaluate do once the model used it);
 * in memory: ``decode_batch`` and ``decode_csv_batch`` on the same records already read, and the TF decode
   called with every batch size 1..64 (its trace count must not grow: one trace for every size).
@@ -40,7 +40,7 @@ from bench.images import rows as image_rows
 from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, run
-from consumer.runtime import quiet_tensorflow
+from consumer.cli import quiet_tensorflow
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from probes.deadline import poll
@@ -106,7 +106,7 @@ def read_kafka_python(topic: str, servers: str, start: Offsets, until: Offsets, 
 
 def confluent_batches(topic: str, servers: str, start: Offsets, until: Offsets):
     """Our reader (no decode) over ``start``..``until`` with a new group."""
-    from consumer.broker import CommittingReader
+    from consumer.kafka.client import CommittingReader
 
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
     return CommittingReader(topic, group, servers, None, BATCH, offsets=start, until=until)
@@ -126,7 +126,7 @@ def read_confluent(topic: str, servers: str, start: Offsets, until: Offsets, clo
 def read_talk(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
     import tensorflow as tf
 
-    from consumer.tf_decode import decode_kafka_stream_record
+    from consumer.records.tf_decode import decode_kafka_stream_record
 
     reader = confluent_batches(topic, servers, start, until)
     spec = tf.TensorSpec([None], tf.string)
@@ -146,7 +146,7 @@ def read_talk(topic: str, servers: str, start: Offsets, until: Offsets, clock: C
 def read_tf_batch(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
     import tensorflow as tf
 
-    from consumer.tf_decode import decode_csv_batch
+    from consumer.records.tf_decode import decode_csv_batch
 
     decode_csv_batch(tf.constant([",".join(["0"] * 784)]), tf.constant(["0"]))  # the one trace, before the clock
     reader = confluent_batches(topic, servers, start, until)
@@ -165,7 +165,7 @@ def read_ours(
 ) -> dict[str, float]:
     """Our path; with ``commit``, each batch's offsets committed as train and evaluate do once the model used it
     (a round trip to the broker a batch)."""
-    from consumer.batches import open_batches
+    from consumer.kafka.batches import open_batches
 
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
     stream = open_batches("kafka", topic, group, servers, BATCH, None, offsets=start, until=until)
@@ -182,8 +182,8 @@ def decode_in_memory(topic: str, servers: str, start: Offsets, until: Offsets, c
     """Both decodes on the same batches already in memory; then the TF decode with batch sizes 1..64."""
     import tensorflow as tf
 
-    from consumer.decode import decode_batch
-    from consumer.tf_decode import decode_csv_batch
+    from consumer.records.codec import decode_batch
+    from consumer.records.tf_decode import decode_csv_batch
 
     reader = confluent_batches(topic, servers, start, until)
     batches = [(batch.values, batch.keys) for batch in reader.batches()]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench.record import parse, parser, print_table, record, settings
 from bench.tables import bench_table, run
-from consumer.runtime import quiet_tensorflow
+from consumer.cli import quiet_tensorflow
 from probes.rows import NumberedRows
 from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
 
     quiet_tensorflow()
-    from consumer.model import build_model
+    from consumer.learning.models import build_model
 
     model = Path(tempfile.mkdtemp(prefix="soak-")) / "untrained.keras"
     build_model().save(model)

@@ -65,9 +65,9 @@ SCORED = {
 
 
 def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: int = 1) -> None:
-    """``count`` records as the connector writes them, with the id headers consumer.predictions keys by (ids from
-    ``first_id``), spread round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the label
-    key would not)."""
+    """``count`` records as the connector writes them, with the id headers consumer.records.predictions keys by (ids
+    from ``first_id``), spread round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the
+    label key would not)."""
     from confluent_kafka import Producer
 
     from bench.images import rows

@@ -17,7 +17,7 @@ import psycopg2
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consumer.broker import SourceError
+from consumer.kafka.client import SourceError
 from loader.database import DatabaseError
 from loader.database import connect as pg_connect
 from probes.deadline import poll

@@ -1,4 +1,4 @@
-"""Training: seconds per epoch and accuracy of our CNN (consumer.model) on the sample and on Fashion-MNIST.
+"""Training: seconds per epoch and accuracy of our CNN (consumer.learning.models) on the sample and on Fashion-MNIST.
 
 The images come straight from the loader's sources (the Kafka read is measured by reading_bench and
 pipeline_bench); each repetition builds the model with the same seed and fits the same shuffled arrays,
@@ -16,7 +16,7 @@ import time
 from bench.images import FASHION
 from bench.record import parse, parser, print_table, record, summarise
 from bench.tables import run
-from consumer.runtime import quiet_tensorflow
+from consumer.cli import quiet_tensorflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     import numpy as np
 
-    from consumer.model import build_model
+    from consumer.learning.models import build_model
     from loader.source import load_idx_dir, load_sample
 
     rows, figures = [], {}

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from consumer.metrics import DEFAULT_RUNS, tensorboard_command
+from consumer.monitoring.tensorboard import DEFAULT_RUNS, tensorboard_command
 from stack.config import DEFAULTS, ConfigError, tensorboard_port
 
 

@@ -4,7 +4,7 @@ The demo writes the MNIST sample's training digits to a topic of its own (the CS
 commas, key = the label), then the same digits inverted (255 - x: white digits on black become black on white),
 and runs the continual learner ``python -m consumer.train --follow`` on that topic with a TensorBoard run
 directory. Each batch is scored before the learner trains on it (prequential), so the window accuracy falls when
-the inverted digits arrive, ``consumer.concept_drift.DriftMonitor`` prints a ``drift:`` line, and the accuracy
+the inverted digits arrive, ``consumer.learning.drift.DriftMonitor`` prints a ``drift:`` line, and the accuracy
 comes back as the model learns the new look (``recovered: ...``). A frozen copy of the model as it was before the
 switch, scored on the inverted digits, shows what a model that stopped learning would do.
 
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.decode import IMAGE_SHAPE
-from consumer.metrics import DEFAULT_RUNS
-from consumer.scoring import CommandError, servers_of
+from consumer.cli import CommandError, servers_of
+from consumer.monitoring.tensorboard import DEFAULT_RUNS
+from consumer.records.codec import IMAGE_SHAPE
 from stack.config import add_flags
 
 WINDOW_TAG = "prequential/window_accuracy"
@@ -111,8 +111,8 @@ def publish_digits(servers: str, topic: str, images: np.ndarray, labels: np.ndar
 
 
 def fit_model(images: np.ndarray, labels: np.ndarray, epochs: int = 1, seed: int = 7):
-    """The project's CNN (``consumer.model.build_model``) fitted offline on ``(n, 784)`` uint8 digits."""
-    from consumer.model import build_model
+    """The project's CNN (``consumer.learning.models.build_model``) fitted offline on ``(n, 784)`` uint8 digits."""
+    from consumer.learning.models import build_model
 
     model = build_model(seed)
     order = np.random.default_rng(seed).permutation(len(labels))
@@ -205,8 +205,8 @@ def run_learner(topic: str, servers: str, work: Path, run_dir: Path, switch_at: 
 def log_frozen(run_dir: Path, model, images: np.ndarray, labels: np.ndarray, start: int, batch_size: int) -> float:
     """Score the records after the switch (``images``, from record ``start`` on) with the frozen ``model`` as the
     learner saw them, batch by batch, and log its window accuracy as the run ``frozen``; its accuracy."""
-    from consumer.concept_drift import DriftMonitor
-    from consumer.metrics import Metrics
+    from consumer.learning.drift import DriftMonitor
+    from consumer.monitoring.tensorboard import Metrics
 
     predicted = np.argmax(model.predict(as_model_input(images), batch_size=256, verbose=0), axis=1)
     right = predicted == labels
@@ -221,7 +221,8 @@ def log_frozen(run_dir: Path, model, images: np.ndarray, labels: np.ndarray, sta
 
 def picture(run_dir: Path, out: Path, port: int) -> Path:
     """A screenshot of the runs' window-accuracy chart, from a TensorBoard started for them."""
-    from consumer.metrics import chart_url, line_drawn, screenshot, tensorboard_command
+    from consumer.monitoring.screenshots import line_drawn, screenshot
+    from consumer.monitoring.tensorboard import chart_url, tensorboard_command
 
     if not port:
         import socket
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     topic = args.topic or f"mnist.drift-demo-{stamp}"
     work = args.work_dir or Path("models") / f"drift-demo-{stamp}"
     run_dir = args.run_dir or DEFAULT_RUNS / f"drift-demo-{stamp}"
-    from consumer.runtime import quiet_tensorflow
+    from consumer.cli import quiet_tensorflow
 
     quiet_tensorflow()
     images, labels = sample_digits("train")
@@ -289,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: consumer.train --follow failed (its error is above)", file=sys.stderr)
         return 1
 
-    from consumer.metrics import read_scalars
-    from consumer.versions import ModelStore
+    from consumer.monitoring.tensorboard import read_scalars
+    from consumer.store.versions import ModelStore
 
     points = read_scalars(run_dir / "learner").get(WINDOW_TAG, [])
     try:

@@ -3,10 +3,10 @@
 Prints a line after every batch (records so far, batch accuracy, running accuracy and loss) and one summary
 line at the end: after ``--idle-timeout`` seconds without records, or on Ctrl-C or SIGTERM (after the batch in hand).
 
-``--model`` naming a model store's ``latest.keras`` (``latest.json`` beside it, ``consumer.versions``) follows
+``--model`` naming a model store's ``latest.keras`` (``latest.json`` beside it, ``consumer.store.versions``) follows
 the store: the newest version is loaded at the start and again whenever ``latest.json`` names a newer one,
 checked between batches; each live line then ends with the version that scored it (``model v0007``). Any other
-``.keras`` file is loaded once. ``--run-dir`` writes the figures for TensorBoard (``consumer.metrics``).
+``.keras`` file is loaded once. ``--run-dir`` writes the figures for TensorBoard (``consumer.monitoring.tensorboard``).
 Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic), 2 usage.
 """
 
@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from consumer.batches import add_source_flag
-from consumer.metrics import Metrics, RateMeter, timestamped_run
-from consumer.runtime import stop_on_signals
-from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
+from consumer.kafka.batches import add_source_flag
+from consumer.monitoring.tensorboard import Metrics, RateMeter, timestamped_run
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
 LAG_EVERY_S = 1.0  # stream/lag asks the broker: at most once a second
@@ -100,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
-    from consumer.batches import open_batches
-    from consumer.broker import SourceError
+    from consumer.kafka.batches import open_batches
+    from consumer.kafka.client import SourceError
 
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     try:

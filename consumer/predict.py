@@ -2,7 +2,7 @@
 
 Reads ``--topic`` (default the test topic) in batches, scores each decodable record with the model
 (``--model``; a model store's ``latest.keras`` is followed: a newer version is loaded between batches), and
-writes one record a row to ``--predictions-topic`` (default ``mnist.predictions``; ``consumer.predictions`` has
+writes one record a row to ``--predictions-topic`` (default ``mnist.predictions``; ``consumer.records.predictions`` has
 the record schema), which Debezium's JDBC sink upserts into ``mnist_predictions``.
 
 Consume-transform-produce in one Kafka transaction a batch: ``begin_transaction``, the batch's predictions,
@@ -25,9 +25,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from consumer.broker import kafka_reason
-from consumer.runtime import stop_on_signals
-from consumer.scoring import CommandError, add_model_flag, add_topic_flags, prepare, refuse
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
+from consumer.kafka.client import kafka_reason
 from stack.config import TOPICS
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
@@ -93,7 +92,7 @@ class Publisher:
     def __init__(self, servers: str, txn_id: str) -> None:
         from confluent_kafka import KafkaException, Producer
 
-        from consumer.broker import client_config
+        from consumer.kafka.client import client_config
 
         self._KafkaException = KafkaException
         silent = {k: v for k, v in client_config(servers).items() if k in ("log_level", "logger", "error_cb")}
@@ -132,7 +131,7 @@ class Publisher:
             self.producer.send_offsets_to_transaction(offsets, group_metadata, TRANSACTION_TIMEOUT_S)
             self._commit()
         except self._KafkaException as error:
-            from consumer.broker import REBALANCE_CODES
+            from consumer.kafka.client import REBALANCE_CODES
 
             kafka_error = error.args[0] if error.args else None
             if kafka_error is not None and getattr(kafka_error, "txn_requires_abort", lambda: False)():
@@ -196,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, servers: str, source) -> int:
     from confluent_kafka import TopicPartition
 
-    from consumer.batches import open_batches
-    from consumer.broker import SourceError, check_topic
-    from consumer.predictions import rows_to_predict
-    from consumer.scoring import prediction_records
+    from consumer.kafka.batches import open_batches
+    from consumer.kafka.client import SourceError, check_topic
+    from consumer.learning.scoring import prediction_records
+    from consumer.records.predictions import rows_to_predict
 
     txn_id = transactional_id(args.group_id, args.instance)
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout

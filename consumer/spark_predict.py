@@ -2,9 +2,9 @@
 
 Spark's Kafka source reads ``--topic`` (default the test topic) from the earliest offset with
 ``kafka.isolation.level=read_committed`` and the record headers; ``mapInPandas`` decodes each Arrow batch with
-the NumPy decode (``consumer.decode.decode_batch``) and scores it with the model store's newest version (loaded
+the NumPy decode (``consumer.records.codec.decode_batch``) and scores it with the model store's newest version (loaded
 once a Python worker, and again only when the store names a newer one); Spark's Kafka sink writes the records
-``consumer.predict`` writes (``consumer.predictions``: same key, same value) to ``--predictions-topic``, which
+``consumer.predict`` writes (``consumer.records.predictions``: same key, same value) to ``--predictions-topic``, which
 Debezium's JDBC sink upserts into ``mnist_predictions`` by ``(source_table, id)``.
 
 Spark's sink is at least once: a run killed between writing a micro-batch and committing it in the checkpoint
@@ -28,8 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from consumer.runtime import quiet_tensorflow
-from consumer.scoring import CommandError, add_model_flag, add_topic_flags, open_model, servers_of
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, quiet_tensorflow, servers_of
 from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig
 
 SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
@@ -92,7 +91,7 @@ class _Scorer:
 
     @classmethod
     def get(cls, model: str):
-        from consumer.scoring import ModelSource
+        from consumer.store.source import ModelSource
 
         if cls.source is None or str(cls.source.path) != model:
             cls.source = ModelSource(Path(model))
@@ -110,9 +109,9 @@ def score_batches(model: str, batches: Iterator) -> Iterator:
     quiet_tensorflow()
     import pandas as pd
 
-    from consumer.decode import decode_batch
-    from consumer.predictions import rows_to_predict
-    from consumer.scoring import prediction_records
+    from consumer.learning.scoring import prediction_records
+    from consumer.records.codec import decode_batch
+    from consumer.records.predictions import rows_to_predict
 
     source = _Scorer.get(model)
     for frame in batches:
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if jars is None:
         print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
         return 1
-    from consumer.broker import SourceError, check_topic
+    from consumer.kafka.client import SourceError, check_topic
 
     try:
         label = open_model(args.model).label  # fails here, in one line, rather than in a worker

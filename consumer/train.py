@@ -3,16 +3,16 @@
 One-shot (default): the first epoch reads the topic until it is idle (``--idle-timeout``), committing as it
 reads; every later epoch re-reads the same records from Kafka, from the same start offsets up to where the
 first epoch ended (``until=``). Records reach the model through a shuffle buffer (``--shuffle-buffer``
-records, ``consumer.replay.ShuffleBuffer``), so memory does not grow with the topic. Validation holds out
+records, ``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with the topic. Validation holds out
 every record whose pixels hash into the ``--validation-split`` share (stable across epochs and partitions; up
 to 10,000 of them are kept to score after each epoch). The ``tfio`` source cannot seek: it reads the topic
 once into memory, as before.
 
-``--follow``: continual training (``consumer.online``): test-then-train on every batch with replay, checkpoints
+``--follow``: continual training (``consumer.learning.online``): test-then-train on every batch with replay, checkpoints
 in ``--checkpoint-dir`` that a restart resumes from, a model version published with each; until Ctrl-C /
 SIGTERM (or ``--idle-timeout`` when given), then a final checkpoint and a summary line.
 
-Where the model goes: ``--model-dir DIR`` publishes into that model store (``consumer.versions``:
+Where the model goes: ``--model-dir DIR`` publishes into that model store (``consumer.store.versions``:
 ``DIR/vNNNN.keras``, ``DIR/latest.keras``, ``DIR/latest.json``), and so does a ``--model`` whose file name is
 ``latest.keras`` (its directory is the store). Any other ``--model`` file is saved as it is (one-shot only;
 ``--follow`` then publishes into ``models/mnist/``).
@@ -35,17 +35,17 @@ import uuid
 import zlib
 from pathlib import Path
 
-from consumer.batches import add_source_flag
-from consumer.runtime import DEFAULT_MODEL, quiet_tensorflow
-from consumer.versions import DEFAULT_STORE, LATEST_MODEL, ModelStore
+from consumer.cli import quiet_tensorflow
+from consumer.kafka.batches import add_source_flag
+from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
 from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
 
 try:  # TensorBoard scalars and drift lines, when those modules are there
-    from consumer.metrics import Metrics, timestamped_run
+    from consumer.monitoring.tensorboard import Metrics, timestamped_run
 except ImportError:  # pragma: no cover
     Metrics = timestamped_run = None
 try:
-    from consumer.concept_drift import DriftMonitor
+    from consumer.learning.drift import DriftMonitor
 except ImportError:  # pragma: no cover
     DriftMonitor = None
 
@@ -171,7 +171,7 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, sou
     from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
     import numpy as np
 
-    from consumer.batches import open_batches
+    from consumer.kafka.batches import open_batches
 
     stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
     for note in stream.notes:
@@ -205,7 +205,7 @@ class EpochSource:
 
     def epoch(self, number: int):
         """Yields ``(images, labels)`` a read batch; counts records and malformed in the first epoch."""
-        from consumer.batches import open_batches
+        from consumer.kafka.batches import open_batches
 
         args = self.args
         if args.source == "tfio":
@@ -246,7 +246,7 @@ def train_epochs(args, source: EpochSource, model, progress: bool):
     import keras
     import numpy as np
 
-    from consumer.replay import ShuffleBuffer, to_images, to_pixels
+    from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
 
     kept_pixels, kept_labels, held_count = [], [], 0
     train_count = None
@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_main(args, servers: str, store: ModelStore | None) -> int:
-    from consumer.broker import SourceError, committed_records
-    from consumer.model import build_model
+    from consumer.kafka.client import SourceError, committed_records
+    from consumer.learning.models import build_model
 
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
     warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
@@ -400,9 +400,9 @@ def train_main(args, servers: str, store: ModelStore | None) -> int:
 
 
 def follow_main(args, servers: str, store: ModelStore) -> int:
-    from consumer.broker import SourceError
-    from consumer.checkpoint import CheckpointDir, CheckpointError
-    from consumer.online import FollowSettings, Stopper, follow
+    from consumer.kafka.client import SourceError
+    from consumer.learning.online import FollowSettings, Stopper, follow
+    from consumer.store.checkpoints import CheckpointDir, CheckpointError
 
     checkpoint_dir = args.checkpoint_dir or DEFAULT_CHECKPOINTS / args.topic
     refused = check_directory(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")

@@ -116,11 +116,11 @@ def trained_model(pipeline, tmp_path_factory):
 def model_store(tmp_path_factory):
     """``latest.keras`` of a model store holding one version (an untrained CNN: fast, and as good as any for
     tests of the plumbing)."""
-    from consumer.runtime import quiet_tensorflow
+    from consumer.cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from consumer.model import build_model
-    from consumer.versions import ModelStore
+    from consumer.learning.models import build_model
+    from consumer.store.versions import ModelStore
 
     store = ModelStore(tmp_path_factory.mktemp("store"))
     assert store.publish(build_model()) == 1

@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_io as tfio  # noqa: E402
 
-from consumer.broker import seed_group_offsets  # noqa: E402
+from consumer.kafka.client import seed_group_offsets  # noqa: E402
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ def test_live_evaluation_prints_accuracy_per_batch_and_reaches_95_percent(pipeli
     import keras
     import tensorflow as tf
 
-    from consumer.tf_decode import decode_csv_batch
+    from consumer.records.tf_decode import decode_csv_batch
 
     records = read_from(pipeline.bootstrap, TEST_TOPIC, start, lambda records: len(records) >= 1003, 60)
     assert len(records) == 1003, "the evaluated records: 1000 rows and 3 malformed"
@@ -115,7 +115,7 @@ def test_unreachable_broker_is_one_line_and_exit_1(pipeline, trained_model):
 
 def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
     """The talk's snippet, unchanged, after one call that gives its group committed offsets (Kafka 4 needs it)."""
-    from consumer.broker import seed_group_offsets
+    from consumer.kafka.client import seed_group_offsets
 
     group = f"talk-{time.time_ns()}"
     seed_group_offsets(pipeline.bootstrap, group, TEST_TOPIC, start="latest")
@@ -163,7 +163,7 @@ def untrained_model(tmp_path):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from consumer.model import build_model
+    from consumer.learning.models import build_model
 
     path = tmp_path / "untrained.keras"
     build_model().save(path)

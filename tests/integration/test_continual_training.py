@@ -12,9 +12,9 @@ import re
 import signal
 import uuid
 
-from consumer.checkpoint import CheckpointDir
 from consumer.fill_topic import create_topic, produce_records
-from consumer.versions import ModelStore
+from consumer.store.checkpoints import CheckpointDir
+from consumer.store.versions import ModelStore
 from loader.source import load_sample
 from probes.deadline import poll
 from probes.topics import end_offsets, group_offsets

@@ -16,16 +16,15 @@ import urllib.request
 
 import pytest
 
-from consumer.metrics import (
+from consumer.monitoring.screenshots import (
     FIRST_CHART_PLOT,
     FIRST_RUN_COLOUR,
-    chart_url,
     find_chromium,
     line_drawn,
     line_pixels,
     screenshot,
-    tensorboard_command,
 )
+from consumer.monitoring.tensorboard import chart_url, tensorboard_command
 from probes.deadline import poll
 from tests.integration.backend import ROOT, free_port, stop
 from tests.integration.digits import digits_topic, evaluate_following
@@ -46,10 +45,10 @@ def scalars(port: int, run: str, tag: str) -> list:
 
 @pytest.fixture
 def untrained_model(tmp_path):
-    from consumer.runtime import quiet_tensorflow
+    from consumer.cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from consumer.model import build_model
+    from consumer.learning.models import build_model
 
     path = tmp_path / "model.keras"
     build_model().save(path)

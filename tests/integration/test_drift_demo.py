@@ -29,12 +29,12 @@ def scored(lines: list[str]) -> list[tuple[int, str]]:
 
 
 def test_evaluate_follows_a_new_model_version_between_batches(pipeline, tmp_path):
-    from consumer.runtime import quiet_tensorflow
+    from consumer.cli import quiet_tensorflow
 
     quiet_tensorflow()
     from consumer.drift_demo import publish_digits
-    from consumer.model import build_model
-    from consumer.versions import ModelStore
+    from consumer.learning.models import build_model
+    from consumer.store.versions import ModelStore
 
     store = ModelStore(tmp_path / "store")
     assert store.publish(build_model(seed=1)) == 1

@@ -15,7 +15,7 @@ import uuid
 
 from confluent_kafka import Producer
 
-from consumer.predictions import key_of
+from consumer.records.predictions import key_of
 from probes.database import joined_predictions, query_all, query_one
 from probes.deadline import poll
 from probes.rows import NumberedRows, execute, insert, marked_pixels

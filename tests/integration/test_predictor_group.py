@@ -1,6 +1,6 @@
 """Scoring scales as a consumer group (DESIGN.md): two ``consumer.predict --follow`` processes share a 4-partition
 topic of the test's own; one is SIGKILLed mid-stream, and the survivor takes its partitions over once the dead
-member's session times out (``consumer.broker.SESSION_TIMEOUT_MS``) and its open transaction is aborted
+member's session times out (``consumer.kafka.client.SESSION_TIMEOUT_MS``) and its open transaction is aborted
 (``transaction.timeout.ms``). In the end every row has exactly one prediction: one row in ``mnist_predictions``
 and one committed record on ``mnist.predictions``, counted by the probes (they share no code with the predictor).
 
@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from consumer.predictions import key_of
+from consumer.records.predictions import key_of
 from probes.database import query_one
 from probes.deadline import poll
 from probes.topics import end_offsets, read_from

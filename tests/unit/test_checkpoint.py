@@ -1,4 +1,5 @@
-"""consumer.replay and consumer.checkpoint without services: the bounded samples and the atomic checkpoint."""
+"""consumer.learning.replay and consumer.store.checkpoints without services: the bounded samples and the atomic
+checkpoint."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from consumer.checkpoint import CheckpointDir
-from consumer.replay import Reservoir, ShuffleBuffer, to_images, to_pixels
-from consumer.runtime import quiet_tensorflow
+from consumer.cli import quiet_tensorflow
+from consumer.learning.replay import Reservoir, ShuffleBuffer, to_images, to_pixels
+from consumer.store.checkpoints import CheckpointDir
 from consumer.train import held_out
 
 quiet_tensorflow()

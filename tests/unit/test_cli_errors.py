@@ -115,7 +115,7 @@ def test_consumers_on_an_unreachable_broker_fail_in_one_line(tmp_path, command):
     if command == ["consumer.evaluate"]:
         sys.path.insert(0, str(ROOT))
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from consumer.model import build_model
+        from consumer.learning.models import build_model
 
         build_model().save(model)
 

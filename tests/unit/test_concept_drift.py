@@ -2,7 +2,7 @@
 
 import pytest
 
-from consumer.concept_drift import DriftMonitor
+from consumer.learning.drift import DriftMonitor
 
 
 def feed(monitor, accuracy, records, batch=50):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consumer.decode import decode_batch
-from consumer.tf_decode import decode_csv_batch, decode_kafka_stream_record
+from consumer.records.codec import decode_batch
+from consumer.records.tf_decode import decode_csv_batch, decode_kafka_stream_record
 from loader.source import load_sample
 
 

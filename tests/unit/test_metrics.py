@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from consumer.metrics import Metrics, RateMeter, read_scalars, timestamped_run
+from consumer.monitoring.tensorboard import Metrics, RateMeter, read_scalars, timestamped_run
 
 
 def test_points_are_readable_before_close(tmp_path):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from consumer.model import build_model
+from consumer.learning.models import build_model
 
 
 def synthetic_digits(n: int, seed: int = 0):

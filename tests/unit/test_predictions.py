@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from consumer import predict
-from consumer.predictions import (
+from consumer.records.predictions import (
     KEY_SCHEMA,
     VALUE_SCHEMA,
     RowRef,

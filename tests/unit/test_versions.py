@@ -1,4 +1,4 @@
-"""consumer.versions: numbered model versions and the latest pointer, on a real Keras model (no services)."""
+"""consumer.store.versions: numbered model versions and the latest pointer, on a real Keras model (no services)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from consumer.runtime import quiet_tensorflow
-from consumer.versions import ModelStore, version_file
+from consumer.cli import quiet_tensorflow
+from consumer.store.versions import ModelStore, version_file
 
 quiet_tensorflow()
 keras = pytest.importorskip("keras")

@@ -3,15 +3,15 @@ forgetting, checkpoints that the Kafka group commit follows.
 
 Each batch the stream hands over is first scored by the model as it is (prequential accuracy: an honest live
 estimate, the model has not seen these records), then learned in one step together with as many records drawn
-from a bounded replay reservoir (``consumer.replay.Reservoir``) times ``replay_ratio``, then offered to the
+from a bounded replay reservoir (``consumer.learning.replay.Reservoir``) times ``replay_ratio``, then offered to the
 reservoir. Memory is the model, one batch and the reservoir, whatever the topic's size.
 
-Delivery: a checkpoint (``consumer.checkpoint``) holds the model, the optimizer state, the reservoir, the counters
-and the next offset of every partition, written atomically; a restart reads on from its offsets, so after a
+Delivery: a checkpoint (``consumer.store.checkpoints``) holds the model, the optimizer state, the reservoir, the
+counters and the next offset of every partition, written atomically; a restart reads on from its offsets, so after a
 kill at any moment every record is learned exactly once by the model that continues (the records after the
 last checkpoint are learned again by the restarted process, which did not keep them). The group's committed
 offsets are the checkpoint's, committed only once the checkpoint is durable: they never lead it. Each checkpoint
-also publishes the model as a new version in the model store (``consumer.versions``).
+also publishes the model as a new version in the model store (``consumer.store.versions``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.checkpoint import Checkpoint, CheckpointDir, CheckpointError
-from consumer.replay import Reservoir
+from consumer.learning.replay import Reservoir
+from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
 
 LAG_EVERY_S = 2.0  # stream/lag asks the broker: at most this often
 RATE_EVERY_S = 1.0
@@ -149,7 +149,7 @@ class _Window:
 
 def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int], consumer=None) -> None:
     """Commit ``offsets`` for ``group_id`` (through ``consumer`` when given, else a short-lived one)."""
-    from consumer.broker import commit, commit_group_offsets
+    from consumer.kafka.client import commit, commit_group_offsets
 
     if consumer is not None:
         commit(consumer, servers, topic, offsets)
@@ -162,7 +162,7 @@ def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, repl
     checkpoint in ``checkpoints``, else ``from_model`` (or a new model) with an empty reservoir."""
     import keras
 
-    from consumer.model import build_model
+    from consumer.learning.models import build_model
 
     checkpoint = checkpoints.latest()
     if checkpoint is None:
@@ -196,8 +196,8 @@ def follow(
     """Learn from ``settings.topic`` until a signal (or ``idle_timeout_s`` without records), checkpointing as
     configured and once more at the end. Raises ``SourceError`` / ``CheckpointError`` when the start fails;
     a broker failure while reading ends the run with a final checkpoint and ``FollowResult.error`` set."""
-    from consumer.batches import open_batches
-    from consumer.broker import SourceError
+    from consumer.kafka.batches import open_batches
+    from consumer.kafka.client import SourceError
 
     stopper = stopper or Stopper()
     model, reservoir, counters, offsets, checkpoint = resume(

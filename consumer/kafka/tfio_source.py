@@ -3,7 +3,7 @@
 Traps this module designs around (see README, Troubleshooting):
 
 * tfio never raises for a wrong address or a missing topic: it logs and yields nothing. ``check_topic``
-  asks the broker first (``consumer.broker``, the project's Kafka client) and fails with one line.
+  asks the broker first (``consumer.kafka.client``, the project's Kafka client) and fails with one line.
 * tfio 0.37.1 bundles librdkafka 1.5.0, which resolves ``auto.offset.reset`` with ListOffsets v0, a request
   Kafka 4 removed: a group without committed offsets waits forever. ``seed_group_offsets`` commits the
   beginning offsets for such a group first, so librdkafka starts from them and never needs that request.
@@ -18,7 +18,7 @@ import sys
 
 import tensorflow as tf
 
-from consumer.broker import SourceError, check_topic, seed_group_offsets
+from consumer.kafka.client import SourceError, check_topic, seed_group_offsets
 
 # The talk's consumer settings, plus where a new group starts (its committed offsets are seeded anyway).
 TALK_CONFIGURATION = ("session.timeout.ms=10000", "max.poll.interval.ms=10000", "auto.offset.reset=earliest")

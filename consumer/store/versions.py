@@ -25,6 +25,8 @@ from pathlib import Path
 
 DEFAULT_STORE = Path("models/mnist")
 LATEST_MODEL = "latest.keras"
+#: What evaluate and predict follow by default: the default store's latest version.
+DEFAULT_MODEL = str(DEFAULT_STORE / LATEST_MODEL)
 LATEST_MANIFEST = "latest.json"
 _VERSION_FILE = re.compile(r"^v(\d{4,})\.keras$")
 

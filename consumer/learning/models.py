@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from consumer.decode import IMAGE_SHAPE, NUM_CLASSES
+from consumer.records.codec import IMAGE_SHAPE, NUM_CLASSES
 
 
 def build_model(seed: int = 7) -> keras.Model:

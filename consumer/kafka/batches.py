@@ -3,8 +3,8 @@
 ``open_batches`` returns a ``Stream``: decoded batches (images, labels, the malformed count, and the commit to
 call once the model has used the batch), where it starts, and warning lines for the user.
 
-* ``kafka`` (default): the project's Kafka client (``consumer.broker``) and the NumPy decode
-  (``consumer.decode``). Offsets are committed only by the batch's ``commit``: at-least-once for the model.
+* ``kafka`` (default): the project's Kafka client (``consumer.kafka.client``) and the NumPy decode
+  (``consumer.records.codec``). Offsets are committed only by the batch's ``commit``: at-least-once for the model.
 * ``tfio``: the talk's tensorflow-io ``KafkaGroupIODataset`` and the TensorFlow decode. librdkafka commits
   on its own timer there, so ``commit`` does nothing.
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from consumer.broker import Batch, CommittingReader, check_topic
-from consumer.decode import decode_batch
+from consumer.kafka.client import Batch, CommittingReader, check_topic
+from consumer.records.codec import decode_batch
 
 SOURCES = ("kafka", "tfio")
 
@@ -87,10 +87,10 @@ def open_batches(
     The stream ends after ``idle_timeout_s`` seconds without records (``None``: never), or with ``until``
     (kafka source), once every partition reached that offset. A new group starts at ``start``
     (``earliest``/``latest``), a known one after its committed offsets, and ``offsets`` (a checkpoint's,
-    kafka source) wins over both. Raises ``consumer.broker.SourceError`` (one line) when the broker or the
+    kafka source) wins over both. Raises ``consumer.kafka.client.SourceError`` (one line) when the broker or the
     topic is not usable, at the start or while reading. ``group`` (kafka source): join the consumer group, so
     processes with the same ``group_id`` share the partitions (``instance``: static membership); see
-    ``consumer.broker.CommittingReader``.
+    ``consumer.kafka.client.CommittingReader``.
     """
     if source == "tfio":
         if offsets is not None or until is not None or idle_timeout_s is None:
@@ -124,8 +124,8 @@ def open_batches(
 
 
 def _tfio_batches(topic: str, group_id: str, servers: str, batch_size: int, idle_timeout_s: float, start: str):
-    from consumer.tf_decode import decode_csv_batch
-    from consumer.tfio_source import kafka_dataset
+    from consumer.kafka.tfio_source import kafka_dataset
+    from consumer.records.tf_decode import decode_csv_batch
 
     dataset = kafka_dataset(topic, group_id, servers, idle_timeout_s, start, chunk=batch_size)
     decoded = dataset.batch(batch_size).map(decode_csv_batch)

@@ -2,7 +2,7 @@
 
 ``decode_csv_batch`` decodes a whole batch at once (batch first, then decode: several times faster than a
 per-message ``decode_csv``) and skips malformed records instead of failing the batch, with the same rules
-and output as the NumPy ``consumer.decode.decode_batch`` of the default reading path (tests/unit/test_decode.py
+and output as the NumPy ``consumer.records.codec.decode_batch`` of the default reading path (tests/unit/test_decode.py
 checks both on the same records). ``decode_kafka_stream_record`` is the talk's per-message function, kept
 verbatim for compatibility.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from consumer.decode import IMAGE_SHAPE, NUM_CLASSES, NUM_COLUMNS
+from consumer.records.codec import IMAGE_SHAPE, NUM_CLASSES, NUM_COLUMNS
 
 # Integers of 1-3 digits, comma-separated, nothing else (RE2, full match); the count of values is checked
 # apart, because RE2 refuses a repetition of {783} around {1,3}.

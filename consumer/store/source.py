@@ -1,0 +1,68 @@
+"""The model a scoring command scores with: a plain ``.keras`` file (loaded once), or a model store's newest
+version, followed between batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumer.store.versions import ModelStore
+
+
+class ModelSource:
+    """The model to score with: a plain ``.keras`` file (loaded once), or a model store's newest version.
+
+    ``refresh()`` (between batches) loads a newer version when the store's ``latest.json`` names one and
+    returns a line for the user; ``version`` is None for a plain file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import keras
+
+        self._keras = keras
+        self.path = path
+        self.store = None
+        self.version: int | None = None
+        if path.name == "latest.keras" and (path.parent / "latest.json").is_file():
+            self.store = ModelStore(path.parent)
+            found = self.store.latest()
+            if found is None:
+                raise ModelError(f"{path.parent}/latest.json names no model file that exists")
+            self.version, file = found
+            self.model = self._load(file)
+        else:
+            self.model = self._load(path)
+
+    def _load(self, file: Path):
+        try:
+            return self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
+        except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(
+                f"cannot load the model at {file}: not a Keras model saved by consumer.train "
+                f"({type(error).__name__}: {reason[:200]})"
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version:04d}" if self.version is not None else ""
+
+    def refresh(self) -> str | None:
+        if self.store is None:
+            return None
+        newest = self.store.latest_version()
+        if newest is None or newest == self.version:
+            return None
+        found = self.store.latest()
+        if found is None:
+            return None  # named but not on disk (yet): the next check sees it
+        previous = self.label
+        try:
+            self.model = self._load(found[1])
+        except ModelError as error:
+            return f"warning: keeping model {previous}: {error}"
+        self.version = found[0]
+        return f"model {self.label} loaded (was {previous})"
+
+
+class ModelError(Exception):
+    """A model that cannot be loaded: one line for the user."""
