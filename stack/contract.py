@@ -116,6 +116,16 @@ class Contract:
         """
         return tuple(self.splits.values())
 
+    @property
+    def train_table(self) -> str:
+        """The training table, ``table("train")``: SQL in f-strings reads it without nested quotes."""
+        return self.table("train")
+
+    @property
+    def test_table(self) -> str:
+        """The test table, ``table("test")``."""
+        return self.table("test")
+
     def of_table(self, table: str, schema: str | None = None) -> str:
         """The topic Debezium writes the rows of ``schema.table`` to (any table the connector captures).
 
