@@ -87,7 +87,7 @@ def test_the_transform_writes_the_headers_and_invalid_topics_the_contract_reads(
 
 def test_every_component_reads_its_names_from_the_contract():
     assert kafka.TOPICS == MNIST.data_topics()
-    assert dict(database.TABLES) == {"train": "mnist_train", "test": "mnist_test"}
+    assert dict(database.TABLES) == dict(MNIST.splits)
     headers = (predictions.TABLE_HEADER, predictions.ID_HEADER, predictions.COMMIT_HEADER)
     assert headers == (MNIST.table_header, MNIST.id_header, MNIST.commit_header)
     assert StackConfig.from_env({}).contract is MNIST
