@@ -7,9 +7,10 @@ registration files beside the compose file (``debezium/register-postgres.json``,
 second dataset is a second instance (``Contract.from_files("iris", {...}, its_source_json, its_sink_json)``),
 not a copy of this module.
 
-The other side of the contract keeps its own literals: the SQL under ``postgres/`` (tables, slot, publication,
-predictions table) and the transform ``MnistToCsv`` (header names). They are checked against this module by
-``tests/unit/test_contract.py``, which fails when either side changes alone.
+The other side of the contract keeps its own literals: the SQL under ``postgres/`` (tables, publication,
+predictions table), the compose file (connector names) and the transform ``MnistToCsv`` (header names, the
+default invalid suffix). ``tests/unit/test_contract.py`` reads them as text and fails when either side changes
+alone.
 
 This module reads two small JSON files at import time and nothing else: every component imports it, so it stays
 free of Kafka, TensorFlow and database clients.
@@ -41,8 +42,8 @@ class Contract:
     ('digits_train', 'tf.public.digits_test', 'tf.public.digits_test')
     >>> c.invalid(c.train), c.predictions_topic, c.predictions_table
     ('tf.public.digits_train.invalid', 'digits.predictions', 'digits_predictions')
-    >>> c.table_header, c.id_header, c.commit_header
-    ('digits.table', 'digits.id', '__source_ts_ms')
+    >>> c.table_header, c.id_header, c.commit_header, c.error_header
+    ('digits.table', 'digits.id', '__source_ts_ms', 'digits.error')
     """
 
     #: The dataset's name: the stem of its header names and of the predictions' topic and table.
@@ -61,9 +62,9 @@ class Contract:
     schema: str = "public"
     #: The header ExtractNewRecordState adds for ``add.headers=source.ts_ms``: the row's commit time (ms).
     commit_header: str = "__source_ts_ms"
-    #: The JDBC sink connector that writes the predictions topic into the predictions table.
+    #: The JDBC sink connector that writes the predictions topic into the predictions table, and those two; left
+    #: empty: ``<dataset>-predictions-sink``, ``<dataset>.predictions`` and ``<dataset>_predictions``.
     sink_connector: str = ""
-    #: Empty: ``<dataset>.predictions`` and ``<dataset>_predictions``.
     predictions_topic: str = ""
     predictions_table: str = ""
 
@@ -180,6 +181,11 @@ class Contract:
     def id_header(self) -> str:
         """The header holding a record's source row id (MnistToCsv's ``ID_HEADER``)."""
         return f"{self.dataset}.id"
+
+    @property
+    def error_header(self) -> str:
+        """The header with the reason a record is on an invalid topic (MnistToCsv's ``ERROR_HEADER``)."""
+        return f"{self.dataset}.error"
 
     @property
     def server_slot(self) -> str:

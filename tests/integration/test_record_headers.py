@@ -61,7 +61,7 @@ def test_invalid_row_carries_its_error_table_and_id(pipeline):
 
     assert message is not None, f"no record with {MNIST.id_header}={row_id} on {INVALID_TOPIC}"
     headers = message.headers
-    assert headers["mnist.error"] == b"label 12 is outside 0..9"
+    assert headers[MNIST.error_header] == b"label 12 is outside 0..9"
     assert headers[MNIST.table_header] == MNIST.test_table.encode()
     assert headers[MNIST.id_header] == str(row_id).encode()
     assert json.loads(message.value)["id"] == row_id

@@ -81,6 +81,7 @@ def test_the_sql_creates_the_tables_and_the_publication_of_the_contract():
 def test_the_transform_writes_the_headers_and_invalid_topics_the_contract_reads():
     assert java_constant("TABLE_HEADER") == MNIST.table_header
     assert java_constant("ID_HEADER") == MNIST.id_header
+    assert java_constant("ERROR_HEADER") == MNIST.error_header
     default = re.search(r"define\(INVALID_TOPIC_SUFFIX_CONFIG, Type\.STRING, \"([^\"]*)\"", TRANSFORM_JAVA)
     assert default.group(1) == DEFAULT_INVALID_SUFFIX
 
