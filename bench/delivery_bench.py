@@ -37,6 +37,7 @@ from probes.deadline import poll
 from probes.rows import NumberedRows
 from stack import connect
 from stack.config import DELIVERY_MODES, ConnectSettings, StackConfig
+from stack.contract import MNIST
 from stack.jvm_service import JvmService
 from stack.processes import pid_alive
 
@@ -83,7 +84,7 @@ def own_publication(cfg: StackConfig) -> Iterator[None]:
     worker hosts one of the two measured connectors, would otherwise capture every row a third time."""
     as_owner(
         cfg,
-        f"ALTER PUBLICATION mnist_publication DROP TABLE public.{TABLE}",
+        f"ALTER PUBLICATION {MNIST.publication} DROP TABLE public.{TABLE}",
         f"DROP PUBLICATION IF EXISTS {PUBLICATION}",
         f"CREATE PUBLICATION {PUBLICATION} FOR TABLE public.{TABLE}",
     )

@@ -24,11 +24,12 @@ from bench.tables import bench_table, delete_topics, run
 from probes.database import drop_slot
 from probes.deadline import poll
 from stack import connect
-from stack.config import TOPICS, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST
 
 TABLE = "mnist_bench_latency"
 UPSTREAM_PREFIX = "upstream"
-OURS = TOPICS.of_table(TABLE)
+OURS = MNIST.of_table(TABLE)
 UPSTREAM = f"{UPSTREAM_PREFIX}.public.{TABLE}"
 UPSTREAM_SLOT = "bench_upstream_slot"  # bench_*: python -m stack up drops it if a killed run left it behind
 # Connect keeps a connector's source offsets under its name: a new name each run starts clean.

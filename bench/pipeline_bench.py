@@ -38,7 +38,8 @@ from probes.database import drop_slot
 from probes.deadline import poll
 from probes.topics import end_offsets
 from stack import connect
-from stack.config import TOPICS, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST
 from stack.kafka import ensure_topics
 
 MODULE = "bench.pipeline_bench"
@@ -88,7 +89,7 @@ def finish(cfg: StackConfig, process, topic: str, before: dict[int, int], expect
 
 
 def streaming(cfg: StackConfig, conn, rows: Split) -> Rates:
-    topic = TOPICS.of_table(rows.name)
+    topic = MNIST.of_table(rows.name)
     with conn.cursor() as cur:
         cur.execute(f"TRUNCATE public.{rows.name}")  # Debezium skips truncates: the topic only grows
     conn.commit()

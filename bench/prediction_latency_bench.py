@@ -51,12 +51,13 @@ from probes.deadline import poll
 from probes.rows import NumberedRows
 from probes.topics import end_offsets
 from stack import connect
-from stack.config import TOPICS, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST
 from stack.kafka import ensure_topics
 from stack.postgres import SINK_ROLE
 
 SOURCE_TABLE = "mnist_bench_predict"
-SOURCE_TOPIC = TOPICS.of_table(SOURCE_TABLE)
+SOURCE_TOPIC = MNIST.of_table(SOURCE_TABLE)
 PREDICTIONS_TOPIC = "mnist.bench.predictions"
 PREDICTIONS_TABLE = "mnist_bench_predictions"
 STAGES = ("kafka", "prediction", "table")

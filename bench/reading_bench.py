@@ -45,7 +45,7 @@ from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from probes.deadline import poll
 from probes.topics import end_offsets
-from stack.config import TOPICS
+from stack.contract import MNIST
 
 MODULE = "bench.reading_bench"
 BATCH = 1024
@@ -236,7 +236,7 @@ def child(reader: str, topic: str, servers: str, offsets: dict[str, dict[str, in
 def fill(cfg, table: str, count: int, timeout: float) -> dict[str, Offsets]:
     """``count`` rows committed into ``table`` and captured onto its topic: the topic's offsets before (a run
     killed before its clean-up may have left records) and after."""
-    topic = TOPICS.of_table(table)
+    topic = MNIST.of_table(table)
     servers = cfg.kafka.bootstrap_servers
     start = end_offsets(servers, topic)
     conn = pg_connect(cfg.postgres)
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         skipped["kafka-python"] = "not installed"
     runs: dict[str, list[dict]] = {}
     with bench_table(cfg, "reading") as table:
-        topic = TOPICS.of_table(table)
+        topic = MNIST.of_table(table)
         offsets = fill(cfg, table, args.records, timeout=max(120.0, args.records / 500))
         for _ in range(args.reps):
             for reader in readers:

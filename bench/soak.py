@@ -30,10 +30,11 @@ from consumer.cli import quiet_tensorflow
 from probes.rows import NumberedRows
 from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka
-from stack.config import TOPICS, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST
 
 TABLE = "mnist_bench_soak"
-TOPIC = TOPICS.of_table(TABLE)
+TOPIC = MNIST.of_table(TABLE)
 MIB = 1024 * 1024
 BOUNDS_MIB = {"kafka": 768 + 512, "connect": 1024 + 512, "consumer": 2048}
 

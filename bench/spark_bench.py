@@ -40,6 +40,7 @@ from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import delete_topics, run
 from probes.topics import group_assignment
 from stack.config import StackConfig
+from stack.contract import MNIST
 from stack.kafka import ensure_topics
 
 SCORERS = ("spark", "predict", "predict2")
@@ -79,9 +80,9 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: in
     now = str(int(time.time() * 1000)).encode()
     for number, (label, value) in enumerate(zip(split.labels.tolist(), values, strict=True)):
         headers = [
-            ("mnist.table", b"mnist_bench_spark"),
-            ("mnist.id", str(first_id + number).encode()),
-            ("__source_ts_ms", now),
+            (MNIST.table_header, b"mnist_bench_spark"),
+            (MNIST.id_header, str(first_id + number).encode()),
+            (MNIST.commit_header, now),
         ]
         partition = number % partitions
         producer.produce(topic, key=str(label).encode(), value=value, headers=headers, partition=partition)

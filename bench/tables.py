@@ -2,7 +2,7 @@
 
 A bench table ``public.mnist_bench_<name>`` has the demo tables' DDL and ``one_lsn_per_row`` trigger
 (``postgres/01-tables.sql``). Its name matches the connector's ``table.include.list`` (``public.mnist_.*``), so
-the running connector captures it into ``tf.public.mnist_bench_<name>`` (``TOPICS.of_table``), a topic no
+the running connector captures it into ``tf.public.mnist_bench_<name>`` (``MNIST.of_table``), a topic no
 consumer reads by default; the owner adds it to ``mnist_publication`` (which lists its tables one by one) and
 lets the connector's role read it. ``bench_table`` creates all that and removes table and topic afterwards.
 """
@@ -21,7 +21,8 @@ from consumer.kafka.client import SourceError
 from loader.database import DatabaseError
 from loader.database import connect as pg_connect
 from probes.deadline import poll
-from stack.config import CONNECTOR_ROLE, TOPICS, ConfigError, StackConfig
+from stack.config import CONNECTOR_ROLE, ConfigError, StackConfig
+from stack.contract import MNIST
 from stack.processes import StepError
 
 PREFIX = "mnist_bench_"
@@ -42,16 +43,16 @@ def as_owner(cfg: StackConfig, *statements: str) -> None:
 def create(cfg: StackConfig, table: str) -> None:
     """An empty ``public.<table>`` like the demo tables, in the connector's publication, readable by its role, and
     its topic empty (a killed run's records would be read first)."""
-    topic = TOPICS.of_table(table)
+    topic = MNIST.of_table(table)
     as_owner(cfg, f"DROP TABLE IF EXISTS public.{table}")
-    delete_topics(cfg, (topic, TOPICS.invalid(topic)))
+    delete_topics(cfg, (topic, MNIST.invalid(topic)))
     as_owner(
         cfg,
         f"CREATE TABLE public.{table} (id SERIAL PRIMARY KEY, label SMALLINT, pixels BYTEA)",
         f"CREATE TRIGGER one_lsn_per_row BEFORE INSERT ON public.{table} "
         "FOR EACH ROW EXECUTE FUNCTION public.one_lsn_per_row()",
         f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}",
-        f"ALTER PUBLICATION mnist_publication ADD TABLE public.{table}",
+        f"ALTER PUBLICATION {MNIST.publication} ADD TABLE public.{table}",
     )
     from stack.kafka import ensure_topics
 
@@ -61,8 +62,8 @@ def create(cfg: StackConfig, table: str) -> None:
 def remove(cfg: StackConfig, table: str) -> None:
     """Drop the table (which leaves the publication with it) and delete its topic and invalid topic."""
     as_owner(cfg, f"DROP TABLE IF EXISTS public.{table}")
-    topic = TOPICS.of_table(table)
-    delete_topics(cfg, (topic, TOPICS.invalid(topic)))
+    topic = MNIST.of_table(table)
+    delete_topics(cfg, (topic, MNIST.invalid(topic)))
 
 
 def delete_topics(cfg: StackConfig, topics: tuple[str, ...]) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from consumer.store.source import ModelError, ModelSource
 from consumer.store.versions import DEFAULT_MODEL
-from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
+from stack.config import ConfigError, add_flags, kafka_from_args
+from stack.contract import MNIST
 
 
 class CommandError(Exception):
@@ -30,12 +31,12 @@ class CommandError(Exception):
 
 def add_topic_flags(parser: argparse.ArgumentParser, predictions: bool) -> None:
     """``--topic`` (the test topic), ``--predictions-topic`` when ``predictions``, and the Kafka flags."""
-    parser.add_argument("--topic", default=TOPICS.test, help=f"topic to score (default {TOPICS.test})")
+    parser.add_argument("--topic", default=MNIST.test, help=f"topic to score (default {MNIST.test})")
     if predictions:
         parser.add_argument(
             "--predictions-topic",
-            default=TOPICS.predictions,
-            help=f"topic the predictions go to (default {TOPICS.predictions}, read by the JDBC sink)",
+            default=MNIST.predictions_topic,
+            help=f"topic the predictions go to (default {MNIST.predictions_topic}, read by the JDBC sink)",
         )
     add_flags(parser, "kafka")
 

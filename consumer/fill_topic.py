@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stack.config import ConfigError, add_flags, kafka_from_args
+from stack.contract import MNIST
 
 MALFORMED = [(b"7", b"1,2,3"), (b"x", b",".join([b"0"] * 784)), (b"3", b"")]
 
@@ -63,7 +64,7 @@ def produce_records(servers: str, topic: str, images: np.ndarray, labels: np.nda
         nonlocal count
         extra: dict[str, object] = {"partition": count % partitions} if partitions else {}
         if id_table is not None:
-            extra["headers"] = [("mnist.table", id_table.encode()), ("mnist.id", str(count + 1).encode())]
+            extra["headers"] = [(MNIST.table_header, id_table.encode()), (MNIST.id_header, str(count + 1).encode())]
         if rate:
             ahead = started + count / rate - time.monotonic()
             if ahead > 0:

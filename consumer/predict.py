@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
 from consumer.kafka.client import kafka_reason
-from stack.config import TOPICS
+from stack.contract import MNIST
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
 #: How long one transactional call (init, send offsets, commit, abort) may take before the run gives up.
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.predict",
         description="Score the test topic's rows as they arrive and publish one prediction a row to "
-        f"{TOPICS.predictions}, exactly once (one Kafka transaction a batch).",
+        f"{MNIST.predictions_topic}, exactly once (one Kafka transaction a batch).",
     )
     add_topic_flags(parser, predictions=True)
     parser.add_argument(

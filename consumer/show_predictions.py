@@ -17,20 +17,22 @@ import sys
 import time
 
 from stack.config import ConfigError, add_flags, postgres_from_args
+from stack.contract import MNIST
 
+TEST, PREDICTIONS = MNIST.table("test"), MNIST.predictions_table
 JOIN = (
     "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version, "
     "EXTRACT(EPOCH FROM p.predicted_at - p.committed_at) * 1000 "
-    "FROM mnist_test t JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id "
+    f"FROM {TEST} t JOIN {PREDICTIONS} p ON p.source_table = '{TEST}' AND p.id = t.id "
     "ORDER BY t.id DESC LIMIT %s"
 )
 MISSING = (
-    "SELECT count(*) FROM mnist_test t WHERE NOT EXISTS "
-    "(SELECT 1 FROM mnist_predictions p WHERE p.source_table = 'mnist_test' AND p.id = t.id)"
+    f"SELECT count(*) FROM {TEST} t WHERE NOT EXISTS "
+    f"(SELECT 1 FROM {PREDICTIONS} p WHERE p.source_table = '{TEST}' AND p.id = t.id)"
 )
 TOTALS = (
     "SELECT count(*), count(*) FILTER (WHERE t.label = p.predicted) "
-    "FROM mnist_test t JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id"
+    f"FROM {TEST} t JOIN {PREDICTIONS} p ON p.source_table = '{TEST}' AND p.id = t.id"
 )
 
 

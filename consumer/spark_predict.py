@@ -29,7 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, quiet_tensorflow, servers_of
-from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig
+from stack.config import REPO_ROOT, ConfigError, StackConfig
+from stack.contract import MNIST
 
 SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.spark_predict",
         description="Score the test topic with Spark Structured Streaming (Kafka source, mapInPandas, Kafka sink) "
-        f"and publish one prediction a row to {TOPICS.predictions}, as consumer.predict does.",
+        f"and publish one prediction a row to {MNIST.predictions_topic}, as consumer.predict does.",
     )
     add_topic_flags(parser, predictions=True)
     add_model_flag(parser, "score with")

@@ -38,7 +38,8 @@ from pathlib import Path
 from consumer.cli import quiet_tensorflow
 from consumer.kafka.batches import add_source_flag
 from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
-from stack.config import TOPICS, ConfigError, add_flags, kafka_from_args
+from stack.config import ConfigError, add_flags, kafka_from_args
+from stack.contract import MNIST
 
 try:  # TensorBoard scalars and drift lines, when those modules are there
     from consumer.monitoring.tensorboard import Metrics, timestamped_run
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the MNIST CNN on the records of the training topic and save it (epochs re-read the "
         "topic from Kafka through a shuffle buffer); --follow keeps learning from new records, with checkpoints.",
     )
-    parser.add_argument("--topic", default=TOPICS.train, help=f"training topic (default {TOPICS.train})")
+    parser.add_argument("--topic", default=MNIST.train, help=f"training topic (default {MNIST.train})")
     add_flags(parser, "kafka")
     parser.add_argument(
         "--group-id",

@@ -10,9 +10,10 @@ import psycopg2
 from psycopg2 import sql
 
 from stack.config import PostgresSettings
+from stack.contract import MNIST
 
 SCHEMA_SQL = Path(__file__).resolve().parent.parent / "postgres" / "01-tables.sql"
-TABLES = {"train": "mnist_train", "test": "mnist_test"}
+TABLES = MNIST.splits
 
 # PostgreSQL's binary COPY: a signature, flags and header-extension length, then a tuple a row, then -1.
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"

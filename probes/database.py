@@ -9,6 +9,7 @@ import psycopg2.errors
 
 from probes.deadline import poll
 from stack.config import PostgresSettings
+from stack.contract import MNIST
 
 #: What every probe takes for "the database": the settings, or ``psycopg2.connect`` keyword arguments.
 Postgres = PostgresSettings | Mapping[str, object]
@@ -81,10 +82,11 @@ def drop_slot(pg: Postgres, slot: str, timeout: float = 30.0) -> bool:
 
 def joined_predictions(pg, ids: list[int]) -> dict[int, tuple]:
     """The README's join for these ids of mnist_test: ``{id: (label, predicted, confidence, model_version)}``."""
+    test = MNIST.table("test")
     found = query_all(
         pg,
-        "SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM mnist_test t "
-        "JOIN mnist_predictions p ON p.source_table = 'mnist_test' AND p.id = t.id WHERE t.id = ANY(%s)",
+        f"SELECT t.id, t.label, p.predicted, p.confidence, p.model_version FROM {test} t "
+        f"JOIN {MNIST.predictions_table} p ON p.source_table = '{test}' AND p.id = t.id WHERE t.id = ANY(%s)",
         (ids,),
     )
     return {row[0]: row[1:] for row in found}

@@ -1,5 +1,5 @@
-"""The one settings module: every command, benchmark and test reads its PostgreSQL, Kafka, Connect and topic
-settings here (names in docs/design.md, Configuration).
+"""The one settings module: every command, benchmark and test reads its PostgreSQL, Kafka and Connect settings
+here (names in docs/design.md, Configuration).
 
 Each group is a frozen dataclass built from the environment, with DEFAULTS written once below; a command's
 flags override the environment (``add_flags`` adds them with help that names the variable behind each flag,
@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+
+from stack.contract import MNIST, Contract
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +51,6 @@ ENGINES = ("connect", "server")
 
 #: The role Debezium connects as; created by postgres/02-connector-role.sql.
 CONNECTOR_ROLE = "debezium"
-CONNECTOR_NAME = "mnist-connector"
 
 
 class ConfigError(Exception):
@@ -81,37 +82,6 @@ def _delivery(value: str) -> str:
 def _lookup(env: Mapping[str, str] | None):
     env = os.environ if env is None else env
     return lambda name: env.get(name) or DEFAULTS[name]
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Topic names: Debezium's ``<topic.prefix>.<schema>.<table>`` (debezium/register-postgres.json) and ours."""
-
-    prefix: str = "tf"
-    invalid_suffix: str = ".invalid"  # the transform's invalid.topic.suffix
-    predictions: str = "mnist.predictions"
-
-    def of_table(self, table: str, schema: str = "public") -> str:
-        """The topic Debezium writes the rows of ``schema.table`` to.
-
-        >>> Topics().of_table("mnist_test")
-        'tf.public.mnist_test'
-        """
-        return f"{self.prefix}.{schema}.{table}"
-
-    @property
-    def train(self) -> str:
-        return self.of_table("mnist_train")
-
-    @property
-    def test(self) -> str:
-        return self.of_table("mnist_test")
-
-    def invalid(self, topic: str) -> str:
-        return topic + self.invalid_suffix
-
-
-TOPICS = Topics()
 
 
 @dataclass(frozen=True)
@@ -268,7 +238,8 @@ class StackConfig:
     engine: str = "connect"
     #: Debezium Server's HTTP port on 127.0.0.1 (DEBEZIUM_SERVER_PORT), with STACK_ENGINE=server.
     server_port: int = 8084
-    topics: Topics = TOPICS
+    #: The names of tables, topics, headers and connectors (stack/contract.py).
+    contract: Contract = MNIST
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StackConfig:

@@ -9,14 +9,16 @@ import urllib.request
 from pathlib import Path
 
 from stack.assembled import plugin_dir
-from stack.config import CONNECTOR_NAME, REPO_ROOT, TOPICS, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST, SINK_JSON, SOURCE_JSON
 from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
 
-CONNECTOR_JSON = REPO_ROOT / "debezium" / "register-postgres.json"
-#: Debezium's JDBC sink: mnist.predictions -> public.mnist_predictions, as predictions_sink.
-SINK_JSON = REPO_ROOT / "debezium" / "register-predictions-sink.json"
-SINK_NAME = json.loads(SINK_JSON.read_text())["name"]
+CONNECTOR_JSON = SOURCE_JSON
+#: The Debezium source connector's name, the default of the REST calls below.
+CONNECTOR_NAME = MNIST.connector
+#: Debezium's JDBC sink: the predictions topic -> the predictions table, as predictions_sink.
+SINK_NAME = MNIST.sink_connector
 #: The only variables ${env:...} resolves in a connector config: each connector's own password.
 SECRET_VARIABLES = ("DEBEZIUM_PGPASSWORD", "PREDICTIONS_SINK_PGPASSWORD")
 SERVICE = JvmService(
@@ -192,7 +194,7 @@ def failure(status: dict | None) -> str | None:
 LOG_TAIL_BYTES = 2 * 2**20
 
 
-def retrying(cfg: StackConfig, name: str = CONNECTOR_NAME, topic_prefix: str = TOPICS.prefix) -> str | None:
+def retrying(cfg: StackConfig, name: str = CONNECTOR_NAME, topic_prefix: str = MNIST.topic_prefix) -> str | None:
     """The cause when the Debezium source connector ``name`` is retrying after an error, else None.
 
     Connect reports such a task RUNNING without a trace: Debezium catches a retriable error (a snapshot that

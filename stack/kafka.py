@@ -11,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from stack.config import StackConfig
+from stack.contract import MNIST
 from stack.jvm_service import JvmService, classpath, java, jvm_env
 from stack.processes import StepError
 
@@ -130,15 +131,9 @@ def answers_metadata(cfg: StackConfig) -> bool:
 # Created by `up`, so a consumer started before the first row (the live demo) finds its topic, with
 # TOPIC_PARTITIONS partitions each: the readers of one consumer group share them. The connector spreads records
 # over them round-robin (the key is the label: hashing it would send every "7" to one partition). The .invalid
-# topics hold rows MnistToCsv rejected; mnist.predictions is what consumer.predict writes and Debezium's JDBC
-# sink reads into mnist_predictions.
-TOPICS = (
-    "tf.public.mnist_train",
-    "tf.public.mnist_test",
-    "tf.public.mnist_train.invalid",
-    "tf.public.mnist_test.invalid",
-    "mnist.predictions",
-)
+# topics hold rows MnistToCsv rejected; the predictions topic is what consumer.predict writes and Debezium's JDBC
+# sink reads into the predictions table.
+TOPICS = MNIST.data_topics()
 
 
 def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[str]:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from stack import assemble, connect, kafka, postgres, server
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir
-from stack.config import CONNECTOR_NAME, StackConfig
+from stack.config import StackConfig
+from stack.connect import CONNECTOR_NAME
 from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
 
 Say = Callable[[str], None]

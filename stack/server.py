@@ -27,12 +27,13 @@ from pathlib import Path
 from stack.assembled import plugin_dir, server_dist_dir
 from stack.config import StackConfig
 from stack.connect import CONNECTOR_JSON
+from stack.contract import MNIST
 from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
 
 MAIN_CLASS = "io.debezium.server.Main"
 #: Debezium Server's own slot: two engines on one slot would steal each other's changes.
-SLOT_NAME = "mnist_server_slot"
+SLOT_NAME = MNIST.server_slot
 #: The Connect converters and worker settings that mean nothing to Debezium Server (its formats replace them).
 CONNECT_ONLY = ("key.converter", "value.converter", "header.converter", "tasks.max", "name")
 #: Connect's exactly-once source support (KIP-618) has no counterpart in Debezium Server: its Kafka sink is an

@@ -19,14 +19,16 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-TABLE_HEADER = "mnist.table"
-ID_HEADER = "mnist.id"
-COMMIT_HEADER = "__source_ts_ms"
+from stack.contract import MNIST
+
+TABLE_HEADER = MNIST.table_header
+ID_HEADER = MNIST.id_header
+COMMIT_HEADER = MNIST.commit_header
 ZONED_TIMESTAMP = "io.debezium.time.ZonedTimestamp"
 
 KEY_SCHEMA = {
     "type": "struct",
-    "name": "mnist.predictions.Key",
+    "name": f"{MNIST.predictions_topic}.Key",
     "optional": False,
     "fields": [
         {"field": "source_table", "type": "string", "optional": False},
@@ -36,7 +38,7 @@ KEY_SCHEMA = {
 
 VALUE_SCHEMA = {
     "type": "struct",
-    "name": "mnist.predictions.Value",
+    "name": f"{MNIST.predictions_topic}.Value",
     "optional": False,
     "fields": [
         {"field": "source_table", "type": "string", "optional": False},

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from stack.contract import MNIST
 from tests.integration.backend import Pipeline, choose_backend, free_port, native_env
 from tests.integration.capture import ENGINES, NO_JAVA, Capture, seed_assembled
 
@@ -106,7 +107,7 @@ def trained_model(pipeline, tmp_path_factory):
     train = pipeline.run("consumer.train", "--model", str(model), "--quiet", "--idle-timeout", "5", timeout=900)
 
     assert train.returncode == 0, train.stdout + train.stderr
-    assert re.search(r"read \d+ records from tf.public.mnist_train", train.stdout)
+    assert re.search(rf"read \d+ records from {MNIST.train}", train.stdout)
     assert re.search(r"trained on \d+ records, 10 epochs .* validation accuracy 0\.9\d+; model saved to", train.stdout)
     assert model.is_file()
     return model

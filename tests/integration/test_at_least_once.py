@@ -11,6 +11,7 @@ import psycopg2
 
 from probes.database import connect, query_one
 from probes.rows import execute
+from stack.contract import MNIST
 
 BATCH = 25
 
@@ -66,19 +67,19 @@ def test_connector_role_can_read_the_mnist_tables_only(pipeline):
     role = "SELECT rolsuper, rolreplication, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'debezium'"
     assert query_one(pipeline.postgres, role) == (False, True, False, False)
 
-    execute(pipeline.postgres, "INSERT INTO public.mnist_train (label, pixels) VALUES (3, '\\x00')")
-    owner_sees = query_one(pipeline.postgres, "SELECT count(*), max(id) FROM public.mnist_train")
+    execute(pipeline.postgres, f"INSERT INTO public.{MNIST.train_table} (label, pixels) VALUES (3, '\\x00')")
+    owner_sees = query_one(pipeline.postgres, f"SELECT count(*), max(id) FROM public.{MNIST.train_table}")
 
     conn = connect(pipeline.postgres, user="debezium", password=secret)
     conn.autocommit = True
     with conn.cursor() as cur:
         # It reads every row the owner sees (the snapshot needs them all), including the one just inserted.
-        cur.execute("SELECT count(*), max(id) FROM public.mnist_train")
+        cur.execute(f"SELECT count(*), max(id) FROM public.{MNIST.train_table}")
         assert cur.fetchone() == owner_sees
         for statement in (
-            "INSERT INTO public.mnist_train (label, pixels) VALUES (1, '\\x00')",
-            "UPDATE public.mnist_test SET label = 1",
-            "DELETE FROM public.mnist_train",
+            f"INSERT INTO public.{MNIST.train_table} (label, pixels) VALUES (1, '\\x00')",
+            f"UPDATE public.{MNIST.test_table} SET label = 1",
+            f"DELETE FROM public.{MNIST.train_table}",
             "SELECT * FROM public.private_notes",
         ):
             try:

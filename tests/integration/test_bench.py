@@ -8,10 +8,10 @@ import pytest
 
 from probes.database import query_one
 from probes.topics import end_offsets
-from stack.config import TOPICS
+from stack.contract import MNIST
 
-DEMO_TABLES = ("mnist_train", "mnist_test")
-DEMO_TOPICS = (TOPICS.train, TOPICS.test)
+DEMO_TABLES = (MNIST.train_table, MNIST.test_table)
+DEMO_TOPICS = (MNIST.train, MNIST.test)
 
 
 def demo_data(pipeline) -> dict[str, object]:

@@ -19,10 +19,10 @@ from probes.topics import (
     read_from,
     watermarks,
 )
-from stack.config import TOPICS
+from stack.contract import MNIST
 from tests.integration.backend import ROOT
 
-TEST_TOPIC = TOPICS.test
+TEST_TOPIC = MNIST.test
 
 
 @pytest.mark.parametrize("source", ["kafka", "tfio"])
@@ -173,7 +173,7 @@ def untrained_model(tmp_path):
 def load_and_wait(pipeline, split: str, rows: int) -> tuple[dict[int, int], int]:
     """Load ``rows`` rows of ``split``; once their records are on its topic: the topic's end offsets and how many
     records it retains."""
-    topic = TOPICS.of_table(f"mnist_{split}")
+    topic = MNIST.topic(split)
     before = sum(end_offsets(pipeline.bootstrap, topic).values())
     load = pipeline.run("loader", "--split", split, "--limit", str(rows), "--no-progress")
     assert load.returncode == 0, load.stderr
@@ -183,7 +183,7 @@ def load_and_wait(pipeline, split: str, rows: int) -> tuple[dict[int, int], int]
 
 
 def test_reused_group_id_warns_how_many_records_its_committed_offsets_skip(pipeline, tmp_path):
-    topic = TOPICS.train
+    topic = MNIST.train
     end, skipped = load_and_wait(pipeline, "train", 20)
     group = f"reused-{time.time_ns()}"
     commit_group_offsets(pipeline.bootstrap, group, topic, end)  # as an earlier run that read everything leaves it

@@ -8,7 +8,7 @@ import pytest
 from bench.delivery_bench import WORKER
 from probes.database import query_all
 from stack import connect
-from stack.config import CONNECTOR_NAME
+from stack.contract import MNIST
 from tests.integration.test_bench import demo_data
 
 
@@ -32,4 +32,4 @@ def test_delivery_bench_runs_in_a_tiny_configuration_and_leaves_the_demo_data_al
     publications = {name for (name,) in query_all(pipeline.postgres, "SELECT pubname FROM pg_publication")}
     assert "bench_delivery_publication" not in publications
     _, connectors = connect.rest(pipeline.config, "GET", "/connectors")
-    assert CONNECTOR_NAME in connectors and not [name for name in connectors if name.startswith("bench-")]
+    assert MNIST.connector in connectors and not [name for name in connectors if name.startswith("bench-")]

@@ -19,11 +19,11 @@ from probes.deadline import poll
 from probes.rows import NumberedRows
 from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka, postgres
-from stack.config import TOPICS
+from stack.contract import MNIST
 from stack.processes import pid_alive
 from tests.integration.capture import Capture
 
-TOPIC = TOPICS.train
+TOPIC = MNIST.train
 ROWS = 20_000
 RATE = 2_500
 # The README promises at most about 1 s of rows re-sent after a fault (Connect's offset flush interval is 1 s, and
@@ -44,7 +44,7 @@ def run_fault(capture: Capture, fault, capsys) -> tuple[int, int]:
     """Insert ROWS numbered rows; ``fault()`` runs once a quarter are in; returns (delivered, duplicates)."""
     pipeline = capture.stack
     start = end_offsets(pipeline.bootstrap, TOPIC)
-    rows = NumberedRows(pipeline.postgres, "mnist_train", ROWS, RATE)
+    rows = NumberedRows(pipeline.postgres, MNIST.train_table, ROWS, RATE)
     rows.start()
     assert poll(lambda: rows.committed >= ROWS // 4, 30)
     fault()
@@ -135,8 +135,8 @@ def test_postgres_restart_mid_stream_reuses_the_slot_and_loses_nothing(native, c
     run_fault(Capture("connect", native), restart_postgres, capsys)
 
     assert log.read_text(errors="replace").count("Creating replication slot") == slot_creations, "slot recreated"
-    slot = query_one(native.postgres, "SELECT slot_name FROM pg_replication_slots WHERE slot_name = 'mnist_slot'")
-    assert slot == ("mnist_slot",)
+    slot = query_one(native.postgres, f"SELECT slot_name FROM pg_replication_slots WHERE slot_name = '{MNIST.slot}'")
+    assert slot == (MNIST.slot,)
 
 
 def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys, run):
@@ -144,7 +144,7 @@ def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys, 
     without ``postgres/01-tables.sql``'s one-row-per-LSN trigger every restart here loses the rest of a page."""
     cfg = native.config
     start = end_offsets(native.bootstrap, TOPIC)
-    rows = NumberedRows(native.postgres, "mnist_train", ROWS, rate=1e9, batch=ROWS)  # one COPY, one transaction
+    rows = NumberedRows(native.postgres, MNIST.train_table, ROWS, rate=1e9, batch=ROWS)  # one COPY, one transaction
     rows.run()
     assert rows.error is None, rows.error
 
@@ -156,7 +156,7 @@ def test_task_restarts_inside_one_copy_transaction_lose_nothing(native, capsys, 
         assert poll(lambda at=threshold: on_topic() >= at, 60, 0.01)
         if on_topic() >= ROWS:
             break
-        status, body = connect.rest(cfg, "POST", "/connectors/mnist-connector/tasks/0/restart", timeout=60)
+        status, body = connect.rest(cfg, "POST", f"/connectors/{MNIST.connector}/tasks/0/restart", timeout=60)
         assert status == 204, body
         restarts_mid_stream += 1
         assert poll(lambda: connect.is_running(connect.connector_status(cfg)), 60)

@@ -11,6 +11,7 @@ import pytest
 from loader.source import load_sample
 from probes.database import connect, query_all, query_one
 from probes.rows import execute
+from stack.contract import MNIST
 from tests.integration.backend import free_port
 
 
@@ -29,27 +30,27 @@ def summary_seconds(stdout: str) -> float:
 
 
 def test_bulk_load_adds_the_rows_with_exact_bytes(pipeline):
-    before = count(pipeline, "mnist_test")
+    before = count(pipeline, MNIST.test_table)
 
     result = pipeline.run("loader", "--split", "test", "--limit", "50", "--no-progress")
 
     assert result.returncode == 0, result.stderr
     assert re.match(r"loaded 50 rows \(test\) in [0-9.]+ s, [0-9,]+ rows/s, bulk COPY", result.stdout)
-    assert count(pipeline, "mnist_test") == before + 50
+    assert count(pipeline, MNIST.test_table) == before + 50
     expected = load_sample()["test"].head(50)
-    assert last_rows(pipeline, "mnist_test", 50) == [
+    assert last_rows(pipeline, MNIST.test_table, 50) == [
         (int(label), image.tobytes()) for label, image in zip(expected.labels, expected.images, strict=True)
     ]
 
 
 def test_full_sample_loads_4000_train_and_1000_test(pipeline):
-    train, test = count(pipeline, "mnist_train"), count(pipeline, "mnist_test")
+    train, test = count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)
 
     result = pipeline.run("loader", "--no-progress")
 
     assert result.returncode == 0, result.stderr
     assert "loaded 5000 rows (train, test)" in result.stdout
-    assert (count(pipeline, "mnist_train"), count(pipeline, "mnist_test")) == (train + 4000, test + 1000)
+    assert (count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)) == (train + 4000, test + 1000)
 
 
 REJECTED = bytes([0xDE, 0xAD, 0xBE, 0xEF])  # pixels starting with these are refused by the test's trigger
@@ -68,10 +69,11 @@ def test_table_rejects_marked_rows(pipeline):
     )
     execute(
         pipeline.postgres,
-        f"CREATE TRIGGER {name} BEFORE INSERT ON public.mnist_test FOR EACH ROW EXECUTE FUNCTION public.{name}()",
+        f"CREATE TRIGGER {name} BEFORE INSERT ON public.{MNIST.test_table} "
+        f"FOR EACH ROW EXECUTE FUNCTION public.{name}()",
     )
     yield
-    execute(pipeline.postgres, f"DROP TRIGGER {name} ON public.mnist_test")
+    execute(pipeline.postgres, f"DROP TRIGGER {name} ON public.{MNIST.test_table}")
     execute(pipeline.postgres, f"DROP FUNCTION public.{name}()")
 
 
@@ -91,7 +93,7 @@ def train_then_bad_test(directory) -> None:
 def test_failure_in_the_second_table_commits_nothing_in_the_first(pipeline, tmp_path, test_table_rejects_marked_rows):
     """The COPY into mnist_train succeeds, the one into mnist_test fails: the one transaction keeps neither."""
     train_then_bad_test(tmp_path)
-    before = count(pipeline, "mnist_train"), count(pipeline, "mnist_test")
+    before = count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)
 
     result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--no-progress")
 
@@ -99,14 +101,14 @@ def test_failure_in_the_second_table_commits_nothing_in_the_first(pipeline, tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "nothing committed" in lines[0] and "row rejected by the test trigger" in lines[0]
-    assert (count(pipeline, "mnist_train"), count(pipeline, "mnist_test")) == before
+    assert (count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)) == before
 
 
 def test_streaming_failure_says_how_many_rows_were_committed(pipeline, tmp_path, test_table_rejects_marked_rows):
     """Streaming commits batch by batch: the 5 training rows and the first test row are kept, and the error
     says so instead of "nothing committed"."""
     train_then_bad_test(tmp_path)
-    before = count(pipeline, "mnist_train"), count(pipeline, "mnist_test")
+    before = count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)
 
     result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--rate", "1000", "--batch", "1", "--no-progress")
 
@@ -114,13 +116,13 @@ def test_streaming_failure_says_how_many_rows_were_committed(pipeline, tmp_path,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "6 rows committed before it" in lines[0] and "nothing committed" not in lines[0]
-    assert (count(pipeline, "mnist_train"), count(pipeline, "mnist_test")) == (before[0] + 5, before[1] + 1)
+    assert (count(pipeline, MNIST.train_table), count(pipeline, MNIST.test_table)) == (before[0] + 5, before[1] + 1)
 
 
 def test_corrupt_idx_file_names_it_and_writes_nothing(pipeline, tmp_path):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 0x803, 10, 28, 28) + bytes(784 * 9))
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 10) + bytes(10))
-    before = count(pipeline, "mnist_train")
+    before = count(pipeline, MNIST.train_table)
 
     result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--split", "train", "--no-progress")
 
@@ -128,7 +130,7 @@ def test_corrupt_idx_file_names_it_and_writes_nothing(pipeline, tmp_path):
     assert result.stderr.strip() == (
         f"error: {tmp_path}/train-images-idx3-ubyte: file is truncated: 7056 data bytes, the header announces 7840"
     )
-    assert count(pipeline, "mnist_train") == before
+    assert count(pipeline, MNIST.train_table) == before
 
 
 def test_idx_directory_loads_like_the_official_files(pipeline, tmp_path):
@@ -139,7 +141,7 @@ def test_idx_directory_loads_like_the_official_files(pipeline, tmp_path):
     result = pipeline.run("loader", "--idx-dir", str(tmp_path), "--split", "test", "--no-progress")
 
     assert result.returncode == 0, result.stderr
-    assert last_rows(pipeline, "mnist_test", 2) == [(4, images[:784]), (8, images[784:])]
+    assert last_rows(pipeline, MNIST.test_table, 2) == [(4, images[:784]), (8, images[784:])]
 
 
 def test_unreachable_database_names_host_and_port(pipeline):
@@ -154,14 +156,14 @@ def test_unreachable_database_names_host_and_port(pipeline):
 
 def test_streaming_paces_rows_at_the_requested_rate(pipeline):
     """200 rows at 100 rows/s in batches of 10: the last batch is due at 1.9 s; tolerance -10 % / +50 %."""
-    before = count(pipeline, "mnist_test")
+    before = count(pipeline, MNIST.test_table)
 
     result = pipeline.run("loader", "--split", "test", "--limit", "200", "--rate", "100", "--no-progress")
 
     assert result.returncode == 0, result.stderr
     assert "streamed at 100 rows/s in batches of 10" in result.stdout
     assert 1.9 * 0.9 <= summary_seconds(result.stdout) <= 1.9 * 1.5
-    assert count(pipeline, "mnist_test") == before + 200
+    assert count(pipeline, MNIST.test_table) == before + 200
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ def test_truncate_empties_the_table_before_loading(pipeline):
     result = pipeline.run("loader", "--split", "test", "--limit", "5", "--truncate", "--no-progress")
 
     assert result.returncode == 0, result.stderr
-    assert count(pipeline, "mnist_test") == 5
+    assert count(pipeline, MNIST.test_table) == 5
 
 
 def test_every_loaded_row_has_its_own_wal_position(pipeline):
@@ -201,7 +203,7 @@ def test_every_loaded_row_has_its_own_wal_position(pipeline):
 
             cur.execute(
                 "SELECT lsn FROM pg_logical_slot_get_changes('lsn_probe', NULL, NULL) "
-                "WHERE data LIKE 'table public.mnist_test: INSERT:%'"
+                f"WHERE data LIKE 'table public.{MNIST.test_table}: INSERT:%'"
             )
             lsns = [row[0] for row in cur.fetchall()]
     finally:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from probes.database import query_one
 from probes.topics import end_offsets
-from stack.config import TOPICS
+from stack.contract import MNIST
 
-DEMO_TABLES = ("mnist_train", "mnist_test", "mnist_predictions")
-DEMO_TOPICS = (TOPICS.train, TOPICS.test, TOPICS.predictions)
+DEMO_TABLES = (MNIST.train_table, MNIST.test_table, MNIST.predictions_table)
+DEMO_TOPICS = (MNIST.train, MNIST.test, MNIST.predictions_topic)
 
 
 def demo_data(pipeline) -> dict[str, object]:

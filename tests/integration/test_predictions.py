@@ -20,7 +20,7 @@ from probes.database import joined_predictions, query_all, query_one
 from probes.deadline import poll
 from probes.rows import NumberedRows, execute, insert, marked_pixels
 from probes.topics import commit_group_offsets, end_offsets, read_from
-from stack.config import TOPICS
+from stack.contract import MNIST
 from stack.kafka import ensure_topics
 from tests.integration.backend import stop
 
@@ -30,15 +30,19 @@ ROWS = 600
 def ids_of_run(pipeline, rows: NumberedRows) -> list[int]:
     """The ids of the rows a NumberedRows run committed (its marker is the first three pixels)."""
     found = query_all(
-        pipeline.postgres, "SELECT id FROM public.mnist_test WHERE substring(pixels FROM 1 FOR 3) = %s", (rows.marker,)
+        pipeline.postgres,
+        f"SELECT id FROM public.{MNIST.test_table} WHERE substring(pixels FROM 1 FOR 3) = %s",
+        (rows.marker,),
     )
     return sorted(row_id for (row_id,) in found)
 
 
-def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = "mnist_test") -> collections.Counter:
+def predictions_of(
+    pipeline, start: dict[int, int], ids: set[int], table: str = MNIST.test_table
+) -> collections.Counter:
     """How many committed records of mnist.predictions after ``start`` carry each of ``ids`` (a read_committed
     reader of its own, until the end offsets taken now)."""
-    end = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+    end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
 
     def reached(records) -> bool:
         last = {}
@@ -47,7 +51,7 @@ def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = 
         # Transaction markers take offsets: the end is reached when the last record read is within one marker.
         return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
 
-    records = read_from(pipeline.bootstrap, TOPICS.predictions, start, reached, timeout=60)
+    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=60)
     found = collections.Counter(key_of(r.key) for r in records)
     return collections.Counter({row_id: found[(table, row_id)] for row_id in ids})
 
@@ -55,12 +59,12 @@ def predictions_of(pipeline, start: dict[int, int], ids: set[int], table: str = 
 def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(pipeline, model_store):
     group = f"test-predict-{uuid.uuid4().hex[:8]}"
     # The group starts at the topic's end: only this test's rows are scored.
-    commit_group_offsets(pipeline.bootstrap, group, TOPICS.test, end_offsets(pipeline.bootstrap, TOPICS.test))
-    predictions_start = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+    commit_group_offsets(pipeline.bootstrap, group, MNIST.test, end_offsets(pipeline.bootstrap, MNIST.test))
+    predictions_start = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
     flags = ("--model", model_store, "--group-id", group, "--batch-size", "20")
 
     predictor = pipeline.start("consumer.predict", *flags, "--follow")
-    rows = NumberedRows(pipeline.postgres, "mnist_test", ROWS, rate=200, batch=10)
+    rows = NumberedRows(pipeline.postgres, MNIST.test_table, ROWS, rate=200, batch=10)
     lines: list[str] = []
     try:
         for line in predictor.stdout:
@@ -99,8 +103,8 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
     ), "every row of the run has its prediction, by model version 1"
     assert query_one(
         pipeline.postgres,
-        "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
-        "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
+        f"SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM {MNIST.predictions_table} "
+        f"WHERE source_table = '{MNIST.test_table}' AND id = ANY(%s)",
         (ids,),
     ) == (ROWS, ROWS, True)
     shown = pipeline.run("consumer.show_predictions", "--rows", "3")
@@ -110,14 +114,14 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
 
 def test_sigterm_stops_the_predictor_after_its_transaction_with_a_summary(pipeline, model_store):
     group = f"test-predict-term-{uuid.uuid4().hex[:8]}"
-    commit_group_offsets(pipeline.bootstrap, group, TOPICS.test, end_offsets(pipeline.bootstrap, TOPICS.test))
+    commit_group_offsets(pipeline.bootstrap, group, MNIST.test, end_offsets(pipeline.bootstrap, MNIST.test))
     predictor = pipeline.start("consumer.predict", "--model", model_store, "--group-id", group, "--follow")
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(predictor.stdout), daemon=True)
     reader.start()
     try:
         assert poll(lambda: any(line.startswith("predicting ") for line in lines), 120), lines
-        rows = NumberedRows(pipeline.postgres, "mnist_test", 50, rate=500, batch=10)
+        rows = NumberedRows(pipeline.postgres, MNIST.test_table, 50, rate=500, batch=10)
         rows.run()
         assert rows.error is None, rows.error
         assert poll(lambda: any(line.rstrip().endswith("total 50") for line in lines), 60), lines
@@ -129,32 +133,34 @@ def test_sigterm_stops_the_predictor_after_its_transaction_with_a_summary(pipeli
 
 
 def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
-    start = end_offsets(pipeline.bootstrap, TOPICS.test)
-    (row_id,) = insert(pipeline.postgres, "mnist_test", [(4, marked_pixels())])
+    start = end_offsets(pipeline.bootstrap, MNIST.test)
+    (row_id,) = insert(pipeline.postgres, MNIST.test_table, [(4, marked_pixels())])
 
-    execute(pipeline.postgres, "UPDATE public.mnist_test SET label = 9 WHERE id = %s", (row_id,))
+    execute(pipeline.postgres, f"UPDATE public.{MNIST.test_table} SET label = 9 WHERE id = %s", (row_id,))
 
     def of_row(records) -> list:
-        return [r for r in records if r.headers.get("mnist.id") == str(row_id).encode()]
+        return [r for r in records if r.headers.get(MNIST.id_header) == str(row_id).encode()]
 
-    records = of_row(read_from(pipeline.bootstrap, TOPICS.test, start, lambda records: len(of_row(records)) >= 2))
+    records = of_row(read_from(pipeline.bootstrap, MNIST.test, start, lambda records: len(of_row(records)) >= 2))
     # The two records may sit on different partitions (they are spread round-robin), so Kafka gives no order
     # between them; the source's commit time (unwrap's header) does.
     inserted, corrected = sorted(records, key=lambda r: r.key)
     assert [inserted.key, corrected.key] == [b"4", b"9"], "the corrected label is a record of its own, keyed by it"
-    assert int(inserted.headers["__source_ts_ms"]) <= int(corrected.headers["__source_ts_ms"]), "insert, then update"
-    assert inserted.value == corrected.value and corrected.headers["mnist.table"] == b"mnist_test"
+    assert int(inserted.headers[MNIST.commit_header]) <= int(corrected.headers[MNIST.commit_header]), (
+        "insert, then update"
+    )
+    assert inserted.value == corrected.value and corrected.headers[MNIST.table_header] == MNIST.test_table.encode()
 
 
 def test_an_undecodable_record_gets_no_prediction_and_is_counted(pipeline, model_store):
     suffix = uuid.uuid4().hex[:8]
     source, target = f"test.predict.in.{suffix}", f"test.predict.out.{suffix}"
     ensure_topics(pipeline.config, (source, target))
-    ids = [("mnist.table", b"mnist_test")]
+    ids = [(MNIST.table_header, MNIST.test_table.encode())]
     good = ",".join(["0"] * 784).encode()
     producer = Producer({"bootstrap.servers": pipeline.bootstrap})
-    producer.produce(source, key=b"3", value=good, headers=[*ids, ("mnist.id", b"1")])
-    producer.produce(source, key=b"3", value=b"0,1,not-a-pixel", headers=[*ids, ("mnist.id", b"2")])
+    producer.produce(source, key=b"3", value=good, headers=[*ids, (MNIST.id_header, b"1")])
+    producer.produce(source, key=b"3", value=b"0,1,not-a-pixel", headers=[*ids, (MNIST.id_header, b"2")])
     producer.produce(source, key=b"3", value=good)  # decodable, but no row to key it by
     assert producer.flush(30) == 0
 
@@ -170,6 +176,6 @@ def test_an_undecodable_record_gets_no_prediction_and_is_counted(pipeline, model
     assert result.returncode == 0, result.stdout + result.stderr
     assert "predicted 1 of 3 records (1 malformed, 1 without id headers)" in result.stdout
     published = read_from(pipeline.bootstrap, target, None, lambda records: len(records) >= 1, timeout=30)
-    assert [key_of(r.key) for r in published] == [("mnist_test", 1)]
+    assert [key_of(r.key) for r in published] == [(MNIST.test_table, 1)]
     # One prediction and its transaction's commit marker, whatever partition the producer chose (TOPIC_PARTITIONS).
     assert sum(end_offsets(pipeline.bootstrap, target).values()) == 2

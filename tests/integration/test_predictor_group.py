@@ -29,7 +29,7 @@ from consumer.records.predictions import key_of
 from probes.database import query_one
 from probes.deadline import poll
 from probes.topics import end_offsets, read_from
-from stack.config import TOPICS
+from stack.contract import MNIST
 from stack.kafka import ensure_topics
 
 ROWS = 3000
@@ -133,7 +133,7 @@ class Rows:
                 self.topic,
                 key=str(int(labels[index])).encode(),
                 value=",".join(map(str, pixels[index].tolist())).encode(),
-                headers=[("mnist.table", self.table.encode()), ("mnist.id", str(index + 1).encode())],
+                headers=[(MNIST.table_header, self.table.encode()), (MNIST.id_header, str(index + 1).encode())],
                 partition=index % PARTITIONS,
                 on_delivery=self._delivered,
             )
@@ -146,7 +146,7 @@ class Rows:
 def predictions_on_topic(pipeline, start: dict[int, int], table: str) -> collections.Counter:
     """How many committed records of mnist.predictions after ``start`` carry each id of ``table`` (read_committed,
     until the end offsets taken now)."""
-    end = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+    end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
 
     def reached(records) -> bool:
         last: dict[int, int] = {}
@@ -155,8 +155,8 @@ def predictions_on_topic(pipeline, start: dict[int, int], table: str) -> collect
         # Transaction markers take offsets: the end is reached when the last record read is within one marker.
         return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
 
-    records = read_from(pipeline.bootstrap, TOPICS.predictions, start, reached, timeout=90)
-    assert reached(records), f"{TOPICS.predictions} not read to its end offsets {end} within 90 s"
+    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=90)
+    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end} within 90 s"
     keys = (key_of(r.key) for r in records)
     return collections.Counter(row_id for source, row_id in keys if source == table)
 
@@ -165,7 +165,7 @@ def rows_in_table(pipeline, table: str) -> tuple[int, int, int | None, int | Non
     """``(rows, distinct ids, min id, max id)`` of ``mnist_predictions`` for ``table``."""
     return query_one(
         pipeline.postgres,
-        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM mnist_predictions WHERE source_table = %s",
+        f"SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {MNIST.predictions_table} WHERE source_table = %s",
         (table,),
     )
 
@@ -176,7 +176,7 @@ def test_a_killed_group_member_s_partitions_are_taken_over_and_every_row_is_pred
     suffix = uuid.uuid4().hex[:8]
     topic, table, group = f"test.group.in.{suffix}", f"group_test_{suffix}", f"test-predict-group-{suffix}"
     ensure_topics(dataclasses.replace(pipeline.config, partitions=PARTITIONS), (topic,))
-    predictions_start = end_offsets(pipeline.bootstrap, TOPICS.predictions)
+    predictions_start = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
     flags = ("--model", model_store, "--topic", topic, "--group-id", group, "--batch-size", str(BATCH))
     began = time.monotonic()
 
@@ -236,8 +236,8 @@ def test_a_killed_group_member_s_partitions_are_taken_over_and_every_row_is_pred
     duplicates = {i: n for i, n in counts.items() if n > 1}
     lost = sorted(set(range(1, ROWS + 1)) - set(counts))
     stray = sorted(set(counts) - set(range(1, ROWS + 1)))
-    assert not duplicates, f"{len(duplicates)} rows twice on {TOPICS.predictions}, e.g. {list(duplicates)[:8]}"
-    assert not lost, f"{len(lost)} rows without a prediction on {TOPICS.predictions}, e.g. {lost[:8]}"
+    assert not duplicates, f"{len(duplicates)} rows twice on {MNIST.predictions_topic}, e.g. {list(duplicates)[:8]}"
+    assert not lost, f"{len(lost)} rows without a prediction on {MNIST.predictions_topic}, e.g. {lost[:8]}"
     assert not stray and sum(counts.values()) == ROWS, stray[:8]
     assert rows_in_table(pipeline, table) == (ROWS, ROWS, 1, ROWS)
 
@@ -245,7 +245,8 @@ def test_a_killed_group_member_s_partitions_are_taken_over_and_every_row_is_pred
         print(
             f"\n  group of 2 on {PARTITIONS} partitions, {ROWS} rows at {RATE}/s: before the kill a published "
             f"{survivor_at_kill}, b {victim_at_kill}; a {survivor_total} in all; kill -> all {ROWS} rows in "
-            f"mnist_predictions {done_at - killed_at:.1f} s (last row produced -> all {done_at - produced_at:.1f} s); "
-            f"on {TOPICS.predictions} {sum(counts.values())} records, {len(duplicates)} duplicates, {len(lost)} lost; "
+            f"{MNIST.predictions_table} {done_at - killed_at:.1f} s "
+            f"(last row produced -> all {done_at - produced_at:.1f} s); on {MNIST.predictions_topic} "
+            f"{sum(counts.values())} records, {len(duplicates)} duplicates, {len(lost)} lost; "
             f"test {time.monotonic() - began:.0f} s"
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack.config import CONNECTOR_NAME
+from stack.contract import MNIST
 from tests.integration.capture import NO_JAVA
 
 pytestmark = pytest.mark.skipif(bool(NO_JAVA), reason=NO_JAVA)
@@ -20,10 +20,10 @@ def test_status_names_the_server_and_connect_runs_only_the_sink(server_stack):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"debezium-server UP on 127.0.0.1:{server_stack.env['DEBEZIUM_SERVER_PORT']}" in result.stdout
-    assert "mnist_server_slot active" in result.stdout
+    assert f"{MNIST.server_slot} active" in result.stdout
     from stack import connect
 
-    assert connect.connector_status(server_stack.config, CONNECTOR_NAME) is None, "one engine captures, not two"
+    assert connect.connector_status(server_stack.config, MNIST.connector) is None, "one engine captures, not two"
 
 
 def test_the_engine_benchmark_measures_both_engines_side_by_side(server_stack):

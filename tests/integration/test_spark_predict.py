@@ -20,7 +20,7 @@ from probes.database import joined_predictions, query_one
 from probes.deadline import poll
 from probes.rows import insert, marked_pixels
 from probes.topics import end_offsets, read_from
-from stack.config import TOPICS
+from stack.contract import MNIST
 from tests.integration.backend import ROOT
 
 ROWS = 300
@@ -43,14 +43,14 @@ def spark_ready(pipeline):
 
 
 def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipeline, spark_ready, model_store, tmp_path):
-    start = end_offsets(pipeline.bootstrap, TOPICS.test)
-    ids = insert(pipeline.postgres, "mnist_test", [(n % 10, marked_pixels()) for n in range(ROWS)])
+    start = end_offsets(pipeline.bootstrap, MNIST.test)
+    ids = insert(pipeline.postgres, MNIST.test_table, [(n % 10, marked_pixels()) for n in range(ROWS)])
     wanted = {str(i).encode() for i in ids}
 
     def arrived(records) -> bool:
-        return len({r.headers.get("mnist.id") for r in records} & wanted) == ROWS
+        return len({r.headers.get(MNIST.id_header) for r in records} & wanted) == ROWS
 
-    assert arrived(read_from(pipeline.bootstrap, TOPICS.test, start, arrived)), "the rows reached the test topic"
+    assert arrived(read_from(pipeline.bootstrap, MNIST.test, start, arrived)), "the rows reached the test topic"
     flags = ("--model", model_store, "--checkpoint-dir", str(tmp_path / "checkpoint"))
 
     # Its own process group: the SIGKILL takes the driver, Spark's JVM and the Python workers at once (a crash).
@@ -97,8 +97,8 @@ def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipelin
     ), "every row has its prediction, by model version 1"
     assert query_one(
         pipeline.postgres,
-        "SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM mnist_predictions "
-        "WHERE source_table = 'mnist_test' AND id = ANY(%s)",
+        f"SELECT count(*), count(DISTINCT id), bool_and(committed_at <= predicted_at) FROM {MNIST.predictions_table} "
+        f"WHERE source_table = '{MNIST.test_table}' AND id = ANY(%s)",
         (ids,),
     ) == (ROWS, ROWS, True)
 

@@ -9,15 +9,15 @@ import re
 from probes.rows import insert, marked_pixels, prefix_of
 from probes.topics import find_values, read_to_end, values_starting_with
 from stack import connect, kafka
-from stack.config import TOPICS
+from stack.contract import MNIST
 
 
 def counts(pipeline, pixels: list[bytes], timeout: float = 90.0) -> list[int]:
     """How many records of the training topic carry each of these rows: once each has one, the whole topic to
     its end is read (a second copy of a row may sit on another partition, read after the first)."""
     prefixes = [prefix_of(p) for p in pixels]
-    find_values(pipeline.bootstrap, TOPICS.train, prefixes, timeout)
-    found = values_starting_with(read_to_end(pipeline.bootstrap, TOPICS.train, timeout), prefixes)
+    find_values(pipeline.bootstrap, MNIST.train, prefixes, timeout)
+    found = values_starting_with(read_to_end(pipeline.bootstrap, MNIST.train, timeout), prefixes)
     return [len(found[p]) for p in prefixes]
 
 
@@ -26,12 +26,12 @@ def test_rows_inserted_while_the_capture_is_stopped_arrive_once_after_up(native_
     the row inserted meanwhile and no second snapshot (the row from before arrives once)."""
     stack = native_capture.stack
     before = marked_pixels()
-    insert(stack.postgres, "mnist_train", [(1, before)])
+    insert(stack.postgres, MNIST.train_table, [(1, before)])
     assert counts(stack, [before]) == [1]
 
     assert native_capture.stop()
     during = marked_pixels()
-    insert(stack.postgres, "mnist_train", [(2, during)])
+    insert(stack.postgres, MNIST.train_table, [(2, during)])
     result = stack.run("stack", "up")
 
     assert result.returncode == 0, result.stderr
@@ -41,7 +41,7 @@ def test_rows_inserted_while_the_capture_is_stopped_arrive_once_after_up(native_
 
 def test_down_then_up_resumes_with_no_loss_and_no_second_snapshot(native):
     before = marked_pixels()
-    insert(native.postgres, "mnist_train", [(3, before)])
+    insert(native.postgres, MNIST.train_table, [(3, before)])
     assert counts(native, [before]) == [1]
 
     down = native.run("stack", "down")
@@ -56,7 +56,7 @@ def test_down_then_up_resumes_with_no_loss_and_no_second_snapshot(native):
     up = native.run("stack", "up", timeout=600)
     assert up.returncode == 0, up.stderr
     after = marked_pixels()
-    insert(native.postgres, "mnist_train", [(4, after)])
+    insert(native.postgres, MNIST.train_table, [(4, after)])
 
     assert counts(native, [before, after]) == [1, 1]
 
@@ -81,7 +81,7 @@ def test_changed_transform_sources_reassemble_and_restart_connect_only(native):
     assert kafka.running_pid(cfg) == kafka_pid, "Kafka does not use plugins/: left running"
     assert connect.running_pid(cfg) not in (None, connect_pid)
     row = marked_pixels()
-    insert(native.postgres, "mnist_train", [(5, row)])
+    insert(native.postgres, MNIST.train_table, [(5, row)])
     assert counts(native, [row]) == [1]
 
 
@@ -115,5 +115,5 @@ def test_changed_kafka_classpath_reassembles_and_restarts_kafka_and_connect(nati
     assert kafka.running_pid(cfg) not in (None, kafka_pid)
     assert connect.running_pid(cfg) not in (None, connect_pid)
     row = marked_pixels()
-    insert(native.postgres, "mnist_train", [(6, row)])
+    insert(native.postgres, MNIST.train_table, [(6, row)])
     assert counts(native, [row]) == [1]

@@ -13,10 +13,10 @@ from probes.deadline import poll
 from probes.rows import csv_of, execute, insert, marked_pixels, prefix_of
 from probes.topics import end_offsets, find_values, read_from, values_starting_with
 from stack import connect
-from stack.config import TOPICS
+from stack.contract import MNIST
 
-TRAIN = TOPICS.train
-TEST = TOPICS.test
+TRAIN = MNIST.train
+TEST = MNIST.test
 
 
 def wait_for(pipeline, topic: str, pixels: list[bytes], timeout: float = 60.0, counts: list[int] | None = None):
@@ -28,10 +28,10 @@ def test_inserted_row_arrives_with_the_contract_key_value_and_headers(capture):
     stack = capture.stack
     start = end_offsets(stack.bootstrap, TEST)
     pixels = marked_pixels(last=255)
-    (row_id,) = insert(stack.postgres, "mnist_test", [(7, pixels)])
+    (row_id,) = insert(stack.postgres, MNIST.test_table, [(7, pixels)])
 
     def mine(records: list) -> list:
-        return [r for r in records if r.headers.get("mnist.id") == str(row_id).encode()]
+        return [r for r in records if r.headers.get(MNIST.id_header) == str(row_id).encode()]
 
     found = mine(read_from(stack.bootstrap, TEST, start, lambda records: bool(mine(records))))
 
@@ -40,13 +40,15 @@ def test_inserted_row_arrives_with_the_contract_key_value_and_headers(capture):
     assert found[0].value.decode() == csv_of(pixels)
     assert found[0].value.decode().endswith(",0,255")
     assert len(found[0].value.split(b",")) == 784
-    assert found[0].headers["mnist.table"] == b"mnist_test", "plain text headers, as Connect's converter writes"
-    assert found[0].headers["__source_ts_ms"].isdigit()
+    assert found[0].headers[MNIST.table_header] == MNIST.test_table.encode(), (
+        "plain text headers, as Connect's converter writes"
+    )
+    assert found[0].headers[MNIST.commit_header].isdigit()
 
 
 def test_train_table_streams_to_its_own_topic(pipeline):
     pixels = marked_pixels()
-    insert(pipeline.postgres, "mnist_train", [(3, pixels)])
+    insert(pipeline.postgres, MNIST.train_table, [(3, pixels)])
 
     found = wait_for(pipeline, TRAIN, [pixels])[prefix_of(pixels)]
 
@@ -56,9 +58,9 @@ def test_train_table_streams_to_its_own_topic(pipeline):
 def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
     pipeline = capture.stack
     updated = marked_pixels()
-    (row_id,) = insert(pipeline.postgres, "mnist_train", [(1, updated)])
-    execute(pipeline.postgres, "UPDATE public.mnist_train SET label = 4 WHERE id = %s", (row_id,))
-    execute(pipeline.postgres, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    (row_id,) = insert(pipeline.postgres, MNIST.train_table, [(1, updated)])
+    execute(pipeline.postgres, f"UPDATE public.{MNIST.train_table} SET label = 4 WHERE id = %s", (row_id,))
+    execute(pipeline.postgres, f"DELETE FROM public.{MNIST.train_table} WHERE id = %s", (row_id,))
     invalid = {
         "label 12 is outside 0..9": (12, bytes(784)),
         "label -1 is outside 0..9": (-1, bytes(784)),
@@ -66,9 +68,9 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
         "pixels is NULL": (5, None),
         "pixels has 100 bytes, expected 784 (28x28)": (5, bytes(100)),
     }
-    invalid_ids = insert(pipeline.postgres, "mnist_train", list(invalid.values()))
+    invalid_ids = insert(pipeline.postgres, MNIST.train_table, list(invalid.values()))
     later = marked_pixels()
-    insert(pipeline.postgres, "mnist_train", [(9, later)])
+    insert(pipeline.postgres, MNIST.train_table, [(9, later)])
 
     found = wait_for(pipeline, TRAIN, [updated, later], counts=[2, 1])
 
@@ -81,7 +83,7 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
     wanted = {str(i) for i in invalid_ids}
     records = read_from(
         pipeline.bootstrap,
-        TOPICS.invalid(TRAIN),
+        MNIST.invalid(TRAIN),
         None,
         lambda rs: wanted <= {str(json.loads(r.value)["id"]) for r in rs},
     )
@@ -95,10 +97,10 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
 
 def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
     pixels = marked_pixels()
-    (row_id,) = insert(pipeline.postgres, "mnist_train", [(2, pixels)])
-    execute(pipeline.postgres, "DELETE FROM public.mnist_train WHERE id = %s", (row_id,))
+    (row_id,) = insert(pipeline.postgres, MNIST.train_table, [(2, pixels)])
+    execute(pipeline.postgres, f"DELETE FROM public.{MNIST.train_table} WHERE id = %s", (row_id,))
     after = marked_pixels()
-    insert(pipeline.postgres, "mnist_train", [(2, after)])
+    insert(pipeline.postgres, MNIST.train_table, [(2, after)])
 
     records = read_from(
         pipeline.bootstrap, TRAIN, None, lambda rs: values_starting_with(rs, [prefix_of(after)])[prefix_of(after)]
@@ -111,12 +113,12 @@ def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
 def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):
     cfg = pipeline.config
     before = [marked_pixels() for _ in range(3)]
-    insert(pipeline.postgres, "mnist_test", [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
+    insert(pipeline.postgres, MNIST.test_table, [(d, p) for d, p in zip((0, 5, 9), before, strict=True)])
     config = connect.connector_config(cfg)
     config.update({"topic.prefix": "snapcheck", "slot.name": "test_snapcheck_slot"})
     connect.register(cfg, "snapshot-check", config)
     try:
-        found = wait_for(pipeline, "snapcheck.public.mnist_test", before, timeout=90)
+        found = wait_for(pipeline, f"snapcheck.public.{MNIST.test_table}", before, timeout=90)
     finally:
         connect.rest(cfg, "DELETE", "/connectors/snapshot-check")
         # The slot outlives the connector; drop it so the WAL it holds is released.
@@ -131,7 +133,7 @@ def test_status_reports_every_component_and_no_secret(pipeline):
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["postgres", "kafka", "connect", "connector", "sink"]
     assert all(" ok " in line for line in lines)
-    assert "mnist-connector RUNNING (task 0 RUNNING)" in result.stdout
+    assert f"{MNIST.connector} RUNNING (task 0 RUNNING)" in result.stdout
     assert f"{connect.SINK_NAME} RUNNING (task 0 RUNNING)" in result.stdout
     assert pipeline.env["DEBEZIUM_PGPASSWORD"] not in result.stdout
 
@@ -170,7 +172,9 @@ def test_status_shows_the_wal_each_slot_retains(pipeline):
     result = pipeline.run("stack", "status")
 
     postgres_line = result.stdout.splitlines()[0]
-    assert re.search(r"slot mnist_slot active retains \d+(\.\d)? (bytes|kB|MB|GB) of WAL", postgres_line), postgres_line
+    assert re.search(rf"slot {MNIST.slot} active retains \d+(\.\d)? (bytes|kB|MB|GB) of WAL", postgres_line), (
+        postgres_line
+    )
 
 
 def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
@@ -187,7 +191,7 @@ def test_up_drops_stale_test_and_bench_slots_and_keeps_others(pipeline):
     for slot in leaked:
         assert f"dropped stale replication slot {slot}" in result.stdout
     assert not set(leaked) & slot_names(pipeline)
-    assert "mnist_slot" in slot_names(pipeline)
+    assert MNIST.slot in slot_names(pipeline)
     assert other not in result.stdout
 
 
@@ -201,11 +205,11 @@ def test_heartbeats_let_the_slot_advance_while_only_other_tables_change(pipeline
         def confirmed_past_it() -> bool:
             return query_one(
                 pipeline.postgres,
-                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'mnist_slot'",
+                f"SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = '{MNIST.slot}'",
                 (written,),
             ) == (True,)
 
-        assert poll(confirmed_past_it, 60, 1.0), "mnist_slot still holds WAL of tables it does not capture"
+        assert poll(confirmed_past_it, 60, 1.0), f"{MNIST.slot} still holds WAL of tables it does not capture"
     finally:
         execute(pipeline.postgres, f"DROP TABLE public.{table}")
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from stack import connect
-from stack.config import CONNECTOR_NAME, StackConfig
+from stack.config import StackConfig
+from stack.contract import MNIST
 from tests.integration.compose_backend import compose_variables, pipeline_env, write_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,7 +145,7 @@ def register_env(services: dict[str, dict], fake: FakeConnect, name: str = "regi
 
 def status_doc(connector: str, *tasks: str) -> dict:
     return {
-        "name": CONNECTOR_NAME,
+        "name": MNIST.connector,
         "connector": {"state": connector, "worker_id": "connect:8083"},
         "tasks": [{"id": i, "state": state, "worker_id": "connect:8083"} for i, state in enumerate(tasks)],
         "type": "source",
@@ -171,7 +172,7 @@ def test_every_service_up_wait_waits_for_has_a_healthcheck(services):
 
 
 def test_register_retries_until_connect_accepts_the_config_then_stays_up(services, fake_connect):
-    path = f"/connectors/{CONNECTOR_NAME}/config"
+    path = f"/connectors/{MNIST.connector}/config"
     rebalancing = (409, {"error_code": 409, "message": "Cannot complete request because of a conflicting operation"})
     fake_connect.answers[("PUT", path)] = [rebalancing, rebalancing, (500, {"error_code": 500}), (201, {})]
     script = shell_of(services["register"]["entrypoint"])
@@ -199,7 +200,7 @@ def test_register_retries_until_connect_accepts_the_config_then_stays_up(service
 
 
 def test_register_gives_up_with_exit_1_when_connect_never_accepts(services, fake_connect):
-    fake_connect.answers[("PUT", f"/connectors/{CONNECTOR_NAME}/config")] = [(400, {"message": "bad config"})]
+    fake_connect.answers[("PUT", f"/connectors/{MNIST.connector}/config")] = [(400, {"message": "bad config"})]
     env = {**register_env(services, fake_connect), "REGISTER_ATTEMPTS": "3"}
     result = subprocess.run(["sh", "-c", shell_of(services["register"]["entrypoint"])], env=env, timeout=30)
     assert result.returncode == 1
@@ -219,7 +220,7 @@ def test_register_gives_up_with_exit_1_when_connect_never_accepts(services, fake
     ids=["running", "no-task", "task-failed", "connector-failed", "task-unassigned", "unknown"],
 )
 def test_register_is_healthy_only_while_the_connector_and_its_tasks_run(services, fake_connect, answer, healthy):
-    fake_connect.answers[("GET", f"/connectors/{CONNECTOR_NAME}/status")] = [answer]
+    fake_connect.answers[("GET", f"/connectors/{MNIST.connector}/status")] = [answer]
     check = shell_of(services["register"]["healthcheck"]["test"])
     result = subprocess.run(["sh", "-c", check], env=register_env(services, fake_connect), timeout=30)
     assert (result.returncode == 0) == healthy
@@ -227,7 +228,7 @@ def test_register_is_healthy_only_while_the_connector_and_its_tasks_run(services
 
 def test_register_names_the_connector_of_the_json(services):
     assert services["register"]["environment"]["CONNECTOR_NAME"] == json.loads(CONNECTOR_JSON.read_text())["name"]
-    assert CONNECTOR_NAME == json.loads(CONNECTOR_JSON.read_text())["name"]
+    assert MNIST.connector == json.loads(CONNECTOR_JSON.read_text())["name"]
     assert services["register-sink"]["environment"]["CONNECTOR_NAME"] == connect.SINK_NAME
 
 

@@ -21,20 +21,23 @@ from consumer.records.predictions import (
 )
 from stack import connect, postgres
 from stack.config import StackConfig
+from stack.contract import MNIST
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE_SQL = ROOT / "postgres" / "04-predictions.sql"
 
 
 def table_columns() -> list[str]:
-    body = re.search(r"CREATE TABLE IF NOT EXISTS public\.mnist_predictions \((.*?)\n\);", TABLE_SQL.read_text(), re.S)
+    body = re.search(
+        rf"CREATE TABLE IF NOT EXISTS public\.{MNIST.predictions_table} \((.*?)\n\);", TABLE_SQL.read_text(), re.S
+    )
     names = [line.split()[0] for line in body.group(1).splitlines() if line.strip()]
     return [name for name in names if name != "PRIMARY"]
 
 
-def headers(row_id: bytes = b"5", table: bytes = b"mnist_test", committed: bytes | None = b"1700000000000"):
-    found = [("mnist.table", table), ("mnist.id", row_id)]
-    return found + ([("__source_ts_ms", committed)] if committed is not None else [])
+def headers(row_id: bytes = b"5", table: bytes = MNIST.test_table.encode(), committed: bytes | None = b"1700000000000"):
+    found = [(MNIST.table_header, table), (MNIST.id_header, row_id)]
+    return found + ([(MNIST.commit_header, committed)] if committed is not None else [])
 
 
 def test_the_value_has_one_field_a_column_of_mnist_predictions_and_the_key_is_its_primary_key():
@@ -44,28 +47,28 @@ def test_the_value_has_one_field_a_column_of_mnist_predictions_and_the_key_is_it
 
 
 def test_records_are_json_converter_envelopes_with_the_schema_the_sink_maps():
-    ref = RowRef("mnist_test", 2**40, 1700000000000)
+    ref = RowRef(MNIST.test_table, 2**40, 1700000000000)
     key = json.loads(prediction_key(ref))
     value = json.loads(prediction_value(ref, 7, 0.75, None, 1700000000500))
 
     assert set(key) == set(value) == {"schema", "payload"}
-    assert key["payload"] == {"source_table": "mnist_test", "id": 2**40}
+    assert key["payload"] == {"source_table": MNIST.test_table, "id": 2**40}
     assert value["payload"]["model_version"] is None, "a plain .keras file is no numbered version"
     times = {f["field"]: f.get("name") for f in value["schema"]["fields"] if f["type"] == "string"}
     assert times["committed_at"] == times["predicted_at"] == "io.debezium.time.ZonedTimestamp"
     assert value["payload"]["predicted_at"] == "2023-11-14T22:13:20.500Z"
-    assert key_of(prediction_key(ref)) == ("mnist_test", 2**40)
+    assert key_of(prediction_key(ref)) == (MNIST.test_table, 2**40)
 
 
 def test_a_row_without_a_commit_time_still_has_a_prediction_with_a_null_commit_time():
     ref = row_ref(headers(committed=None))
-    assert ref == RowRef("mnist_test", 5, None)
+    assert ref == RowRef(MNIST.test_table, 5, None)
     assert json.loads(prediction_value(ref, 1, 0.5, 3, 0))["payload"]["committed_at"] is None
 
 
 def test_headers_without_table_or_id_name_no_row():
-    assert row_ref([("mnist.id", b"5")]) is None
-    assert row_ref([("mnist.table", b"mnist_test")]) is None
+    assert row_ref([(MNIST.id_header, b"5")]) is None
+    assert row_ref([(MNIST.table_header, MNIST.test_table.encode())]) is None
     assert row_ref(headers(row_id=b"-1")) is None
     assert row_ref(headers(table=b"\xff")) is None
 
@@ -156,9 +159,9 @@ FAILED_SNAPSHOT = [
     "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer.",
     "Caused by: org.apache.kafka.connect.errors.ConnectException: Snapshotting of table public.t failed",
     "Caused by: org.postgresql.util.PSQLException: ERROR: permission denied for table t",
-    "[task-thread-mnist-connector-0] WARN io.debezium.connector.common.BaseSourceTask - Going to restart connector "
+    f"[task-thread-{MNIST.connector}-0] WARN io.debezium.connector.common.BaseSourceTask - Going to restart connector "
     "after 10 sec. after a retriable exception",
-    "[task-thread-mnist-connector-0] INFO io.debezium.connector.common.BaseSourceTask - Successfully restarted task",
+    f"[task-thread-{MNIST.connector}-0] INFO io.debezium.connector.common.BaseSourceTask - Successfully restarted task",
 ]
 
 
@@ -170,7 +173,7 @@ def with_log(tmp_path, lines: list[str]) -> StackConfig:
 
 
 def test_a_task_restarting_after_a_failed_snapshot_is_retrying_with_the_innermost_cause(tmp_path):
-    cfg = with_log(tmp_path, ["[task-thread-mnist-connector-0] INFO starting", *FAILED_SNAPSHOT])
+    cfg = with_log(tmp_path, [f"[task-thread-{MNIST.connector}-0] INFO starting", *FAILED_SNAPSHOT])
     assert connect.retrying(cfg) == "org.postgresql.util.PSQLException: ERROR: permission denied for table t"
 
 
@@ -180,7 +183,7 @@ def test_a_task_streaming_again_after_a_restart_is_not_retrying(tmp_path):
 
 
 def test_another_connectors_restarts_do_not_count(tmp_path):
-    cfg = with_log(tmp_path, [STREAMING, *(line.replace("mnist-connector", "other") for line in FAILED_SNAPSHOT)])
+    cfg = with_log(tmp_path, [STREAMING, *(line.replace(MNIST.connector, "other") for line in FAILED_SNAPSHOT)])
     assert connect.retrying(cfg) is None
 
 
