@@ -126,5 +126,6 @@ def test_the_installed_packages_are_consumer_loader_and_stack_with_every_subpack
         if "__pycache__" not in init.parts
     }
 
-    assert installed_packages() == expected
+    installed = installed_packages()
+    assert installed == expected, f"installed but not ours: {installed - expected}; left out: {expected - installed}"
     assert {"consumer.records", "consumer.kafka", "consumer.store"} <= expected
