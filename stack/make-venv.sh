@@ -30,7 +30,8 @@ fi
 
 # pip resolves every requirement again even when all are installed (seconds, and a round trip to the index), and
 # make demo / make test set up every time. A stamp per extra records the checkout and the pyproject.toml it was
-# installed from; while both are unchanged the set-up skips pip. Any stamp covers the package alone.
+# installed from; while both are unchanged the set-up skips pip. Any stamp covers the package alone. Removing the
+# stamps (rm .venv/.mnist-cdc-*) makes the next set-up run pip again.
 fingerprint="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
 stamp="$venv/.mnist-cdc-${extra:-package}"
 installed() {
