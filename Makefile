@@ -1,6 +1,7 @@
 # The user's commands. Each target is a thin call to a Python command; settings come from the environment
 # (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, KAFKA_BOOTSTRAP_SERVERS, CONNECT_URL, STACK_HOME).
-# Every command runs in the project's virtual environment, made by `make setup` (PYTHON= picks its interpreter).
+# Every command runs in the project's virtual environment, made by `make setup` (PYTHON= picks its interpreter);
+# make demo and make test each run the set-up they need first, so either can be a fresh clone's first command.
 VENV ?= .venv
 PY = $(VENV)/bin/python
 SPLIT ?=
@@ -14,19 +15,23 @@ STATE = $${STACK_HOME:-.stack}
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
               $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
 
-.PHONY: setup setup-engines setup-spark up down status load-mnist train train-follow evaluate predict dashboard demo \
-        demo-drift test test-java test-python lint bench soak fresh-machine
+.PHONY: setup setup-test setup-engines setup-spark up down status load-mnist train train-follow evaluate predict \
+        dashboard demo demo-drift test test-java test-python lint bench soak fresh-machine
 
-setup:  ## system packages (root or sudo), the project's .venv with the package and its dev extras, the jars
+setup:  ## what the demo needs: system packages (root or sudo), the project's .venv with the package, the jars
 	bash stack/install-system-packages.sh
 	bash stack/make-venv.sh $(VENV)
 	$(PY) -m stack assemble
+
+setup-test: setup  ## what only the tests need on top: Chromium and fonts (dashboard screenshots), the dev extras
+	bash stack/install-system-packages.sh --test
+	bash stack/make-venv.sh $(VENV) dev
 
 setup-engines:  ## opt-in: Debezium Server's distribution (~700 MB; STACK_ENGINE=server needs a JDK 21+)
 	$(PY) -m stack assemble --engine server
 
 setup-spark:  ## opt-in: PySpark and Spark's Kafka connector jars (python -m consumer.spark_predict)
-	$(VENV)/bin/pip install -q -e '.[spark]'
+	bash stack/make-venv.sh $(VENV) spark
 	$(PY) -m stack.assemble --part spark
 
 up:
@@ -57,6 +62,7 @@ dashboard:  ## TensorBoard over runs/ on http://127.0.0.1:$TENSORBOARD_PORT (def
 	$(PY) -m consumer.dashboard
 
 demo-drift:  ## on the running stack: digits, then the same digits inverted; train --follow drifts and recovers
+	$(if $(SCREENSHOT),bash stack/install-system-packages.sh --test)
 	$(PY) -m consumer.drift_demo $(if $(SCREENSHOT),--screenshot $(SCREENSHOT))
 
 demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate while the test split streams in
@@ -90,15 +96,19 @@ bench:  ## benchmarks against the running native stack (python -m stack up first
 soak:  ## 500k rows through the running stack with memory sampled (minutes; not part of CI)
 	$(PY) -m bench.soak
 
-test: test-java test-python  ## what CI runs
+# The set-up runs first and alone (never beside the tests under make -j), so make test works on a fresh clone.
+test: setup-test  ## what CI runs: the set-up for tests, then the transform's mvn verify and pytest
+	@$(MAKE) --no-print-directory test-java test-python
 
 test-java:
 	mvn -B -q -f debezium/mnist-smt/pom.xml verify
 
-test-python:
+test-python:  ## pytest alone (the dev extras are made sure of: a no-op once installed)
+	bash stack/make-venv.sh $(VENV) dev
 	$(PY) -m pytest
 
 lint:
+	bash stack/make-venv.sh $(VENV) dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 

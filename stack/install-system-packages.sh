@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the native stack needs when they are missing: PostgreSQL (server binaries and the
 # 'postgres' account), a JDK (17 or newer: whichever the distribution has), Maven, and venv support for the Python
-# that make setup will use. Only apt-get runs as root (directly, or through sudo for a normal user); everything
-# else of the set-up runs as the user. Does nothing when all are present.
+# that make setup will use. With --test, also what only the tests need (make setup-test): Chromium and fonts, so
+# tests/integration/test_dashboard.py can picture the dashboard headless; the demo never needs them. Only apt-get
+# runs as root (directly, or through sudo for a normal user); everything else of the set-up runs as the user.
+# Does nothing when all are present. Usage: install-system-packages.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+test_packages=false
+case "${1:-}" in
+  "") ;;
+  --test) test_packages=true ;;
+  *) echo "usage: install-system-packages.sh [--test]" >&2; exit 2 ;;
+esac
 # shellcheck source=stack/python.sh
 . stack/python.sh
 
@@ -17,8 +25,12 @@ fi
 command -v javac >/dev/null 2>&1 || need+=(JDK)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v make >/dev/null 2>&1 || need+=(make)
-# Headless screenshots of the dashboard (tests/integration/test_dashboard.py); fonts for the chart's labels.
-command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)
+if $test_packages; then
+  # Headless screenshots of the dashboard; the fonts draw the chart's labels.
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  fonts="$(dpkg-query -W -f='${Status}' fonts-liberation 2>/dev/null || true)"
+  [ "$fonts" = "install ok installed" ] || need+=(fonts-liberation)
+fi
 if python="$(find_python 2>/dev/null)"; then
   # Debian splits ensurepip, which `python -m venv` needs to put pip in the venv, out of the interpreter into
   # python3-venv (the default Python) or python3.X-venv: importing it tells, without making a venv to throw away.
@@ -32,7 +44,9 @@ else
 fi
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: PostgreSQL, a JDK, Maven and Python venv support present"
+  present="PostgreSQL, a JDK, Maven, Python venv support"
+  if $test_packages; then present="$present, Chromium, fonts"; fi
+  echo "system packages: $present present"
   exit 0
 fi
 

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Creates the project's virtual environment (default .venv/) and installs the package with its dev extras into it.
-# Stock Debian 12/13 and Ubuntu 24.04 refuse `pip install` into the system Python (PEP 668), so nothing is ever
-# installed there. Runs as the user, never as root on their behalf. Usage: make-venv.sh VENV_DIR
+# Creates the project's virtual environment (default .venv/) and installs the package into it: alone for the demo
+# (make setup), or with one of pyproject.toml's extras: dev for the tests (make setup-test), spark for the opt-in
+# Spark scorer (make setup-spark). An extra installed once stays installed. Stock Debian 12/13 and Ubuntu 24.04
+# refuse `pip install` into the system Python (PEP 668), so nothing is ever installed there. Runs as the user,
+# never as root on their behalf. Usage: make-venv.sh VENV_DIR [EXTRA]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-.venv}"
+extra="${2:-}"
+case "$extra" in
+  "" | dev | spark) ;;
+  *) echo "usage: make-venv.sh VENV_DIR [dev|spark]" >&2; exit 2 ;;
+esac
 # shellcheck source=stack/python.sh
 . stack/python.sh
 python="$(find_python)"
@@ -20,6 +27,26 @@ if [ ! -x "$venv/bin/python" ]; then
     exit 1
   fi
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
-echo "setup: $venv ready ($("$venv/bin/python" -c 'import platform; print("Python", platform.python_version())'))"
+
+# pip resolves every requirement again even when all are installed (seconds, and a round trip to the index), and
+# make demo / make test set up every time. A stamp per extra records the checkout and the pyproject.toml it was
+# installed from; while both are unchanged the set-up skips pip. Any stamp covers the package alone. Removing the
+# stamps (rm .venv/.mnist-cdc-*) makes the next set-up run pip again.
+fingerprint="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
+stamp="$venv/.mnist-cdc-${extra:-package}"
+installed() {
+  local file
+  for file in "$@"; do
+    if [ -f "$file" ] && [ "$(cat "$file")" = "$fingerprint" ]; then return 0; fi
+  done
+  return 1
+}
+if [ -z "$extra" ]; then covering=("$venv"/.mnist-cdc-*); else covering=("$stamp"); fi
+if ! installed "${covering[@]}"; then
+  rm -f "$stamp"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -U pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".${extra:+[$extra]}"
+  echo "$fingerprint" >"$stamp"
+fi
+version="$("$venv/bin/python" -c 'import platform; print("Python", platform.python_version())')"
+echo "setup: $venv ready ($version${extra:+, with $extra})"

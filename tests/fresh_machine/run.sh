@@ -3,11 +3,13 @@
 # ca-certificates, python3, python3-venv and sudo; Debian's own Python, no JDK, no PostgreSQL), the commit under
 # test cloned into it, and then, as the README says:
 #   Debian 12 (bookworm): make demo as root with the checkout under /root (mode 0700),
-#                         make demo as a normal user with sudo, then make test as that user;
+#                         make demo as a normal user with sudo, then make test as that user (its own set-up
+#                         adds what only the tests need: Chromium, fonts, the dev extras);
 #   Debian 13 (trixie):   make demo as a normal user with sudo (Python 3.13, JDK 21: no JDK 17 there).
-# Each demo must end with its accuracy line. Ports are moved with the README's variables, so a stack running on
-# the host is never touched. Everything made here is stopped, unmounted and removed at the end (never deleting
-# through a mount). Needs root on the host (debootstrap, chroot, mounts). Usage: run.sh [bookworm] [trixie]
+# Each demo must end with its accuracy line, having installed nothing that only the tests need. Ports are moved
+# with the README's variables, so a stack running on the host is never touched. Everything made here is stopped,
+# unmounted and removed at the end (never deleting through a mount). Needs root on the host (debootstrap, chroot,
+# mounts). Usage: run.sh [bookworm] [trixie]
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 commit="$(git -C "$repo" rev-parse HEAD)"
@@ -182,6 +184,12 @@ check_demo() {  # check_demo LABEL: the demo's last evaluation line, with an acc
   say "$label: $line"
 }
 
+demo_only() {  # demo_only DIR LABEL: the demo installed no package that only the tests need
+  if chroot "$1" /bin/sh -c 'command -v chromium' >/dev/null 2>&1; then
+    fail "$2: make demo installed Chromium, which only make test needs"
+  fi
+}
+
 stop_stack() {  # stop_stack DIR USER LABEL: python -m stack down --purge in that user's checkout
   run_as "$1" "$2" "$3-down" ".venv/bin/python -m stack down --purge"
 }
@@ -202,10 +210,12 @@ run_suite() {  # run_suite SUITE: one fresh machine and the README's commands on
       checkout "$dir" /root root
       run_as "$dir" root "$suite-root-demo" "make demo"
       check_demo "$suite-root-demo"
+      demo_only "$dir" "$suite-root-demo"
       stop_stack "$dir" root "$suite-root"
       checkout "$dir" /home/alice alice
       run_as "$dir" alice "$suite-user-demo" "make demo"
       check_demo "$suite-user-demo"
+      demo_only "$dir" "$suite-user-demo"
       stop_stack "$dir" alice "$suite-user"
       run_as "$dir" alice "$suite-user-test" "make test"
       say "$suite-user-test: $(grep -E '[0-9]+ passed' "$work/$suite-user-test.log" | tail -1 || true)"
@@ -214,6 +224,7 @@ run_suite() {  # run_suite SUITE: one fresh machine and the README's commands on
       checkout "$dir" /home/alice alice
       run_as "$dir" alice "$suite-user-demo" "make demo"
       check_demo "$suite-user-demo"
+      demo_only "$dir" "$suite-user-demo"
       stop_stack "$dir" alice "$suite-user"
       ;;
     *) fail "unknown suite $suite (bookworm or trixie)" ;;

@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from stack.contract import MNIST
-from tests.integration.backend import Pipeline, choose_backend, free_port, native_env
-from tests.integration.capture import ENGINES, NO_JAVA, Capture, seed_assembled
+from tests.integration.support.backend import Pipeline, choose_backend, free_port, native_env
+from tests.integration.support.capture import ENGINES, NO_JAVA, Capture, seed_assembled
 
 
 def pytest_collection_modifyitems(items):
@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items):
 def pipeline() -> Pipeline:
     backend = choose_backend()
     if backend == "docker":
-        from tests.integration.compose_backend import compose_pipeline
+        from tests.integration.support.compose_backend import compose_pipeline
 
         with compose_pipeline() as started:
             yield started

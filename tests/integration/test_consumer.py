@@ -1,4 +1,4 @@
-"""Train on the training topic, then evaluate live while the test split streams in (issue: consumer)."""
+"""Train on the training topic, then evaluate live while the test split streams in."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from probes.topics import (
     watermarks,
 )
 from stack.contract import MNIST
-from tests.integration.backend import ROOT
+from tests.integration.support.backend import ROOT, free_port
 
 TEST_TOPIC = MNIST.test
 
@@ -98,8 +98,6 @@ def test_missing_topic_is_one_line_and_exit_1(pipeline, trained_model):
 
 
 def test_unreachable_broker_is_one_line_and_exit_1(pipeline, trained_model):
-    from tests.integration.backend import free_port
-
     port = free_port()
     result = pipeline.run(
         "consumer.train", "--idle-timeout", "1", extra_env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}
@@ -122,7 +120,7 @@ def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
     load = pipeline.run("loader", "--split", "test", "--limit", "100", "--no-progress")
     assert load.returncode == 0, load.stderr
 
-    script = ROOT / "tests" / "integration" / "talk_snippet.py"
+    script = ROOT / "tests" / "integration" / "support" / "talk_snippet.py"
     result = subprocess.run(
         [sys.executable, str(script), pipeline.bootstrap, group],
         cwd=ROOT,

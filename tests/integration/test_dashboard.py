@@ -1,4 +1,4 @@
-"""The dashboard (issue 15): TensorBoard serves a live ``consumer.evaluate --run-dir`` and draws its accuracy chart.
+"""The dashboard: TensorBoard serves a live ``consumer.evaluate --run-dir`` and draws its accuracy chart.
 
 The run's points come over TensorBoard's scalars HTTP API while evaluate is still running, and a headless
 Chromium draws the chart (its line's pixels are in the plot area). ``FIGURES_DIR=docs/images`` keeps the
@@ -26,8 +26,8 @@ from consumer.monitoring.screenshots import (
 )
 from consumer.monitoring.tensorboard import chart_url, tensorboard_command
 from probes.deadline import poll
-from tests.integration.backend import ROOT, free_port, stop
-from tests.integration.digits import digits_topic, evaluate_following
+from tests.integration.support.backend import ROOT, free_port, stop
+from tests.integration.support.digits import digits_topic, evaluate_following
 
 TAG = "evaluate/accuracy"
 RUN = "evaluate-live"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.delivery_bench import WORKER
+from probes.bench_services import DELIVERY_WORKER
 from probes.database import query_all
 from stack import connect
 from stack.contract import MNIST
-from tests.integration.test_bench import demo_data
+from tests.integration.support.demo_data import demo_data
 
 
 def test_delivery_bench_runs_in_a_tiny_configuration_and_leaves_the_demo_data_alone(pipeline):
@@ -26,7 +26,7 @@ def test_delivery_bench_runs_in_a_tiny_configuration_and_leaves_the_demo_data_al
     for text in ("exactly-once", "at-least-once", "eos / alo", "p99", "rows/s"):
         assert text in result.stdout, result.stdout
     assert demo_data(pipeline) == before
-    assert WORKER.running_pid(pipeline.config) is None
+    assert DELIVERY_WORKER.running_pid(pipeline.config) is None
     slots = {name for (name,) in query_all(pipeline.postgres, "SELECT slot_name FROM pg_replication_slots")}
     assert not {"bench_eos_slot", "bench_alo_slot"} & slots
     publications = {name for (name,) in query_all(pipeline.postgres, "SELECT pubname FROM pg_publication")}

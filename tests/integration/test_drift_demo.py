@@ -1,4 +1,4 @@
-"""The model keeps learning from the stream (issue 15), observed from outside.
+"""The model keeps learning from the stream, observed from outside.
 
 * ``consumer.evaluate --follow`` on a model store's ``latest.keras`` switches to a version published while it
   runs, between batches, and says which version scored each line.
@@ -15,8 +15,8 @@ import threading
 import time
 
 from probes.deadline import poll
-from tests.integration.backend import stop
-from tests.integration.digits import digits_topic, evaluate_following
+from tests.integration.support.backend import stop
+from tests.integration.support.digits import digits_topic, evaluate_following
 
 LIVE_LINE = re.compile(
     r"records +(\d+)  batch accuracy [01]\.\d{3}  running accuracy [01]\.\d{4}  loss \S+  model (v\d+)$"

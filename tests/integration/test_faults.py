@@ -21,7 +21,7 @@ from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka, postgres
 from stack.contract import MNIST
 from stack.processes import pid_alive
-from tests.integration.capture import Capture
+from tests.integration.support.capture import Capture
 
 TOPIC = MNIST.train
 ROWS = 20_000

@@ -12,7 +12,7 @@ from loader.source import load_sample
 from probes.database import connect, query_all, query_one
 from probes.rows import execute
 from stack.contract import MNIST
-from tests.integration.backend import free_port
+from tests.integration.support.backend import free_port
 
 
 def count(pipeline, table: str) -> int:

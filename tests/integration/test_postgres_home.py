@@ -14,7 +14,7 @@ import pytest
 
 from stack import postgres
 from stack.config import StackConfig
-from tests.integration.backend import ROOT, free_port
+from tests.integration.support.backend import ROOT, free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the postgres account is used only when we are root")
 
@@ -57,7 +57,7 @@ def test_root_with_a_home_the_postgres_account_cannot_reach_starts_postgres(tmp_
 
 
 def test_the_initdb_password_file_is_never_readable_by_others(tmp_path, monkeypatch):
-    """The owner's password file is created 0600 whatever the umask (it used to follow the umask: 0644)."""
+    """The owner's password file is created 0600 whatever the umask (a umask of 022 would make it 0644)."""
     seen: list[int] = []
     real_run = postgres.run_as_service
 

@@ -1,4 +1,4 @@
-"""Predictions flow back into PostgreSQL (issue 16): consumer.predict -> mnist.predictions -> the JDBC sink ->
+"""Predictions flow back into PostgreSQL: consumer.predict -> mnist.predictions -> the JDBC sink ->
 mnist_predictions, exactly once through a SIGKILL of the predictor; a corrected label is a new example.
 
 The model is an untrained CNN published as version 1 of a store of the test's own: these tests check where
@@ -22,7 +22,7 @@ from probes.rows import NumberedRows, execute, insert, marked_pixels
 from probes.topics import commit_group_offsets, end_offsets, read_from
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
-from tests.integration.backend import stop
+from tests.integration.support.backend import stop
 
 ROWS = 600
 

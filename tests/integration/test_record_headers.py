@@ -1,4 +1,4 @@
-"""Every record says where it came from (issue 16): a plain consumer reads the source table, row id and commit time.
+"""Every record says where it came from: a plain consumer reads the source table, row id and commit time.
 
 MnistToCsv adds ``mnist.table`` and ``mnist.id``; unwrap's ``add.headers=source.ts_ms`` adds ``__source_ts_ms``.
 The worker's header converter writes each as text, so a predictor can key its answer by ``(table, id)``.

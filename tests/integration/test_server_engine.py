@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from stack.contract import MNIST
-from tests.integration.capture import NO_JAVA
+from tests.integration.support.capture import NO_JAVA
 
 pytestmark = pytest.mark.skipif(bool(NO_JAVA), reason=NO_JAVA)
 

@@ -1,4 +1,4 @@
-"""Spark Structured Streaming scores the test topic (issue 18): consumer.spark_predict -> mnist.predictions -> the
+"""Spark Structured Streaming scores the test topic: consumer.spark_predict -> mnist.predictions -> the
 JDBC sink -> mnist_predictions, one row a source row through a SIGKILL of the whole Spark process group and a
 restart from the checkpoint.
 
@@ -21,7 +21,7 @@ from probes.deadline import poll
 from probes.rows import insert, marked_pixels
 from probes.topics import end_offsets, read_from
 from stack.contract import MNIST
-from tests.integration.backend import ROOT
+from tests.integration.support.backend import ROOT
 
 ROWS = 300
 PER_TRIGGER = 100  # micro-batches of at most this many records: the kill lands after the first, before the last

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.backend import free_port
+from tests.integration.support.backend import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,7 @@ import pytest
 from stack import connect, kafka
 from stack.config import StackConfig
 from stack.processes import StepError
-from tests.integration.backend import ROOT
-from tests.unit.test_processes import isolated_env
+from tests.integration.support.backend import ROOT, isolated_env
 
 
 @pytest.fixture

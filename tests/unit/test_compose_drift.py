@@ -1,7 +1,7 @@
 """The native stack and the container stack run from the same connector JSON, SQL and versions: checked on the
 configuration each one renders (the connector config the native stack registers, the worker properties it
-writes, and docker-compose.yml as compose-go's loader renders it, from tests/unit/test_compose.py), not on the
-text of the files."""
+writes, and docker-compose.yml as compose-go's loader renders it: the ``services`` fixture of
+tests/unit/conftest.py), not on the text of the files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 from stack import connect
 from stack.config import StackConfig
 from stack.versions import pinned_versions
-from tests.unit.test_compose import render, render_binary, services  # noqa: F401 - the compose loader's fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECTOR_JSON = ROOT / "debezium" / "register-postgres.json"
@@ -62,7 +61,7 @@ def test_native_worker_flushes_offsets_every_second_and_acknowledges_every_recor
     assert properties["producer.linger.ms"] == "2"
 
 
-def test_compose_images_are_the_pinned_versions(services):  # noqa: F811
+def test_compose_images_are_the_pinned_versions(services):
     versions = pinned_versions()
 
     assert services["postgres"]["image"] == f"postgres:{versions['POSTGRES_VERSION']}"
@@ -74,7 +73,7 @@ def test_compose_images_are_the_pinned_versions(services):  # noqa: F811
     )
 
 
-def test_compose_mounts_the_sql_and_connector_json_the_native_stack_uses(services):  # noqa: F811
+def test_compose_mounts_the_sql_and_connector_json_the_native_stack_uses(services):
     from stack.postgres import SQL_DIR
 
     def mounts(service: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""The way back (issue 16) without services: the prediction records, the predictor's usage errors, the JDBC sink's
-registration and the sink role's access rules."""
+"""The way back (predictions into PostgreSQL) without services: the prediction records, the predictor's usage
+errors, the JDBC sink's registration and the sink role's access rules."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from stack import connect, postgres
 from stack.config import StackConfig
 from stack.contract import MNIST
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 TABLE_SQL = ROOT / "postgres" / "04-predictions.sql"
 
 

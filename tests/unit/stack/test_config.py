@@ -7,7 +7,7 @@ import pytest
 from stack.config import ConfigError, StackConfig
 from stack.versions import pinned_versions
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_defaults_are_the_talks_on_loopback():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from stack import postgres
 from stack.config import StackConfig
-from tests.unit.test_compose import render, render_binary, services  # noqa: F401 (fixtures)
 
 BOUND = "max_slot_wal_keep_size = 4GB"
 
@@ -15,8 +14,8 @@ def test_native_postgres_bounds_the_wal_slots_keep():
     assert BOUND in conf.splitlines()
 
 
-def test_compose_postgres_bounds_the_wal_slots_keep(request):
-    command = request.getfixturevalue("services")["postgres"]["command"]
+def test_compose_postgres_bounds_the_wal_slots_keep(services):
+    command = services["postgres"]["command"]
 
     assert "max_slot_wal_keep_size=4GB" in command
     assert command[command.index("max_slot_wal_keep_size=4GB") - 1] == "-c"

@@ -21,7 +21,7 @@ import pytest
 
 from stack.config import PostgresSettings, StackConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -108,6 +108,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def isolated_env(home: Path) -> dict[str, str]:
+    """Settings for a stack that is not running: its own STACK_HOME, free ports, and nothing of ours inherited."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "STACK_HOME": str(home),
+        "PGPORT": str(free_port()),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "CONNECT_URL": f"http://127.0.0.1:{free_port()}",
+    }
 
 
 def docker_answers() -> bool:

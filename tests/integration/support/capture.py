@@ -1,4 +1,4 @@
-"""The capture engines the integration tests run against (issue 18): what differs between Kafka Connect running the
+"""The capture engines the integration tests run against: what differs between Kafka Connect running the
 Debezium connector (``STACK_ENGINE=connect``, the session's ``pipeline``) and Debezium Server
 (``STACK_ENGINE=server``, a second native stack of its own), so one test asserts the same thing of both.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from stack import connect, server
 from stack.config import REPO_ROOT
 from stack.processes import StepError
-from tests.integration.backend import Pipeline
+from tests.integration.support.backend import Pipeline
 
 ENGINES = ("connect", "server")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from probes.deadline import poll
 from stack.config import DEFAULTS, StackConfig
-from tests.integration.backend import ROOT, Pipeline, free_port
+from tests.integration.support.backend import ROOT, Pipeline, free_port
 
 #: The variables docker-compose.yml reads to publish its ports on the host (127.0.0.1 only).
 PORT_VARIABLES = ("PGPORT", "KAFKA_PORT", "CONNECT_PORT")

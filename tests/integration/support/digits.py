@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.integration.backend import Pipeline
+from tests.integration.support.backend import Pipeline
 
 
 def digits_topic(pipeline: Pipeline, name: str, count: int):

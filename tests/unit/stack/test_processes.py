@@ -12,18 +12,7 @@ import pytest
 from stack import connect, kafka
 from stack.config import StackConfig
 from stack.processes import pid_alive, start_process
-from tests.integration.backend import ROOT, free_port
-
-
-def isolated_env(home: Path) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "STACK_HOME": str(home),
-        "PGPORT": str(free_port()),
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-        "KAFKA_CONTROLLER_PORT": str(free_port()),
-        "CONNECT_URL": f"http://127.0.0.1:{free_port()}",
-    }
+from tests.integration.support.backend import ROOT, isolated_env
 
 
 @pytest.fixture
