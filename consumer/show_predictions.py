@@ -16,8 +16,11 @@ import argparse
 import sys
 import time
 
+import psycopg2
+
 from stack.config import ConfigError, add_flags, postgres_from_args
 from stack.contract import MNIST
+from stack.errors import first_line
 
 TEST, PREDICTIONS = MNIST.table("test"), MNIST.predictions_table
 JOIN = (
@@ -51,6 +54,24 @@ def format_row(row: tuple) -> str:
 HEADER = f"{'id':>6} {'label':>6} {'predicted':>10} {'confidence':>10} {'model':>9} {'after ms':>11}"
 
 
+def read_predictions(conn, count: int, wait: float) -> tuple[list[tuple], int, int]:
+    """The newest ``count`` rows of the join, the rows with a prediction and the right ones among them, after
+    waiting up to ``wait`` seconds for every row of ``mnist_test`` to have its prediction."""
+    deadline = time.monotonic() + wait
+    while wait:
+        with conn, conn.cursor() as cur:
+            cur.execute(MISSING)
+            if cur.fetchone()[0] == 0 or time.monotonic() >= deadline:
+                break
+        time.sleep(0.5)
+    with conn, conn.cursor() as cur:
+        cur.execute(JOIN, (count,))
+        rows = cur.fetchall()
+        cur.execute(TOTALS)
+        total, right = cur.fetchone()
+    return rows, total, right
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consumer.show_predictions", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10, help="how many of the newest rows to print (10)")
@@ -66,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows < 1 or not args.wait >= 0:
         print("error: --rows must be >= 1 and --wait >= 0", file=sys.stderr)
         return 2
-    import psycopg2
-
     try:
         settings = postgres_from_args(args)
         conn = psycopg2.connect(**settings.connect_kwargs(), connect_timeout=5)
@@ -75,23 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except psycopg2.Error as error:
-        print(f"error: cannot reach PostgreSQL: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"error: cannot reach PostgreSQL: {first_line(error)}", file=sys.stderr)
         return 1
     try:
-        deadline = time.monotonic() + args.wait
-        while args.wait:
-            with conn, conn.cursor() as cur:
-                cur.execute(MISSING)
-                if cur.fetchone()[0] == 0 or time.monotonic() >= deadline:
-                    break
-            time.sleep(0.5)
-        with conn, conn.cursor() as cur:
-            cur.execute(JOIN, (args.rows,))
-            rows = cur.fetchall()
-            cur.execute(TOTALS)
-            total, right = cur.fetchone()
+        rows, total, right = read_predictions(conn, args.rows, args.wait)
     except psycopg2.Error as error:
-        print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
     finally:
         conn.close()

@@ -1,9 +1,10 @@
 """``python -m consumer.spark_predict [--follow]``: score the test topic with Spark Structured Streaming.
 
 Spark's Kafka source reads ``--topic`` (default the test topic) from the earliest offset with
-``kafka.isolation.level=read_committed`` and the record headers; ``mapInPandas`` decodes each Arrow batch with
-the NumPy decode (``consumer.records.codec.decode_batch``) and scores it with the model store's newest version (loaded
-once a Python worker, and again only when the store names a newer one); Spark's Kafka sink writes the records
+``kafka.isolation.level=read_committed`` and the record headers; ``mapInPandas``
+(``consumer.learning.spark_scoring.score_batches``) decodes each Arrow batch with the NumPy decode
+(``consumer.records.codec.decode_batch``) and scores it with the model store's newest version (loaded once a
+Python worker, and again only when the store names a newer one); Spark's Kafka sink writes the records
 ``consumer.predict`` writes (``consumer.records.predictions``: same key, same value) to ``--predictions-topic``, which
 Debezium's JDBC sink upserts into ``mnist_predictions`` by ``(source_table, id)``.
 
@@ -25,12 +26,16 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, quiet_tensorflow, servers_of
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, servers_of
+from consumer.kafka.client import SourceError, check_topic
+from consumer.learning.spark_scoring import score_batches
+from stack.assemble import spark_jars
+from stack.assembled import spark_jars_dir
 from stack.config import REPO_ROOT, ConfigError, StackConfig
 from stack.contract import MNIST
+from stack.errors import first_line
 
 SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
 
@@ -72,60 +77,6 @@ def default_checkpoint(cfg: StackConfig, topic: str) -> Path:
     return cfg.home / "spark-checkpoints" / topic
 
 
-def header_pairs(cell) -> list[tuple[str, bytes]]:
-    """A Spark ``headers`` cell (``array<struct<key, value>>`` as Arrow hands it to pandas) as ``[(key, value)]``.
-
-    >>> header_pairs([{"key": "mnist.id", "value": b"7"}, {"key": "x", "value": None}])
-    [('mnist.id', b'7'), ('x', b'')]
-    >>> header_pairs(None)
-    []
-    """
-    if cell is None:
-        return []
-    return [(h["key"], bytes(h["value"]) if h["value"] is not None else b"") for h in cell]
-
-
-class _Scorer:
-    """The model a Python worker scores with: loaded on first use, again only when the store names a newer one."""
-
-    source = None
-
-    @classmethod
-    def get(cls, model: str):
-        from consumer.store.source import ModelSource
-
-        if cls.source is None or str(cls.source.path) != model:
-            cls.source = ModelSource(Path(model))
-        else:
-            cls.source.refresh()
-        return cls.source
-
-
-def score_batches(model: str, batches: Iterator) -> Iterator:
-    """``mapInPandas``' function: Kafka rows (``key``, ``value``, ``headers``) in, prediction records out.
-
-    One model load a worker (not a record); a decoded record without id headers, or one the decode rejects, gets
-    no prediction, as in ``consumer.predict``.
-    """
-    quiet_tensorflow()
-    import pandas as pd
-
-    from consumer.learning.scoring import prediction_records
-    from consumer.records.codec import decode_batch
-    from consumer.records.predictions import rows_to_predict
-
-    source = _Scorer.get(model)
-    for frame in batches:
-        values = [bytes(v) if v is not None else b"" for v in frame["value"]]
-        keys = [bytes(k) if k is not None else b"" for k in frame["key"]]
-        headers = [header_pairs(cell) for cell in frame["headers"]]
-        decoded = decode_batch(values, keys)
-        rows, _ = rows_to_predict(headers, decoded.valid.tolist())
-        records = prediction_records(source.model, decoded.images, rows, source.version)
-        keys_out, values_out = [key for key, _ in records], [value for _, value in records]
-        yield pd.DataFrame({"key": keys_out, "value": values_out}, dtype=object)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not (math.isfinite(args.interval) and args.interval > 0) or (
@@ -143,20 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        import pyarrow  # noqa: F401 - mapInPandas needs it
-        import pyspark  # noqa: F401
+        import pyarrow  # noqa: F401, PLC0415 - the spark extra, optional: mapInPandas needs it
+        import pyspark  # noqa: F401, PLC0415 - the spark extra, optional: checked here to say so in one line
     except ImportError as error:
         print(f"error: {error.name} is not installed; run: {SETUP_HINT}", file=sys.stderr)
         return 1
-    from stack.assemble import spark_jars
-    from stack.assembled import spark_jars_dir
-
     jars = spark_jars(cfg)
     if jars is None:
         print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
         return 1
-    from consumer.kafka.client import SourceError, check_topic
-
     try:
         label = open_model(args.model).label  # fails here, in one line, rather than in a worker
         check_topic(servers, args.topic)
@@ -180,7 +126,7 @@ def _session(master: str, jars: list[Path]):
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - the spark extra, optional; its JVM starts in seconds
 
     return (
         SparkSession.builder.master(master)
@@ -200,39 +146,7 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
     started = time.perf_counter()
     spark = _session(args.master, jars)
     spark.sparkContext.setLogLevel("ERROR")
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", servers)
-        .option("subscribe", args.topic)
-        .option("startingOffsets", "earliest")
-        .option("kafka.isolation.level", "read_committed")
-        .option("includeHeaders", "true")
-        .option("failOnDataLoss", "false")  # a topic compacted or trimmed under a long checkpoint is not fatal
-    )
-    if args.max_records_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", str(args.max_records_per_trigger))
-    # Imported by name, not taken from __main__: cloudpickle then ships a reference, and a worker keeps its model.
-    from consumer.spark_predict import score_batches as score
-
-    model = str(args.model.resolve())
-    predictions = (
-        reader.load()
-        .select("key", "value", "headers")
-        .mapInPandas(lambda batches: score(model, batches), schema="key binary, value binary")
-    )
-    writer = (
-        predictions.writeStream.format("kafka")
-        .option("kafka.bootstrap.servers", servers)
-        .option("topic", args.predictions_topic)
-        .option("checkpointLocation", str(checkpoint))
-        .queryName("mnist_spark_predict")
-    )
-    writer = (
-        writer.trigger(processingTime=f"{args.interval:g} seconds")
-        if args.follow
-        else writer.trigger(availableNow=True)
-    )
-    query = writer.start()
+    query = _start_query(spark, args, servers, checkpoint)
     print(
         f"predicting {args.topic} -> {args.predictions_topic} with {args.model} {label} on Spark {args.master} "
         f"(checkpoint {checkpoint}); {'Ctrl-C to stop' if args.follow else 'ends at the topic end'}",
@@ -248,26 +162,71 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
     seen = _print_progress(query, seen)
     failure = query.exception()
     if failure is not None:
-        reason = str(failure.desc if hasattr(failure, "desc") else failure).strip().splitlines()[0]
-        print(f"error: the streaming query failed: {reason[:300]}", file=sys.stderr)
+        reason = first_line(failure.desc if hasattr(failure, "desc") else failure)
+        print(f"error: the streaming query failed: {reason}", file=sys.stderr)
         _stop(spark)
         return 1
     progress = [p for p in query.recentProgress if p.get("numInputRows")]
+    _stop(spark)
+    print(
+        f"{_summary(progress)}; {time.perf_counter() - started:.1f} s with Spark's start; model {label or args.model}",
+        flush=True,
+    )
+    return 0
+
+
+def _start_query(spark, args: argparse.Namespace, servers: str, checkpoint: Path):
+    """The streaming query, started: Kafka source, ``score_batches`` in ``mapInPandas``, Kafka sink."""
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", servers)
+        .option("subscribe", args.topic)
+        .option("startingOffsets", "earliest")
+        .option("kafka.isolation.level", "read_committed")
+        .option("includeHeaders", "true")
+        .option("failOnDataLoss", "false")  # a topic compacted or trimmed under a long checkpoint is not fatal
+    )
+    if args.max_records_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(args.max_records_per_trigger))
+    model = str(args.model.resolve())
+    predictions = (
+        reader.load()
+        .select("key", "value", "headers")
+        .mapInPandas(lambda batches: score_batches(model, batches), schema="key binary, value binary")
+    )
+    writer = (
+        predictions.writeStream.format("kafka")
+        .option("kafka.bootstrap.servers", servers)
+        .option("topic", args.predictions_topic)
+        .option("checkpointLocation", str(checkpoint))
+        .queryName("mnist_spark_predict")
+    )
+    writer = (
+        writer.trigger(processingTime=f"{args.interval:g} seconds")
+        if args.follow
+        else writer.trigger(availableNow=True)
+    )
+    return writer.start()
+
+
+def _summary(progress: list[dict]) -> str:
+    """Records, micro-batches and rates of the progress reports that read records.
+
+    >>> _summary([{"numInputRows": 10, "durationMs": {"triggerExecution": 2000}},
+    ...           {"numInputRows": 30, "durationMs": {"triggerExecution": 1000}}])
+    'scored 40 records in 2 micro-batches, 3.0 s: 13.3 records/s (after the first micro-batch 30.0 records/s)'
+    """
     records = sum(p["numInputRows"] for p in progress)
     batch_seconds = sum(p["durationMs"].get("triggerExecution", 0) for p in progress) / 1000
-    _stop(spark)
     rate = records / batch_seconds if batch_seconds > 0 else 0.0
     # The first micro-batch also starts the Python workers and loads the model in each: the warm rate leaves it out.
     warm = progress[1:]
     warm_seconds = sum(p["durationMs"].get("triggerExecution", 0) for p in warm) / 1000
     warm_rate = f"{sum(p['numInputRows'] for p in warm) / warm_seconds:,.1f}" if warm_seconds > 0 else "n/a"
-    print(
+    return (
         f"scored {records} records in {len(progress)} micro-batches, {batch_seconds:.1f} s: {rate:,.1f} records/s "
-        f"(after the first micro-batch {warm_rate} records/s); {time.perf_counter() - started:.1f} s with Spark's "
-        f"start; model {label or args.model}",
-        flush=True,
+        f"(after the first micro-batch {warm_rate} records/s)"
     )
-    return 0
 
 
 def _stop(spark) -> None:
@@ -279,7 +238,7 @@ def _stop(spark) -> None:
         proc.stdin.close()
         try:
             proc.wait(timeout=30)
-        except Exception:  # noqa: BLE001 - a JVM that does not end in time ends with this process, as before
+        except Exception:  # noqa: BLE001 - a JVM that does not end in time ends with this process
             pass
 
 

@@ -1,12 +1,12 @@
 """``python -m consumer.train``: train the CNN on the training topic and save it; ``--follow`` keeps learning.
 
-One-shot (default): the first epoch reads the topic until it is idle (``--idle-timeout``), committing as it
-reads; every later epoch re-reads the same records from Kafka, from the same start offsets up to where the
-first epoch ended (``until=``). Records reach the model through a shuffle buffer (``--shuffle-buffer``
-records, ``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with the topic. Validation holds out
-every record whose pixels hash into the ``--validation-split`` share (stable across epochs and partitions; up
-to 10,000 of them are kept to score after each epoch). The ``tfio`` source cannot seek: it reads the topic
-once into memory, as before.
+One-shot (default, ``consumer.learning.epochs``): the first epoch reads the topic until it is idle
+(``--idle-timeout``), committing as it reads; every later epoch re-reads the same records from Kafka, from the
+same start offsets up to where the first epoch ended (``until=``). Records reach the model through a shuffle
+buffer (``--shuffle-buffer`` records, ``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with
+the topic. Validation holds out every record whose pixels hash into the ``--validation-split`` share (stable
+across epochs and partitions; up to 10,000 of them are kept to score after each epoch). The ``tfio`` source
+cannot seek: it reads the topic once into memory.
 
 ``--follow``: continual training (``consumer.learning.online``): test-then-train on every batch with replay, checkpoints
 in ``--checkpoint-dir`` that a restart resumes from, a model version published with each; until Ctrl-C /
@@ -28,31 +28,24 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import sys
-import time
 import uuid
-import zlib
 from pathlib import Path
 
 from consumer.cli import quiet_tensorflow
 from consumer.kafka.batches import add_source_flag
+from consumer.kafka.client import SourceError, committed_records
+from consumer.learning.drift import DriftMonitor
+from consumer.learning.epochs import EpochSource, peak_memory_mb, train_epochs
+from consumer.learning.models import build_model
+from consumer.learning.online import FollowSettings, FollowState, Stopper, follow
+from consumer.monitoring.tensorboard import Metrics, timestamped_run
+from consumer.store.checkpoints import CheckpointDir, CheckpointError
 from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
 from stack.config import ConfigError, add_flags, kafka_from_args
 from stack.contract import MNIST
 
-try:  # TensorBoard scalars and drift lines, when those modules are there
-    from consumer.monitoring.tensorboard import Metrics, timestamped_run
-except ImportError:  # pragma: no cover
-    Metrics = timestamped_run = None
-try:
-    from consumer.learning.drift import DriftMonitor
-except ImportError:  # pragma: no cover
-    DriftMonitor = None
-
-READ_BATCH = 1024  # records decoded together: batch first, then decode
 DEFAULT_IDLE_TIMEOUT_S = 10.0
-VALIDATION_KEPT = 10_000  # held-out records kept in memory to score after each epoch
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
 
 
@@ -126,6 +119,7 @@ def check_model_path(path: Path) -> tuple[int, str] | None:
 
 
 def check_directory(directory: Path, flag: str) -> tuple[int, str] | None:
+    """``(exit code, message)`` when ``directory`` (named by ``flag``) cannot be made or written, else None."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -135,7 +129,7 @@ def check_directory(directory: Path, flag: str) -> tuple[int, str] | None:
     return None
 
 
-def model_store(args) -> ModelStore | None:
+def model_store(args: argparse.Namespace) -> ModelStore | None:
     """The store to publish into: ``--model-dir``, or ``--model``'s directory when it names ``latest.keras``;
     ``--follow`` falls back to the default store."""
     if args.model_dir is not None:
@@ -145,160 +139,8 @@ def model_store(args) -> ModelStore | None:
     return ModelStore(DEFAULT_STORE) if args.follow else None
 
 
-def held_out(pixels, share: float):
-    """Which records (``uint8`` pixel arrays) are held out for validation: a hash of the pixels below
-    ``share``, so a record is on the same side in every epoch and whatever partition it came from.
-
-    >>> import numpy as np
-    >>> mask = held_out(np.random.default_rng(0).integers(0, 256, (2000, 28, 28, 1), dtype=np.uint8), 0.1)
-    >>> 150 < mask.sum() < 250
-    True
-    """
-    import numpy as np
-
-    if share <= 0 or len(pixels) == 0:
-        return np.zeros(len(pixels), bool)
-    bound = int(share * 2**32)
-    return np.fromiter((zlib.crc32(row.tobytes()) < bound for row in pixels), bool, len(pixels))
-
-
-def peak_memory_mb() -> float:
-    """The process's peak resident memory so far (``ru_maxrss``, KiB on Linux), in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka", notes=print):
-    """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
-    from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
-    import numpy as np
-
-    from consumer.kafka.batches import open_batches
-
-    stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
-    for note in stream.notes:
-        notes(note)
-    images, labels, malformed = [], [], 0
-    started = time.perf_counter()
-    last_record_at = started
-    for batch in stream.batches:
-        images.append(batch.images)
-        labels.append(batch.labels)
-        malformed += batch.malformed
-        batch.commit()
-        last_record_at = time.perf_counter()
-    seconds = last_record_at - started
-    if not images:
-        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed, seconds
-    return np.concatenate(images), np.concatenate(labels), malformed, seconds
-
-
-class EpochSource:
-    """The batches of each epoch: the first reads until idle (committing), later ones re-read the same
-    offsets range from Kafka (``until``), or from memory for the tfio source."""
-
-    def __init__(self, args, servers: str, group_id: str, warn) -> None:
-        self.args, self.servers, self.group_id, self.warn = args, servers, group_id, warn
-        self.start_offsets: dict[int, int] | None = None
-        self.until: dict[int, int] | None = None
-        self.memory = None
-        self.records = self.malformed = 0
-        self.read_seconds = 0.0
-
-    def epoch(self, number: int):
-        """Yields ``(images, labels)`` a read batch; counts records and malformed in the first epoch."""
-        from consumer.kafka.batches import open_batches
-
-        args = self.args
-        if args.source == "tfio":
-            if self.memory is None:
-                images, labels, self.malformed, self.read_seconds = read_topic(
-                    args.topic, self.group_id, self.servers, args.idle_timeout, "tfio", self.warn
-                )
-                self.memory, self.records = (images, labels), len(labels)
-            images, labels = self.memory
-            for start in range(0, len(labels), READ_BATCH):
-                yield images[start : start + READ_BATCH], labels[start : start + READ_BATCH]
-            return
-        if number == 1:
-            stream = open_batches("kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout)
-            for note in stream.notes:
-                self.warn(note)
-            self.start_offsets = dict(stream.reader.start_offsets)
-            started = time.perf_counter()
-            for batch in stream.batches:
-                self.records += len(batch)
-                self.malformed += batch.malformed
-                yield batch.images, batch.labels
-                batch.commit()
-                self.read_seconds = time.perf_counter() - started
-            self.until = dict(stream.reader.position)
-            return
-        stream = open_batches(
-            "kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout,
-            offsets=self.start_offsets, until=self.until,
-        )  # fmt: skip
-        for batch in stream.batches:
-            yield batch.images, batch.labels
-
-
-def train_epochs(args, source: EpochSource, model, progress: bool):
-    """Train ``args.epochs`` epochs from ``source`` through a shuffle buffer; returns the last epoch's
-    ``(training count, loss, accuracy, validation accuracy or None, held-out count)`` and the seconds."""
-    import keras
-    import numpy as np
-
-    from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
-
-    kept_pixels, kept_labels, held_count = [], [], 0
-    train_count = None
-    started = time.perf_counter()
-    summary = None
-    for epoch in range(1, args.epochs + 1):
-        buffer = ShuffleBuffer(args.shuffle_buffer, args.batch_size, seed=epoch)
-        bar = keras.utils.Progbar(train_count, verbose=1 if progress else 0, stateful_metrics=None)
-        seen, loss_sum, correct_sum = 0, 0.0, 0.0
-        shown = False
-
-        def learn(batches, bar=bar):
-            nonlocal seen, loss_sum, correct_sum
-            for images, labels in batches:
-                logs = model.train_on_batch(images, labels, return_dict=True)
-                n = len(labels)
-                seen += n
-                loss_sum += logs["loss"] * n
-                correct_sum += logs["accuracy"] * n
-                bar.add(n, values=[("loss", logs["loss"]), ("accuracy", logs["accuracy"])])
-
-        for images, labels in source.epoch(epoch):
-            if progress and not shown:  # once records came: an unreachable broker prints no epoch line
-                print(f"Epoch {epoch}/{args.epochs}", flush=True)
-                shown = True
-            pixels = to_pixels(images)
-            out = held_out(pixels, args.validation_split)
-            if epoch == 1 and out.any():
-                held_count += int(out.sum())
-                room = VALIDATION_KEPT - sum(len(k) for k in kept_labels)
-                if room > 0:
-                    kept_pixels.append(pixels[out][:room])
-                    kept_labels.append(labels[out][:room])
-            buffer.put(images[~out], labels[~out])
-            learn(buffer.batches())
-        learn(buffer.drain())
-        if seen == 0:
-            return None, time.perf_counter() - started
-        train_count = seen
-        validation = None
-        if kept_labels:
-            x_val, y_val = to_images(np.concatenate(kept_pixels)), np.concatenate(kept_labels)
-            validation = float(model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
-        summary = (seen, loss_sum / seen, correct_sum / seen, validation, held_count)
-        if progress:
-            tail = f" - val_accuracy: {validation:.4f}" if validation is not None else ""
-            print(f"epoch {epoch}: loss {summary[1]:.4f} - accuracy {summary[2]:.4f}{tail}", flush=True)
-    return summary, time.perf_counter() - started
-
-
-def usage_error(args) -> str | None:
+def usage_error(args: argparse.Namespace) -> str | None:
+    """The usage error in the flags (exit 2), or None."""
     if args.idle_timeout is not None and not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
         return "error: --idle-timeout must be a finite number > 0"
     if args.epochs < 1 or args.batch_size < 1 or args.shuffle_buffer < 1 or not 0 <= args.validation_split < 1:
@@ -345,10 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     return train_main(args, servers, store)
 
 
-def train_main(args, servers: str, store: ModelStore | None) -> int:
-    from consumer.kafka.client import SourceError, committed_records
-    from consumer.learning.models import build_model
-
+def train_main(args: argparse.Namespace, servers: str, store: ModelStore | None) -> int:
+    """One-shot training: epochs over the topic, then the model saved or published; the exit code."""
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
     warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     source = EpochSource(args, servers, group_id, warn)
@@ -400,24 +240,39 @@ def train_main(args, servers: str, store: ModelStore | None) -> int:
     return 0
 
 
-def follow_main(args, servers: str, store: ModelStore) -> int:
-    from consumer.kafka.client import SourceError
-    from consumer.learning.online import FollowSettings, Stopper, follow
-    from consumer.store.checkpoints import CheckpointDir, CheckpointError
-
+def follow_main(args: argparse.Namespace, servers: str, store: ModelStore) -> int:
+    """Continual training until stopped, its lines printed as they come, then a summary line; the exit code."""
     checkpoint_dir = args.checkpoint_dir or DEFAULT_CHECKPOINTS / args.topic
     refused = check_directory(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")
     if refused:
         print(refused[1], file=sys.stderr)
         return refused[0]
-    run_dir = args.run_dir
-    if run_dir is None and timestamped_run is not None:
-        run_dir = timestamped_run("train")
-    if run_dir is not None and str(run_dir) == "none":
-        run_dir = None
-    metrics = Metrics(run_dir) if Metrics is not None and run_dir is not None else None
-    drift = DriftMonitor() if DriftMonitor is not None else None
-    settings = FollowSettings(
+    run_dir = args.run_dir if args.run_dir is not None else timestamped_run("train")
+    metrics = Metrics(run_dir) if str(run_dir) != "none" else None
+    settings = follow_settings(args, servers)
+    stopper = Stopper().install()
+    try:
+        state = follow(
+            settings, CheckpointDir(checkpoint_dir), store, args.from_model, metrics, DriftMonitor(), stopper,
+            say=lambda line: print(line, flush=True),
+        )  # fmt: skip
+    except (SourceError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stopper.restore()
+        if metrics is not None:
+            metrics.close()
+    print(follow_summary(state, settings.window, checkpoint_dir, store), flush=True)
+    if state.error:
+        print(f"error: {state.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def follow_settings(args: argparse.Namespace, servers: str) -> FollowSettings:
+    """The continual-training settings the flags give."""
+    return FollowSettings(
         topic=args.topic,
         group_id=args.group_id or "mnist-train-follow",
         servers=servers,
@@ -428,36 +283,22 @@ def follow_main(args, servers: str, store: ModelStore) -> int:
         checkpoint_every_seconds=args.checkpoint_every_seconds,
         idle_timeout_s=args.idle_timeout,
     )
-    stopper = Stopper().install()
-    try:
-        result = follow(
-            settings, CheckpointDir(checkpoint_dir), store, args.from_model, metrics, drift, stopper,
-            say=lambda line: print(line, flush=True),
-        )  # fmt: skip
-    except (SourceError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        stopper.restore()
-        if metrics is not None:
-            metrics.close()
-    counters = result.counters
-    version = result.version or store.latest_version()
+
+
+def follow_summary(state: FollowState, window: int, checkpoint_dir: Path, store: ModelStore) -> str:
+    """The line ``--follow`` ends with: this run, the totals on the checkpoint, where the model is."""
+    counters = state.counters
+    version = state.version or store.latest_version()
     prequential = counters.scored_correct / counters.records if counters.records else float("nan")
-    window = f", last {settings.window}: {result.window_accuracy:.4f}" if result.window_accuracy is not None else ""
-    checkpoint_s = f", checkpoints {max(result.checkpoint_seconds):.2f} s at most" if result.checkpoint_seconds else ""
-    print(
-        f"learned from {result.run_records} records in {result.seconds:.1f} s "
-        f"({result.run_records / max(result.seconds, 1e-9):,.0f} records/s, {result.run_malformed} malformed skipped; "
-        f"stopped by {result.stopped_by}); in total {counters.records} records, {counters.malformed} malformed, "
-        f"prequential accuracy {prequential:.4f}{window}; checkpoint {result.checkpoint.sequence} in "
-        f"{checkpoint_dir}{checkpoint_s}; model version {version} in {store.directory}",
-        flush=True,
+    window_text = f", last {window}: {state.window_accuracy:.4f}" if state.window_accuracy is not None else ""
+    checkpoint_s = f", checkpoints {max(state.checkpoint_seconds):.2f} s at most" if state.checkpoint_seconds else ""
+    return (
+        f"learned from {state.run_records} records in {state.seconds:.1f} s "
+        f"({state.run_records / max(state.seconds, 1e-9):,.0f} records/s, {state.run_malformed} malformed skipped; "
+        f"stopped by {state.stopped_by}); in total {counters.records} records, {counters.malformed} malformed, "
+        f"prequential accuracy {prequential:.4f}{window_text}; checkpoint {state.checkpoint.sequence} in "
+        f"{checkpoint_dir}{checkpoint_s}; model version {version} in {store.directory}"
     )
-    if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
 
 from consumer.records.codec import IMAGE_SHAPE, NUM_CLASSES
+
+if TYPE_CHECKING:
+    import keras
 
 
 def build_model(seed: int = 7) -> keras.Model:
@@ -13,6 +16,8 @@ def build_model(seed: int = 7) -> keras.Model:
     >>> build_model().output_shape
     (None, 10)
     """
+    import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only building a model needs it, not --help
+
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [

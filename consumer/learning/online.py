@@ -12,6 +12,10 @@ kill at any moment every record is learned exactly once by the model that contin
 last checkpoint are learned again by the restarted process, which did not keep them). The group's committed
 offsets are the checkpoint's, committed only once the checkpoint is durable: they never lead it. Each checkpoint
 also publishes the model as a new version in the model store (``consumer.store.versions``).
+
+``iter_follow`` is the loop as a generator that prints nothing: it yields a ``FollowState`` after every batch
+(counters, window accuracy, the last checkpoint, the lines for the user), as river's
+``iter_progressive_val_score`` does; ``follow`` runs it to the end and says its lines.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from consumer.kafka.batches import open_batches
+from consumer.kafka.client import SourceError, commit, commit_group_offsets
+from consumer.learning.models import build_model
 from consumer.learning.replay import Reservoir
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
 
@@ -115,18 +122,32 @@ class Counters:
         )
 
 
-@dataclass
-class FollowResult:
-    counters: Counters
-    run_records: int
+@dataclass(frozen=True)
+class Message:
+    """A line for the user; a ``warning`` goes to stderr."""
+
+    text: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class FollowState:
+    """Where continual training stands, as ``iter_follow`` yields it: once started, after every batch, and once
+    more at the end (``done``), each time with the ``messages`` since the state before."""
+
+    counters: Counters  # a copy: later batches do not change it
+    run_records: int  # learned from in this run
     run_malformed: int
-    seconds: float
+    batch_records: int  # in the batch just learned (0 at the start and the end)
     window_accuracy: float | None
     checkpoint: Checkpoint | None
-    version: int | None
-    checkpoint_seconds: list[float] = field(default_factory=list)
-    stopped_by: str = "idle"
-    error: str | None = None
+    version: int | None  # the model version the last checkpoint of this run published
+    checkpoint_seconds: tuple[float, ...]
+    seconds: float  # from the start to the last batch: the idle wait after it is not learning time
+    stopped_by: str | None = None  # at the end: "idle", "error" or the signal's name
+    error: str | None = None  # at the end: the broker failure that ended the run
+    done: bool = False
+    messages: tuple[Message, ...] = ()
 
 
 class _Window:
@@ -149,8 +170,6 @@ class _Window:
 
 def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int], consumer=None) -> None:
     """Commit ``offsets`` for ``group_id`` (through ``consumer`` when given, else a short-lived one)."""
-    from consumer.kafka.client import commit, commit_group_offsets
-
     if consumer is not None:
         commit(consumer, servers, topic, offsets)
     else:
@@ -160,9 +179,7 @@ def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, i
 def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, replay_capacity: int):
     """``(model, reservoir, counters, offsets or None, checkpoint or None)`` to continue from: the newest
     checkpoint in ``checkpoints``, else ``from_model`` (or a new model) with an empty reservoir."""
-    import keras
-
-    from consumer.learning.models import build_model
+    import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only loading a model needs it, not --help
 
     checkpoint = checkpoints.latest()
     if checkpoint is None:
@@ -182,6 +199,220 @@ def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, repl
     return model, reservoir, Counters.from_manifest(checkpoint.manifest), checkpoint.offsets, checkpoint
 
 
+class _Run:
+    """One run of continual training: the model with its replay sample and counters, the timers that say when
+    to log and checkpoint, and the messages not yet handed over."""
+
+    def __init__(
+        self, settings: FollowSettings, checkpoints: CheckpointDir, store, metrics, drift, from_model: Path | None
+    ) -> None:
+        self.settings, self.checkpoints, self.store, self.metrics, self.drift = (
+            settings, checkpoints, store, metrics, drift,
+        )  # fmt: skip
+        self.model, self.reservoir, self.counters, self.resumed_offsets, self.checkpoint = resume(
+            checkpoints, settings.topic, from_model, settings.replay_capacity
+        )
+        self.window = _Window(settings.window)
+        self.version: int | None = None
+        self.run_records = self.run_malformed = 0
+        self.checkpoint_seconds: list[float] = []
+        self.error: str | None = None
+        self.messages: list[Message] = []
+        self.learned_to: dict[int, int] = {}  # next offset per partition: every record before it is counted
+        self.start({})
+
+    def say(self, text: str) -> None:
+        self.messages.append(Message(text))
+
+    def warn(self, text: str) -> None:
+        self.messages.append(Message(text, warning=True))
+
+    def start(self, learned_to: dict[int, int]) -> None:
+        """Learning starts now, from ``learned_to``."""
+        self.learned_to = learned_to
+        self.started = self.last_checkpoint_at = self.last_rate_at = self.last_lag_at = self.last_batch_at = (
+            time.monotonic()
+        )
+        self.since_checkpoint, self.since_rate = 0, 0
+
+    def state(self, batch_records: int = 0, **end) -> FollowState:
+        """The state now, with the messages since the last one (handed over: they are not said twice)."""
+        messages, self.messages = tuple(self.messages), []
+        return FollowState(
+            replace(self.counters), self.run_records, self.run_malformed, batch_records, self.window.accuracy,
+            self.checkpoint, self.version, tuple(self.checkpoint_seconds), self.last_batch_at - self.started,
+            messages=messages, **end,
+        )  # fmt: skip
+
+    def step(self, batch, reader) -> None:
+        """Test, then train on ``batch``; log, watch for drift, and checkpoint when due."""
+        n = len(batch)
+        correct, logs = self._learn(batch) if n else (0, None)
+        self.counters.records += n
+        self.counters.malformed += batch.malformed
+        self.run_records += n
+        self.run_malformed += batch.malformed
+        self.learned_to.update(batch.raw.next_offsets)
+        self.last_batch_at = time.monotonic()
+        self.since_checkpoint += n + batch.malformed
+        self.since_rate += n
+        now = time.monotonic()
+        if self.metrics is not None:
+            self._log(n, logs, now, reader)
+        if self.drift is not None and n:
+            message = self.drift.update(correct, n)
+            if message:
+                self.warn(message)
+        if self._due(now) and self.since_checkpoint:
+            self.write_checkpoint(reader.consumer)
+            self.since_checkpoint, self.last_checkpoint_at = 0, time.monotonic()
+
+    def _learn(self, batch) -> tuple[int, dict]:
+        """Score the batch with the model as it is (prequential), then learn it with replayed records."""
+        scores = self.model.predict_on_batch(batch.images)
+        correct = int(np.sum(np.argmax(scores, axis=1) == batch.labels))
+        replay_images, replay_labels = self.reservoir.sample(int(round(len(batch) * self.settings.replay_ratio)))
+        logs = self.model.train_on_batch(
+            np.concatenate([batch.images, replay_images]),
+            np.concatenate([batch.labels, replay_labels]),
+            return_dict=True,
+        )
+        self.reservoir.add(batch.images, batch.labels)
+        self.counters.scored_correct += correct
+        self.counters.train_steps += 1
+        self.window.add(correct, len(batch))
+        return correct, logs
+
+    def _log(self, n: int, logs: dict | None, now: float, reader) -> None:
+        metrics, step = self.metrics, self.counters.records
+        if n:
+            metrics.scalar("train/loss", logs["loss"], step)
+            metrics.scalar("train/accuracy", logs["accuracy"], step)
+            metrics.scalar("prequential/accuracy", self.counters.scored_correct / max(self.counters.records, 1), step)
+            metrics.scalar("prequential/window_accuracy", self.window.accuracy, step)
+        if now - self.last_rate_at >= RATE_EVERY_S:
+            metrics.scalar("stream/records_per_s", self.since_rate / (now - self.last_rate_at), step)
+            self.last_rate_at, self.since_rate = now, 0
+        if now - self.last_lag_at >= LAG_EVERY_S:
+            try:
+                metrics.scalar("stream/lag", reader.lag(), step)
+            except SourceError:
+                pass  # the next read says so, in one line
+            self.last_lag_at = now
+
+    def _due(self, now: float) -> bool:
+        settings = self.settings
+        return bool(
+            (settings.checkpoint_every_records and self.since_checkpoint >= settings.checkpoint_every_records)
+            or (
+                settings.checkpoint_every_seconds and now - self.last_checkpoint_at >= settings.checkpoint_every_seconds
+            )
+        )
+
+    def write_checkpoint(self, consumer, commit: bool = True) -> None:
+        """Write a checkpoint, then commit its offsets (through ``consumer``, or a short-lived one when None) and
+        publish the model as a new version."""
+        settings, counters, learned_to = self.settings, self.counters, self.learned_to
+        started = time.perf_counter()
+        manifest = {
+            **counters.as_manifest(),
+            "offsets": {str(p): o for p, o in sorted(learned_to.items())},
+            "topic": settings.topic,
+            "group_id": settings.group_id,
+            "replay": {"size": len(self.reservoir), "capacity": self.reservoir.capacity, "seen": self.reservoir.seen},
+        }
+        checkpoint = self.checkpoints.write(self.model, self.reservoir, manifest)
+        written = time.perf_counter() - started
+        if commit:
+            # Only now that the checkpoint is durable: the group's offsets follow it, never lead it.
+            try:
+                commit_offsets(settings.servers, settings.group_id, settings.topic, dict(learned_to), consumer)
+            except Exception as error:  # noqa: BLE001 - the checkpoint is what a restart uses; the commit is for lag
+                self.warn(
+                    f"warning: checkpoint {checkpoint.sequence} written, but its offsets were not committed: {error}"
+                )
+        store = self.store
+        version = store.publish(self.model) if store is not None else None
+        self.checkpoint, self.version = checkpoint, version
+        self.checkpoint_seconds.append(written)
+        published = f"; model version {version} in {store.directory}" if version is not None else ""
+        self.say(
+            f"checkpoint {checkpoint.sequence}: {counters.records} records learned, {counters.malformed} malformed, "
+            f"offsets {_offsets_text(learned_to)}; written in {written:.2f} s, "
+            f"{checkpoint.size_bytes() / 1e6:.1f} MB{published}"
+        )
+
+    def finish(self, stopper: Stopper) -> FollowState:
+        """The final checkpoint (unless the last batch was checkpointed already) and the final state."""
+        stopped_by = "idle"
+        if stopper.requested is not None:
+            stopped_by = signal.Signals(stopper.requested).name
+        elif self.error:
+            stopped_by = "error"
+        if self.since_checkpoint or self.checkpoint is None:
+            self.write_checkpoint(None, commit=self.error is None)
+        return self.state(stopped_by=stopped_by, error=self.error, done=True)
+
+
+def iter_follow(
+    settings: FollowSettings,
+    checkpoints: CheckpointDir,
+    store=None,
+    from_model: Path | None = None,
+    metrics=None,
+    drift=None,
+    stopper: Stopper | None = None,
+) -> Iterator[FollowState]:
+    """Learn from ``settings.topic`` until a signal (or ``idle_timeout_s`` without records), checkpointing as
+    configured and once more at the end; yields the state once resumed, once reading, after every batch and at
+    the end (``done``). Raises ``SourceError`` / ``CheckpointError`` when the start fails; a broker failure while
+    reading ends the run with a final checkpoint and ``FollowState.error`` set. Prints nothing: the states carry
+    the messages (``follow`` says them)."""
+    stopper = stopper or Stopper()
+    run = _Run(settings, checkpoints, store, metrics, drift, from_model)
+    checkpoint, counters, offsets = run.checkpoint, run.counters, run.resumed_offsets
+    if checkpoint is not None:
+        run.say(
+            f"resuming from {checkpoint.directory}: {counters.records} records learned, {counters.malformed} "
+            f"malformed skipped, reading on at {_offsets_text(checkpoint.offsets)}"
+        )
+    yield run.state()  # before the broker is asked: when that fails, the user has still heard what was resumed
+    stream = open_batches(
+        "kafka", settings.topic, settings.group_id, settings.servers, settings.batch_size,
+        settings.idle_timeout_s, offsets=offsets,
+    )  # fmt: skip
+    for note in stream.notes:
+        run.warn(note)
+    reader = stream.reader
+    # A checkpoint's offsets a partition lost to retention restart at the earliest retained record (a note says
+    # so): those records are gone, so the offsets to save are where the reader really starts.
+    learned_to = dict(reader.start_offsets)
+    run.say(f"following {settings.topic} from {_offsets_text(learned_to)} (group {settings.group_id}); Ctrl-C stops")
+    run.start(learned_to)
+    batches = iter(stream.batches)
+    try:
+        yield run.state()
+        while stopper.requested is None:
+            try:
+                with stopper.interruptible():
+                    batch = next(batches, None)
+            except StopRequested:
+                batch = None
+            if batch is None:
+                break
+            run.step(batch, reader)
+            yield run.state(len(batch))
+    except SourceError as error:
+        run.error = str(error)
+    finally:
+        stream.batches.close()  # runs the generator's finally: closes the reader
+        try:
+            reader.close()  # a generator never started has no finally to run
+        except RuntimeError:
+            pass  # already closed
+    yield run.finish(stopper)
+
+
 def follow(
     settings: FollowSettings,
     checkpoints: CheckpointDir,
@@ -192,156 +423,12 @@ def follow(
     stopper: Stopper | None = None,
     say: Callable[[str], None] = print,
     warn: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-) -> FollowResult:
-    """Learn from ``settings.topic`` until a signal (or ``idle_timeout_s`` without records), checkpointing as
-    configured and once more at the end. Raises ``SourceError`` / ``CheckpointError`` when the start fails;
-    a broker failure while reading ends the run with a final checkpoint and ``FollowResult.error`` set."""
-    from consumer.kafka.batches import open_batches
-    from consumer.kafka.client import SourceError
-
-    stopper = stopper or Stopper()
-    model, reservoir, counters, offsets, checkpoint = resume(
-        checkpoints, settings.topic, from_model, settings.replay_capacity
-    )
-    if checkpoint is not None:
-        say(
-            f"resuming from {checkpoint.directory}: {counters.records} records learned, {counters.malformed} "
-            f"malformed skipped, reading on at {_offsets_text(checkpoint.offsets)}"
-        )
-    stream = open_batches(
-        "kafka", settings.topic, settings.group_id, settings.servers, settings.batch_size,
-        settings.idle_timeout_s, offsets=offsets,
-    )  # fmt: skip
-    for note in stream.notes:
-        warn(note)
-    reader = stream.reader
-    learned_to = dict(reader.start_offsets)  # next offset per partition: every record before it is counted
-    # A checkpoint's offsets a partition lost to retention restart at the earliest retained record (a note says
-    # so): those records are gone, so the offsets to save are where the reader really starts.
-    say(f"following {settings.topic} from {_offsets_text(learned_to)} (group {settings.group_id}); Ctrl-C stops")
-
-    window = _Window(settings.window)
-    result = FollowResult(counters, 0, 0, 0.0, None, checkpoint, None)
-    started = last_checkpoint_at = last_rate_at = last_lag_at = last_batch_at = time.monotonic()
-    since_checkpoint, since_rate = 0, 0
-    version: int | None = None
-    batches = iter(stream.batches)
-    try:
-        while True:
-            try:
-                with stopper.interruptible():
-                    batch = next(batches, None)
-            except StopRequested:
-                batch = None
-            if batch is None:
-                break
-            n = len(batch)
-            if n:
-                scores = model.predict_on_batch(batch.images)
-                correct = int(np.sum(np.argmax(scores, axis=1) == batch.labels))
-                replay_images, replay_labels = reservoir.sample(int(round(n * settings.replay_ratio)))
-                logs = model.train_on_batch(
-                    np.concatenate([batch.images, replay_images]),
-                    np.concatenate([batch.labels, replay_labels]),
-                    return_dict=True,
-                )
-                reservoir.add(batch.images, batch.labels)
-                counters.scored_correct += correct
-                counters.train_steps += 1
-                window.add(correct, n)
-            counters.records += n
-            counters.malformed += batch.malformed
-            result.run_records += n
-            result.run_malformed += batch.malformed
-            learned_to.update(batch.raw.next_offsets)
-            last_batch_at = time.monotonic()
-            since_checkpoint += n + batch.malformed
-            since_rate += n
-
-            now = time.monotonic()
-            step = counters.records
-            if metrics is not None and n:
-                metrics.scalar("train/loss", logs["loss"], step)
-                metrics.scalar("train/accuracy", logs["accuracy"], step)
-                metrics.scalar("prequential/accuracy", counters.scored_correct / max(counters.records, 1), step)
-                metrics.scalar("prequential/window_accuracy", window.accuracy, step)
-            if metrics is not None and now - last_rate_at >= RATE_EVERY_S:
-                metrics.scalar("stream/records_per_s", since_rate / (now - last_rate_at), step)
-                last_rate_at, since_rate = now, 0
-            if metrics is not None and now - last_lag_at >= LAG_EVERY_S:
-                try:
-                    metrics.scalar("stream/lag", reader.lag(), step)
-                except SourceError:
-                    pass  # the next read says so, in one line
-                last_lag_at = now
-            if drift is not None and n:
-                message = drift.update(correct, n)
-                if message:
-                    warn(message)
-
-            due = (settings.checkpoint_every_records and since_checkpoint >= settings.checkpoint_every_records) or (
-                settings.checkpoint_every_seconds and now - last_checkpoint_at >= settings.checkpoint_every_seconds
-            )
-            if due and since_checkpoint:
-                checkpoint, version = _checkpoint(
-                    settings, checkpoints, store, model, reservoir, counters, learned_to, result, reader.consumer,
-                    say, warn,
-                )  # fmt: skip
-                since_checkpoint, last_checkpoint_at = 0, time.monotonic()
-            if stopper.requested is not None:
-                break
-    except SourceError as error:
-        result.error = str(error)
-    finally:
-        stream.batches.close()  # runs the generator's finally: closes the reader
-        try:
-            reader.close()  # a generator never started has no finally to run
-        except RuntimeError:
-            pass  # already closed
-    # Up to the last batch: the idle wait (or the wait for a signal) after it is not learning time.
-    result.seconds = last_batch_at - started
-    if stopper.requested is not None:
-        result.stopped_by = signal.Signals(stopper.requested).name
-    elif result.error:
-        result.stopped_by = "error"
-    if since_checkpoint or checkpoint is None:
-        checkpoint, version = _checkpoint(
-            settings, checkpoints, store, model, reservoir, counters, learned_to, result, None, say, warn,
-            commit=result.error is None,
-        )  # fmt: skip
-    result.checkpoint, result.version = checkpoint, version
-    result.window_accuracy = window.accuracy
-    return result
-
-
-def _checkpoint(
-    settings, checkpoints, store, model, reservoir, counters, learned_to, result, consumer, say, warn, commit=True
-):
-    started = time.perf_counter()
-    manifest = {
-        **counters.as_manifest(),
-        "offsets": {str(p): o for p, o in sorted(learned_to.items())},
-        "topic": settings.topic,
-        "group_id": settings.group_id,
-        "replay": {"size": len(reservoir), "capacity": reservoir.capacity, "seen": reservoir.seen},
-    }
-    checkpoint = checkpoints.write(model, reservoir, manifest)
-    written = time.perf_counter() - started
-    if commit:
-        # Only now that the checkpoint is durable: the group's offsets follow it, never lead it.
-        try:
-            commit_offsets(settings.servers, settings.group_id, settings.topic, dict(learned_to), consumer)
-        except Exception as error:  # noqa: BLE001 - the checkpoint is what a restart uses; the commit is for lag
-            warn(f"warning: checkpoint {checkpoint.sequence} written, but its offsets were not committed: {error}")
-    version = store.publish(model) if store is not None else None
-    result.checkpoint_seconds.append(written)
-    published = f"; model version {version} in {store.directory}" if version is not None else ""
-    say(
-        f"checkpoint {checkpoint.sequence}: {counters.records} records learned, {counters.malformed} malformed, "
-        f"offsets {_offsets_text(learned_to)}; written in {written:.2f} s, "
-        f"{checkpoint.size_bytes() / 1e6:.1f} MB{published}"
-    )
-    return checkpoint, version
+) -> FollowState:
+    """``iter_follow`` to its end, its messages said as they come (``warn`` for warnings); the final state."""
+    for state in iter_follow(settings, checkpoints, store, from_model, metrics, drift, stopper):
+        for message in state.messages:
+            (warn if message.warning else say)(message.text)
+    return state
 
 
 def _offsets_text(offsets: dict[int, int]) -> str:

@@ -84,7 +84,7 @@ def line_drawn(picture: Path) -> bool:
 def line_pixels(picture: Path, colour: tuple[int, int, int], box: tuple[int, int, int, int]) -> list[int]:
     """The x of every pixel of ``colour`` (give or take 40 in R + G + B) inside ``box`` (x0, y0, x1, y1) of a
     PNG: how a test sees that a chart's line was drawn."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 - Pillow (through mlxtend's matplotlib): only the pictures need it
 
     with Image.open(picture) as image:
         rgb = image.convert("RGB")

@@ -53,7 +53,7 @@ class Metrics:
         self._flushed_at = 0.0
         if self.run_dir is None:
             return
-        import tensorflow as tf
+        import tensorflow as tf  # noqa: PLC0415 - TensorFlow loads in seconds; only a run that is on needs it
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._tf = tf
@@ -126,8 +126,9 @@ class RateMeter:
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in the event files of ``run_dir`` now, as TensorBoard's own loader reads them:
     ``{tag: [(step, value), ...]}`` in the order written."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.util import tensor_util
+    # TensorBoard's loader imports TensorFlow, which loads in seconds: only reading a run needs it.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
+    from tensorboard.util import tensor_util  # noqa: PLC0415
 
     accumulator = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})  # 0: keep every point
     accumulator.Reload()

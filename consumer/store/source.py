@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from consumer.store.versions import ModelStore
+from stack.errors import first_line
 
 
 class ModelSource:
@@ -16,7 +17,7 @@ class ModelSource:
     """
 
     def __init__(self, path: Path) -> None:
-        import keras
+        import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only a loaded model needs it, not --help
 
         self._keras = keras
         self.path = path
@@ -36,10 +37,9 @@ class ModelSource:
         try:
             return self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
         except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelError(
                 f"cannot load the model at {file}: not a Keras model saved by consumer.train "
-                f"({type(error).__name__}: {reason[:200]})"
+                f"({type(error).__name__}: {first_line(error, limit=200)})"
             ) from None
 
     @property

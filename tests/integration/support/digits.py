@@ -13,7 +13,8 @@ def digits_topic(pipeline: Pipeline, name: str, count: int):
     """A new topic ``<name>-<ns>`` holding the first ``count`` digits of the sample's test split, as
     ``consumer.drift_demo`` publishes them; returns the topic and the whole split (images, labels) to publish
     more of."""
-    from consumer.drift_demo import create_topic, publish_digits, sample_digits
+    from consumer.drift_demo import create_topic, publish_digits
+    from consumer.learning.drift_scenario import sample_digits
 
     topic = f"{name}-{time.time_ns()}"
     images, labels = sample_digits("test")

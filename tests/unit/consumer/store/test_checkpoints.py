@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from consumer.cli import quiet_tensorflow
+from consumer.learning.epochs import held_out
 from consumer.learning.replay import Reservoir, ShuffleBuffer, to_images, to_pixels
 from consumer.store.checkpoints import CheckpointDir
-from consumer.train import held_out
 
 quiet_tensorflow()
 

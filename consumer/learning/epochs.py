@@ -1,0 +1,211 @@
+"""Epochs over a topic (``python -m consumer.train`` one-shot): read, hold out, shuffle, learn.
+
+The first epoch reads the topic until it is idle, committing as it reads; every later epoch re-reads the same
+records from Kafka, from the same start offsets up to where the first epoch ended (``until=``). Records reach
+the model through a shuffle buffer (``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with
+the topic. Validation holds out every record whose pixels hash into the ``validation_split`` share: a record is
+on the same side in every epoch and whatever partition it came from, and up to ``VALIDATION_KEPT`` of them are
+kept to score after each epoch. The ``tfio`` source cannot seek: it reads the topic once into memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+from consumer.kafka.batches import open_batches
+from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
+
+READ_BATCH = 1024  # records decoded together: batch first, then decode
+VALIDATION_KEPT = 10_000  # held-out records kept in memory to score after each epoch
+
+
+def held_out(pixels: np.ndarray, share: float) -> np.ndarray:
+    """Which records (``uint8`` pixel arrays) are held out for validation: a hash of the pixels below
+    ``share``, so a record is on the same side in every epoch and whatever partition it came from.
+
+    >>> mask = held_out(np.random.default_rng(0).integers(0, 256, (2000, 28, 28, 1), dtype=np.uint8), 0.1)
+    >>> 150 < mask.sum() < 250
+    True
+    """
+    if share <= 0 or len(pixels) == 0:
+        return np.zeros(len(pixels), bool)
+    bound = int(share * 2**32)
+    return np.fromiter((zlib.crc32(row.tobytes()) < bound for row in pixels), bool, len(pixels))
+
+
+def peak_memory_mb() -> float:
+    """The process's peak resident memory so far (``ru_maxrss``, KiB on Linux), in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka", notes=print):
+    """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
+    from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
+    stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
+    for note in stream.notes:
+        notes(note)
+    images, labels, malformed = [], [], 0
+    started = time.perf_counter()
+    last_record_at = started
+    for batch in stream.batches:
+        images.append(batch.images)
+        labels.append(batch.labels)
+        malformed += batch.malformed
+        batch.commit()
+        last_record_at = time.perf_counter()
+    seconds = last_record_at - started
+    if not images:
+        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed, seconds
+    return np.concatenate(images), np.concatenate(labels), malformed, seconds
+
+
+class EpochSource:
+    """The batches of each epoch: the first reads until idle (committing), later ones re-read the same
+    offsets range from Kafka (``until``), or from memory for the tfio source.
+
+    ``args`` are ``consumer.train``'s flags: ``topic``, ``source`` and ``idle_timeout``.
+    """
+
+    def __init__(self, args: argparse.Namespace, servers: str, group_id: str, warn: Callable[[str], None]) -> None:
+        self.args, self.servers, self.group_id, self.warn = args, servers, group_id, warn
+        self.start_offsets: dict[int, int] | None = None
+        self.until: dict[int, int] | None = None
+        self.memory = None
+        self.records = self.malformed = 0
+        self.read_seconds = 0.0
+
+    def epoch(self, number: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields ``(images, labels)`` a read batch; counts records and malformed in the first epoch."""
+        if self.args.source == "tfio":
+            yield from self._from_memory()
+        elif number == 1:
+            yield from self._first_read()
+        else:
+            yield from self._read_again()
+
+    def _from_memory(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        args = self.args
+        if self.memory is None:
+            images, labels, self.malformed, self.read_seconds = read_topic(
+                args.topic, self.group_id, self.servers, args.idle_timeout, "tfio", self.warn
+            )
+            self.memory, self.records = (images, labels), len(labels)
+        images, labels = self.memory
+        for start in range(0, len(labels), READ_BATCH):
+            yield images[start : start + READ_BATCH], labels[start : start + READ_BATCH]
+
+    def _first_read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        args = self.args
+        stream = open_batches("kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout)
+        for note in stream.notes:
+            self.warn(note)
+        self.start_offsets = dict(stream.reader.start_offsets)
+        started = time.perf_counter()
+        for batch in stream.batches:
+            self.records += len(batch)
+            self.malformed += batch.malformed
+            yield batch.images, batch.labels
+            batch.commit()
+            self.read_seconds = time.perf_counter() - started
+        self.until = dict(stream.reader.position)
+
+    def _read_again(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        args = self.args
+        stream = open_batches(
+            "kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout,
+            offsets=self.start_offsets, until=self.until,
+        )  # fmt: skip
+        for batch in stream.batches:
+            yield batch.images, batch.labels
+
+
+class _Validation:
+    """The held-out records: counted in the first epoch, up to ``VALIDATION_KEPT`` of them kept to score."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self.count = 0
+        self.pixels: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    def split(self, images: np.ndarray, labels: np.ndarray, first_epoch: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The records to train on; the held-out ones are kept (first epoch only: later epochs are the same)."""
+        pixels = to_pixels(images)
+        out = held_out(pixels, self.share)
+        if first_epoch and out.any():
+            self.count += int(out.sum())
+            room = VALIDATION_KEPT - sum(len(kept) for kept in self.labels)
+            if room > 0:
+                self.pixels.append(pixels[out][:room])
+                self.labels.append(labels[out][:room])
+        return images[~out], labels[~out]
+
+    def accuracy(self, model) -> float | None:
+        """``model``'s accuracy on the kept records; None when none are held out."""
+        if not self.labels:
+            return None
+        x_val, y_val = to_images(np.concatenate(self.pixels)), np.concatenate(self.labels)
+        return float(model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
+
+
+class _EpochTotals:
+    """Records, loss and accuracy summed over one epoch's training steps, shown on Keras' progress bar."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.seen, self.loss_sum, self.correct_sum = 0, 0.0, 0.0
+
+    def learn(self, model, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """One training step a batch."""
+        for images, labels in batches:
+            logs = model.train_on_batch(images, labels, return_dict=True)
+            n = len(labels)
+            self.seen += n
+            self.loss_sum += logs["loss"] * n
+            self.correct_sum += logs["accuracy"] * n
+            self.bar.add(n, values=[("loss", logs["loss"]), ("accuracy", logs["accuracy"])])
+
+
+def train_epochs(args: argparse.Namespace, source: EpochSource, model, progress: bool):
+    """Train ``args.epochs`` epochs from ``source`` through a shuffle buffer of ``args.shuffle_buffer`` records
+    (``args.batch_size`` a step, ``args.validation_split`` held out); returns the last epoch's ``(training count,
+    loss, accuracy, validation accuracy or None, held-out count)``, or None when no record was trained on, and
+    the seconds."""
+    import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only training needs it, not --help or bad flags
+
+    validation = _Validation(args.validation_split)
+    train_count = None
+    started = time.perf_counter()
+    summary = None
+    for epoch in range(1, args.epochs + 1):
+        buffer = ShuffleBuffer(args.shuffle_buffer, args.batch_size, seed=epoch)
+        totals = _EpochTotals(keras.utils.Progbar(train_count, verbose=1 if progress else 0, stateful_metrics=None))
+        shown = False
+        for images, labels in source.epoch(epoch):
+            if progress and not shown:  # once records came: an unreachable broker prints no epoch line
+                print(f"Epoch {epoch}/{args.epochs}", flush=True)
+                shown = True
+            buffer.put(*validation.split(images, labels, first_epoch=epoch == 1))
+            totals.learn(model, buffer.batches())
+        totals.learn(model, buffer.drain())
+        if totals.seen == 0:
+            return None, time.perf_counter() - started
+        train_count = totals.seen
+        accuracy = validation.accuracy(model)
+        summary = (
+            totals.seen,
+            totals.loss_sum / totals.seen,
+            totals.correct_sum / totals.seen,
+            accuracy,
+            validation.count,
+        )
+        if progress:
+            tail = f" - val_accuracy: {accuracy:.4f}" if accuracy is not None else ""
+            print(f"epoch {epoch}: loss {summary[1]:.4f} - accuracy {summary[2]:.4f}{tail}", flush=True)
+    return summary, time.perf_counter() - started
