@@ -15,6 +15,7 @@ stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir, spark_jars_dir
-from stack.config import REPO_ROOT, StackConfig
+from stack.config import REPO_ROOT, ConfigError, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions, spark_version
 
@@ -314,10 +315,6 @@ def assemble(cfg: StackConfig, parts: set[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stack.assemble --part spark``: assemble an opt-in part no service of the stack loads."""
-    import argparse
-
-    from stack.config import ConfigError
-
     parser = argparse.ArgumentParser(
         prog="python -m stack.assemble",
         description="Assemble an opt-in part into $STACK_HOME from Maven Central (the stack's own parts: "
