@@ -104,7 +104,7 @@ def _staging(cfg: StackConfig, part: str) -> Path:
     return cfg.home / f"{part}.new"
 
 
-def _build_lib(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+def _build_lib(versions: dict[str, str], target: Path, log: Path) -> None:
     _mvn(
         [
             "-q",
@@ -225,7 +225,7 @@ _SPARK_POM = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _build_spark(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+def _build_spark(cfg: StackConfig, target: Path, log: Path) -> None:
     """The four jars ``spark.jars`` takes for Spark's Kafka source and sink, versions as the connector's POM says."""
     pom = cfg.home / "build" / "spark-kafka" / "pom.xml"
     pom.parent.mkdir(parents=True, exist_ok=True)
@@ -272,12 +272,24 @@ def build(cfg: StackConfig, parts: set[str]) -> None:
     """Build ``parts`` into ``<part>.new`` beside the live directories, which are not touched."""
     versions = pinned_versions()
     log = cfg.logs / "assemble.log"
-    builders = {"lib": _build_lib, "plugins": _build_plugins, "server": _build_server, "spark": _build_spark}
     for part in PARTS:
         if part in parts:
             staging = _staging(cfg, part)
             shutil.rmtree(staging, ignore_errors=True)  # a build interrupted earlier
-            builders[part](cfg, versions, staging, log)
+            _build_part(cfg, part, versions, staging, log)
+
+
+def _build_part(cfg: StackConfig, part: str, versions: dict[str, str], target: Path, log: Path) -> None:
+    """Build one of ``PARTS`` into ``target``."""
+    match part:
+        case "lib":
+            _build_lib(versions, target, log)
+        case "plugins":
+            _build_plugins(cfg, versions, target, log)
+        case "server":
+            _build_server(cfg, versions, target, log)
+        case "spark":
+            _build_spark(cfg, target, log)
 
 
 def swap(cfg: StackConfig, parts: set[str]) -> None:
