@@ -8,7 +8,7 @@ import time
 import uuid
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench.record import percentiles
 from consumer.kafka.client import client_config
@@ -88,8 +88,6 @@ def predictions_arrive(
     scorer's ``children`` (``bench.fresh_process.Child``) ended, or ``timeout`` seconds passed: ``(when the first
     arrived, when the last did or None, the keys read)``, ``time.perf_counter()`` times. ``poll`` hands each record
     over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
-    from confluent_kafka import OFFSET_BEGINNING
-
     consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

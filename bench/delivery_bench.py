@@ -38,6 +38,7 @@ from probes.rows import NumberedRows
 from stack import connect
 from stack.config import DELIVERY_MODES, ConnectSettings, StackConfig
 from stack.jvm_service import JvmService
+from stack.kafka import ensure_topics
 from stack.processes import pid_alive
 
 NAME = "delivery"
@@ -177,8 +178,6 @@ def main(argv: list[str] | None = None) -> int:
     owner = {cfg.delivery: "the stack's", other: "the bench's"}
     name = f"bench-delivery-{uuid.uuid4().hex[:8]}"  # Connect keeps source offsets by name: a new one starts clean
     with bench_table(cfg, NAME), own_publication(cfg):
-        from stack.kafka import ensure_topics
-
         ensure_topics(cfg, tuple(topic(mode) for mode in MODES))
         arrivals = None
         try:

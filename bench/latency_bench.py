@@ -25,6 +25,7 @@ from probes.database import drop_slot
 from probes.deadline import poll
 from stack import connect
 from stack.config import TOPICS, StackConfig
+from stack.kafka import ensure_topics
 
 TABLE = "mnist_bench_latency"
 UPSTREAM_PREFIX = "upstream"
@@ -80,8 +81,6 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
                 file=sys.stderr,
             )
             return None
-        from stack.kafka import ensure_topics
-
         ensure_topics(cfg, (UPSTREAM,))
         arrivals = Arrivals(cfg.kafka.bootstrap_servers, {OURS: OURS, UPSTREAM: UPSTREAM})
         arrivals.start()

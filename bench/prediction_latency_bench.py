@@ -51,6 +51,7 @@ from probes.deadline import poll
 from probes.rows import NumberedRows
 from probes.topics import end_offsets
 from stack import connect
+from stack.assemble import spark_jars
 from stack.config import TOPICS, StackConfig
 from stack.kafka import ensure_topics
 from stack.postgres import SINK_ROLE
@@ -94,12 +95,10 @@ START_TIMEOUT_S = 300
 def spark_missing(cfg: StackConfig) -> str | None:
     """Why ``consumer.spark_predict`` cannot run here (``make setup-spark`` not run), or None."""
     try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
+        import pyarrow  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
+        import pyspark  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
     except ImportError as error:
         return f"{error.name} is not installed (make setup-spark)"
-    from stack.assemble import spark_jars
-
     return None if spark_jars(cfg) else "no Spark Kafka connector jars (make setup-spark)"
 
 

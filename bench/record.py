@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from stack.config import StackConfig, add_flags, kafka_from_args, postgres_from_args
+from stack.versions import pinned_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,8 +61,6 @@ def machine() -> dict[str, str]:
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "unknown"
-
-    from stack.versions import pinned_versions
 
     memory_kb = 0
     try:

@@ -22,6 +22,7 @@ from loader.database import DatabaseError
 from loader.database import connect as pg_connect
 from probes.deadline import poll
 from stack.config import CONNECTOR_ROLE, TOPICS, ConfigError, StackConfig
+from stack.kafka import ensure_topics
 from stack.processes import StepError
 
 PREFIX = "mnist_bench_"
@@ -53,8 +54,6 @@ def create(cfg: StackConfig, table: str) -> None:
         f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}",
         f"ALTER PUBLICATION mnist_publication ADD TABLE public.{table}",
     )
-    from stack.kafka import ensure_topics
-
     ensure_topics(cfg, (topic,))
 
 
