@@ -22,6 +22,7 @@ from loader.database import DatabaseError
 from loader.database import connect as pg_connect
 from probes.deadline import poll
 from stack.config import CONNECTOR_ROLE, TOPICS, ConfigError, StackConfig
+from stack.errors import first_line
 from stack.kafka import ensure_topics
 from stack.processes import StepError
 
@@ -112,6 +113,5 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     try:
         return main(argv)
     except EXPECTED as error:
-        text = str(error).strip().splitlines()
-        print(f"error: {text[0] if text else type(error).__name__}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
