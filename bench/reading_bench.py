@@ -56,7 +56,7 @@ READ_ONLY = ("kafka-python", "confluent")
 READ_DECODE = ("talk", "tf-batch", "ours", "ours-commit")
 IN_MEMORY = "in-memory"
 LABELS = {
-    "kafka-python": "read only: kafka-python (before)",
+    "kafka-python": "read only: kafka-python",
     "confluent": "read only: confluent-kafka (CommittingReader)",
     "talk": "read + decode: talk's decode_kafka_stream_record a message",
     "tf-batch": "read + decode: decode_csv_batch a batch",

@@ -309,7 +309,7 @@ def swap(cfg: StackConfig, parts: set[str]) -> None:
         shutil.rmtree(old, ignore_errors=True)
         stamp[part] = wanted[part]
     stamp.update({k: v for k, v in wanted.items() if k not in PARTS})
-    stamp.pop("sources", None)  # the one-part stamp of earlier versions
+    stamp.pop("sources", None)  # a one-part stamp's key: it names no part, the per-part keys replace it
     _stamp_file(cfg).write_text(json.dumps(stamp, indent=2) + "\n")
 
 
