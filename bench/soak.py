@@ -34,7 +34,6 @@ from stack.config import TOPICS, StackConfig
 
 TABLE = "mnist_bench_soak"
 TOPIC = TOPICS.of_table(TABLE)
-MIB = 1024 * 1024
 BOUNDS_MIB = {"kafka": 768 + 512, "connect": 1024 + 512, "consumer": 2048}
 
 
