@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             steps: list[tuple[str, Callable[[], object]]] = []
             if arrivals is not None:
-                steps.append(("stop the reader", lambda: (arrivals.stop.set(), arrivals.join())))
+                steps.append(("stop the reader", arrivals.finish))
             steps += [
                 (f"delete {name} from {mode}", lambda w=w: connect.rest(w, "DELETE", f"/connectors/{name}"))
                 for mode, w in workers.items()

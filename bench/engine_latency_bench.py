@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault(engine, []).append(figures)
         finally:
             if arrivals is not None:
-                arrivals.stop.set()
-                arrivals.join()
+                arrivals.finish()
             connect.rest(cfg, "DELETE", f"/connectors/{connector}")
             SERVER_SERVICE.stop(cfg)
             shutil.rmtree(SERVER_SERVICE.home(cfg), ignore_errors=True)

@@ -89,8 +89,7 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
             for rate in args.rates:
                 for topic, figures in measure(cfg, arrivals, rate, args.seconds).items():
                     runs.setdefault((topic, rate), []).append(figures)
-        arrivals.stop.set()
-        arrivals.join()
+        arrivals.finish()
         return runs
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{UPSTREAM_CONNECTOR}")

@@ -32,24 +32,21 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Message
 
-from bench.arrivals import committed_at, write_run
+from bench.arrivals import TopicClock, committed_at, write_run
 from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
-from consumer.kafka.client import client_config
 from consumer.records.predictions import key_of
 from loader.database import connect as pg_connect
 from probes.deadline import poll
 from probes.rows import NumberedRows
-from probes.topics import end_offsets
 from stack import connect
 from stack.assemble import spark_jars
 from stack.config import TOPICS, StackConfig
@@ -138,39 +135,27 @@ class Scorer:
         self.children = []
 
 
-class Arrivals(threading.Thread):
+class Arrivals(TopicClock):
     """Timestamps the current run's records on the captured topic (by row number) and its predictions (by id)."""
 
     def __init__(self, servers: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(client_config(servers, f"prediction-bench-{uuid.uuid4().hex[:8]}"))
-        topics = (SOURCE_TOPIC, PREDICTIONS_TOPIC)
-        self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
+        super().__init__(servers, (SOURCE_TOPIC, PREDICTIONS_TOPIC), "prediction-bench")
         self.rows: NumberedRows | None = None
         self.on_kafka: dict[int, float] = {}  # row number -> arrival
         self.predicted: dict[int, float] = {}  # row id -> arrival
         self.last_prediction = time.time()  # of any row, this run's or not
-        self.stop = threading.Event()
 
     def reset(self, rows: NumberedRows) -> None:
         self.on_kafka, self.predicted, self.rows = {}, {}, rows
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)  # each record as soon as it is fetched
-                if message is None or message.error() is not None:
-                    continue
-                now = time.time()
-                if message.topic() == SOURCE_TOPIC:
-                    number = self.rows.number_of(message.value()) if self.rows else None
-                    if number is not None:
-                        self.on_kafka.setdefault(number, now)
-                else:
-                    self.predicted.setdefault(key_of(message.key())[1], now)
-                    self.last_prediction = now
-        finally:
-            self.consumer.close()
+    def on_record(self, message: Message, now: float) -> None:
+        if message.topic() == SOURCE_TOPIC:
+            number = self.rows.number_of(message.value()) if self.rows else None
+            if number is not None:
+                self.on_kafka.setdefault(number, now)
+        else:
+            self.predicted.setdefault(key_of(message.key())[1], now)
+            self.last_prediction = now
 
 
 def row_numbers(cfg: StackConfig, rows: NumberedRows) -> dict[int, int]:
@@ -292,8 +277,7 @@ def measure_all(
                     running.stop()
                     running = None
         finally:
-            arrivals.stop.set()
-            arrivals.join()
+            arrivals.finish()
         return runs
     finally:
         if running is not None:
