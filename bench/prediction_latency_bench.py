@@ -44,7 +44,7 @@ from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.records.predictions import key_of
-from loader.database import connect as pg_connect
+from probes.database import query_all
 from probes.deadline import poll
 from probes.rows import NumberedRows
 from stack import connect
@@ -160,30 +160,24 @@ class Arrivals(TopicClock):
 
 def row_numbers(cfg: StackConfig, rows: NumberedRows) -> dict[int, int]:
     """``{id: row number}`` of a run's rows (its marker, then the number in pixels 3..5)."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT id, get_byte(pixels, 3) * 65536 + get_byte(pixels, 4) * 256 + get_byte(pixels, 5) "
-                f"FROM public.{SOURCE_TABLE} WHERE substring(pixels FROM 1 FOR 3) = %s",
-                (rows.marker,),
-            )
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    return dict(
+        query_all(
+            cfg.postgres,
+            f"SELECT id, get_byte(pixels, 3) * 65536 + get_byte(pixels, 4) * 256 + get_byte(pixels, 5) "
+            f"FROM public.{SOURCE_TABLE} WHERE substring(pixels FROM 1 FOR 3) = %s",
+            (rows.marker,),
+        )
+    )
 
 
 def written_times(cfg: StackConfig, ids: list[int]) -> dict[int, float]:
     """``{id: when the sink wrote its prediction row}`` for the ids already in the table."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT id, EXTRACT(EPOCH FROM written_at) FROM public.{PREDICTIONS_TABLE} WHERE id = ANY(%s)", (ids,)
-            )
-            return {row_id: float(at) for row_id, at in cur.fetchall()}
-    finally:
-        conn.close()
+    found = query_all(
+        cfg.postgres,
+        f"SELECT id, EXTRACT(EPOCH FROM written_at) FROM public.{PREDICTIONS_TABLE} WHERE id = ANY(%s)",
+        (ids,),
+    )
+    return {row_id: float(at) for row_id, at in found}
 
 
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
