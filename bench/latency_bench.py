@@ -19,7 +19,7 @@ import sys
 import uuid
 
 from bench.arrivals import Arrivals, write_run
-from bench.record import parse, parser, print_table, record, settings, summarise
+from bench.record import add_rate_flags, parse, parser, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
 from probes.database import drop_slot
 from probes.deadline import poll
@@ -58,8 +58,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.latency_bench", __doc__)
-    flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
-    flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    add_rate_flags(flags)
     args = parse(flags, argv)
 
     cfg = settings(args)

@@ -41,7 +41,7 @@ from confluent_kafka import Message
 
 from bench.arrivals import TopicClock, committed_at, write_run
 from bench.fresh_process import Child, untrained_model, wait_scoring
-from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
+from bench.record import add_rate_flags, parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.records.predictions import key_of
 from probes.database import query_all
@@ -206,8 +206,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.prediction_latency_bench", __doc__)
-    flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
-    flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    add_rate_flags(flags)
     flags.add_argument(
         "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark only after make setup-spark)"
     )

@@ -39,6 +39,12 @@ def parser(module: str, doc: str, reps: int | None = 3, settings: bool = True) -
     return result
 
 
+def add_rate_flags(parser: argparse.ArgumentParser) -> None:
+    """The latency benchmarks' ``--rates`` (rows/s, each measured in turn) and ``--seconds`` (insert time)."""
+    parser.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+
+
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """``parser.parse_args(argv)`` with ``command``, the command line as ``record`` writes it."""
     args = parser.parse_args(argv)
