@@ -22,7 +22,12 @@ from probes.topics import end_offsets
 def write_run(pg: Postgres, table: str, rate: int, seconds: float, watcher) -> NumberedRows:
     """``rate * seconds`` numbered rows into ``table`` at ``rate`` rows/s, 100 commits a second, after
     ``watcher.reset(rows)``; returns once every row is committed (raises what stopped the writer)."""
-    rows = NumberedRows(pg, table, int(rate * seconds), rate, max(1, rate // 100))
+    return write_rows(NumberedRows(pg, table, int(rate * seconds), rate, max(1, rate // 100)), watcher)
+
+
+def write_rows(rows: NumberedRows, watcher) -> NumberedRows:
+    """Write ``rows`` after ``watcher.reset(rows)``; returns once every row is committed (raises what stopped the
+    writer)."""
     watcher.reset(rows)
     rows.start()
     rows.join()

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bench.arrivals import Arrivals, write_run
+from bench.arrivals import Arrivals, write_rows, write_run
 from bench.engine_latency_bench import free_port, slot_active
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import EXPECTED, as_owner, bench_table, delete_topics, run
@@ -125,12 +125,7 @@ def start_connectors(cfg: StackConfig, workers: dict[str, StackConfig], name: st
 
 def burst(cfg: StackConfig, arrivals: Arrivals, rows: int) -> dict[str, float]:
     """``rows`` rows in one COPY and one COMMIT; seconds from the COMMIT until the last one arrived, per mode."""
-    copy = NumberedRows(cfg.postgres, TABLE, rows, rate=rows, batch=rows)
-    arrivals.reset(copy)
-    copy.start()
-    copy.join()
-    if copy.error:
-        raise copy.error
+    copy = write_rows(NumberedRows(cfg.postgres, TABLE, rows, rate=rows, batch=rows), arrivals)
     # One commit time for every row: the largest latency is when the last row arrived.
     latencies = arrivals.latencies(copy, timeout=max(120.0, rows / 200))
     return {mode: figures["max"] / 1000 for mode, figures in latencies.items()}
