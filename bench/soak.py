@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
     """Insert the rows while the consumer reads them and the sampler runs; check delivery and memory."""
     servers = cfg.kafka.bootstrap_servers
+    model = untrained_model(Path(tempfile.mkdtemp(prefix="soak-")))
     start = end_offsets(servers, TOPIC)
-    consumer = start_consumer(servers, untrained_model(Path(tempfile.mkdtemp(prefix="soak-"))))
+    consumer = start_consumer(servers, model)
     sampler = MemorySampler(
         {"kafka": kafka.running_pid(cfg), "connect": connect.running_pid(cfg), "consumer": consumer.pid}, args.every
     )
