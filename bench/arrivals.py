@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from bench.record import percentiles
 from consumer.kafka.client import client_config
@@ -21,7 +22,12 @@ from probes.topics import end_offsets
 def write_run(pg: Postgres, table: str, rate: int, seconds: float, watcher) -> NumberedRows:
     """``rate * seconds`` numbered rows into ``table`` at ``rate`` rows/s, 100 commits a second, after
     ``watcher.reset(rows)``; returns once every row is committed (raises what stopped the writer)."""
-    rows = NumberedRows(pg, table, int(rate * seconds), rate, max(1, rate // 100))
+    return write_rows(NumberedRows(pg, table, int(rate * seconds), rate, max(1, rate // 100)), watcher)
+
+
+def write_rows(rows: NumberedRows, watcher) -> NumberedRows:
+    """Write ``rows`` after ``watcher.reset(rows)``; returns once every row is committed (raises what stopped the
+    writer)."""
     watcher.reset(rows)
     rows.start()
     rows.join()
@@ -35,22 +41,47 @@ def committed_at(rows: NumberedRows, number: int) -> float:
     return rows.commit_times[number // rows.batch]
 
 
-class Arrivals(threading.Thread):
-    """Reads ``topics`` (``{topic: name}``) from their current end; ``arrived[name][row number]`` is the wall-clock
-    ``time.time()`` when the row's record was handed over, for the rows of the run given to ``reset``.
+class TopicClock(threading.Thread):
+    """Reads ``topics`` from their current end in a thread of its own and hands each record to ``on_record`` with
+    the wall-clock ``time.time()`` it was fetched; ``finish()`` ends it.
 
     ``poll`` hands over each record as soon as it is fetched (``consume`` would wait for a whole batch or its
-    timeout, which is what the figures must not include). ``stop.set()`` then ``join()`` ends it."""
+    timeout, which is what the figures must not include)."""
+
+    def __init__(self, servers: str, topics: Iterable[str], group_prefix: str, **config: object) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer(client_config(servers, f"{group_prefix}-{uuid.uuid4().hex[:8]}", **config))
+        self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
+        self.stopping = threading.Event()
+
+    def on_record(self, message: Message, now: float) -> None:
+        """What a subclass records of ``message``, fetched at ``now``."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                message = self.consumer.poll(0.05)
+                if message is not None and message.error() is None:
+                    self.on_record(message, time.time())
+        finally:
+            self.consumer.close()
+
+    def finish(self) -> None:
+        """Stop reading and wait until the thread has closed its consumer."""
+        self.stopping.set()
+        self.join()
+
+
+class Arrivals(TopicClock):
+    """Reads ``topics`` (``{topic: name}``) from their current end; ``arrived[name][row number]`` is the wall-clock
+    ``time.time()`` when the row's record was handed over, for the rows of the run given to ``reset``."""
 
     def __init__(self, servers: str, topics: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        group = f"arrivals-bench-{uuid.uuid4().hex[:8]}"
-        self.consumer = Consumer(client_config(servers, group, **{"fetch.wait.max.ms": 50}))
-        self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
+        super().__init__(servers, topics, "arrivals-bench", **{"fetch.wait.max.ms": 50})
         self.names = topics
         self.rows: NumberedRows | None = None
         self.arrived: dict[str, dict[int, float]] = {name: {} for name in topics.values()}
-        self.stop = threading.Event()
 
     def reset(self, rows: NumberedRows) -> None:
         """Time the rows of this run from now on (and forget the last run's)."""
@@ -67,18 +98,11 @@ class Arrivals(threading.Thread):
             for name, arrived in self.arrived.items()
         }
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)
-                if message is None or message.error() is not None:
-                    continue
-                now, rows = time.time(), self.rows
-                number = rows.number_of(message.value()) if rows else None
-                if number is not None:
-                    self.arrived[self.names[message.topic()]].setdefault(number, now)
-        finally:
-            self.consumer.close()
+    def on_record(self, message: Message, now: float) -> None:
+        rows = self.rows
+        number = rows.number_of(message.value()) if rows else None
+        if number is not None:
+            self.arrived[self.names[message.topic()]].setdefault(number, now)
 
 
 def predictions_arrive(
@@ -88,8 +112,6 @@ def predictions_arrive(
     scorer's ``children`` (``bench.fresh_process.Child``) ended, or ``timeout`` seconds passed: ``(when the first
     arrived, when the last did or None, the keys read)``, ``time.perf_counter()`` times. ``poll`` hands each record
     over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
-    from confluent_kafka import OFFSET_BEGINNING
-
     consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

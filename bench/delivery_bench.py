@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bench.arrivals import Arrivals, write_run
+from bench.arrivals import Arrivals, write_rows, write_run
 from bench.engine_latency_bench import free_port, slot_active
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import EXPECTED, as_owner, bench_table, delete_topics, run
@@ -39,6 +39,7 @@ from stack import connect
 from stack.config import DELIVERY_MODES, ConnectSettings, StackConfig
 from stack.contract import MNIST
 from stack.jvm_service import JvmService
+from stack.kafka import ensure_topics
 from stack.processes import pid_alive
 
 NAME = "delivery"
@@ -125,12 +126,7 @@ def start_connectors(cfg: StackConfig, workers: dict[str, StackConfig], name: st
 
 def burst(cfg: StackConfig, arrivals: Arrivals, rows: int) -> dict[str, float]:
     """``rows`` rows in one COPY and one COMMIT; seconds from the COMMIT until the last one arrived, per mode."""
-    copy = NumberedRows(cfg.postgres, TABLE, rows, rate=rows, batch=rows)
-    arrivals.reset(copy)
-    copy.start()
-    copy.join()
-    if copy.error:
-        raise copy.error
+    copy = write_rows(NumberedRows(cfg.postgres, TABLE, rows, rate=rows, batch=rows), arrivals)
     # One commit time for every row: the largest latency is when the last row arrived.
     latencies = arrivals.latencies(copy, timeout=max(120.0, rows / 200))
     return {mode: figures["max"] / 1000 for mode, figures in latencies.items()}
@@ -178,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     owner = {cfg.delivery: "the stack's", other: "the bench's"}
     name = f"bench-delivery-{uuid.uuid4().hex[:8]}"  # Connect keeps source offsets by name: a new one starts clean
     with bench_table(cfg, NAME), own_publication(cfg):
-        from stack.kafka import ensure_topics
-
         ensure_topics(cfg, tuple(topic(mode) for mode in MODES))
         arrivals = None
         try:
@@ -191,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             steps: list[tuple[str, Callable[[], object]]] = []
             if arrivals is not None:
-                steps.append(("stop the reader", lambda: (arrivals.stop.set(), arrivals.join())))
+                steps.append(("stop the reader", arrivals.finish))
             steps += [
                 (f"delete {name} from {mode}", lambda w=w: connect.rest(w, "DELETE", f"/connectors/{name}"))
                 for mode, w in workers.items()

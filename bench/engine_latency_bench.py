@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import sys
 import uuid
 
@@ -27,6 +28,7 @@ from probes.deadline import poll
 from stack import connect, server
 from stack.config import StackConfig
 from stack.jvm_service import JvmService
+from stack.kafka import ensure_topics
 from stack.processes import pid_alive
 
 NAME = "engines"
@@ -85,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
 
     connector = f"bench-connect-{uuid.uuid4().hex[:8]}"
     with bench_table(cfg, NAME):
-        from stack.kafka import ensure_topics
-
         ensure_topics(cfg, tuple(topic(engine) for engine in ENGINES))
         arrivals = None
         try:
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.setdefault(engine, []).append(figures)
         finally:
             if arrivals is not None:
-                arrivals.stop.set()
-                arrivals.join()
+                arrivals.finish()
             connect.rest(cfg, "DELETE", f"/connectors/{connector}")
             SERVER_SERVICE.stop(cfg)
             shutil.rmtree(SERVER_SERVICE.home(cfg), ignore_errors=True)
@@ -112,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

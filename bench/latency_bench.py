@@ -19,13 +19,14 @@ import sys
 import uuid
 
 from bench.arrivals import Arrivals, write_run
-from bench.record import parse, parser, print_table, record, settings, summarise
+from bench.record import add_rate_flags, parse, parser, print_table, record, settings, summarise
 from bench.tables import bench_table, delete_topics, run
 from probes.database import drop_slot
 from probes.deadline import poll
 from stack import connect
 from stack.config import StackConfig
 from stack.contract import MNIST
+from stack.kafka import ensure_topics
 
 TABLE = "mnist_bench_latency"
 UPSTREAM_PREFIX = "upstream"
@@ -58,8 +59,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.latency_bench", __doc__)
-    flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
-    flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    add_rate_flags(flags)
     args = parse(flags, argv)
 
     cfg = settings(args)
@@ -81,8 +81,6 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
                 file=sys.stderr,
             )
             return None
-        from stack.kafka import ensure_topics
-
         ensure_topics(cfg, (UPSTREAM,))
         arrivals = Arrivals(cfg.kafka.bootstrap_servers, {OURS: OURS, UPSTREAM: UPSTREAM})
         arrivals.start()
@@ -91,8 +89,7 @@ def measure_all(cfg: StackConfig, args: argparse.Namespace) -> dict[tuple[str, i
             for rate in args.rates:
                 for topic, figures in measure(cfg, arrivals, rate, args.seconds).items():
                     runs.setdefault((topic, rate), []).append(figures)
-        arrivals.stop.set()
-        arrivals.join()
+        arrivals.finish()
         return runs
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{UPSTREAM_CONNECTOR}")

@@ -27,6 +27,7 @@ from bench.tables import run
 from loader import database
 from loader.load import bulk_load
 from loader.source import Split, load_idx_dir, load_sample
+from stack.config import PostgresSettings
 
 SCHEMA = "bench_loader"
 
@@ -67,6 +68,23 @@ def time_copy(conn, split: Split) -> float:
     return rate
 
 
+def time_upstream(conn, pg: PostgresSettings, sql_file: Path, rows: int) -> float:
+    """Rows/s of the upstream example's way: ``psql -f`` of one INSERT a row into the scratch table."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", pg.database]
+        + ["-v", "ON_ERROR_STOP=1", "-f", str(sql_file)],
+        env={**os.environ, "PGPASSWORD": pg.password},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"psql -f failed: {result.stderr.strip()[:300]}")
+    rate = rows / (time.perf_counter() - started)
+    assert count(conn) == rows
+    return rate
+
+
 def count(conn) -> int:
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {SCHEMA}.mnist_train")
@@ -94,19 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         untriggered.append(time_copy(conn, split))
 
         prepare(conn)
-        started = time.perf_counter()
-        result = subprocess.run(
-            ["psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", pg.user, "-d", pg.database]
-            + ["-v", "ON_ERROR_STOP=1", "-f", str(sql_file)],
-            env={**os.environ, "PGPASSWORD": pg.password},
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            print(f"error: psql -f failed: {result.stderr.strip()[:300]}", file=sys.stderr)
-            return 1
-        upstream.append(len(split) / (time.perf_counter() - started))
-        assert count(conn) == len(split)
+        upstream.append(time_upstream(conn, pg, sql_file, len(split)))
     with conn.cursor() as cur:
         cur.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
     conn.commit()

@@ -30,6 +30,7 @@ from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, delete_topics, run
 from consumer.cli import quiet_tensorflow
+from consumer.kafka.batches import open_batches
 from consumer.kafka.client import client_config, partitions_of, watermarks
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
@@ -53,8 +54,6 @@ Rates = dict[str, float]
 def child(topic: str, servers: str, expected: int, start: str) -> None:
     """Decode ``expected`` records of ``topic`` with our consumer's reading path; report the wall time of the
     last one."""
-    from consumer.kafka.batches import open_batches
-
     stream = open_batches("kafka", topic, f"pipeline-bench-{uuid.uuid4().hex[:8]}", servers, BATCH, 60.0, start)
     fresh_process.ready()
     decoded = 0

@@ -23,6 +23,7 @@ read the figures with the load average printed at the end.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -37,6 +38,8 @@ from bench.arrivals import predictions_arrive
 from bench.fresh_process import SCORING, Child, untrained_model
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import delete_topics, run
+from consumer.fill_topic import create_topic, produce_records
+from loader.source import load_sample
 
 SUMMARY = re.compile(r"^predicted (\d+) of (\d+) records", re.MULTILINE)
 #: How long a group may take to publish every prediction before the benchmark gives up.
@@ -115,42 +118,76 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.records, args.partitions, args.reps, *args.processes) < 1:
         flags.error("--records, --partitions, --reps and --processes must be >= 1")
     cfg = settings(args)
-    servers = cfg.kafka.bootstrap_servers
-    from consumer.fill_topic import create_topic, produce_records
-    from loader.source import load_sample
-
     prefix = f"bench.predict-scaling.{uuid.uuid4().hex[:8]}"
-    source = f"{prefix}.in"
-    topics = [source]
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    test = load_sample()["test"]
-    pick = np.arange(args.records) % len(test.labels)
-    results = []
+    topics = [f"{prefix}.in"]
     try:
         with tempfile.TemporaryDirectory() as work:
             model = args.model or untrained_model(Path(work))
-            create_topic(servers, source, args.partitions)
-            started = time.perf_counter()
-            count = produce_records(servers, source, test.images[pick], test.labels[pick], 1, 0, args.partitions,
-                                    id_table=prefix.replace(".", "_").replace("-", "_"))  # fmt: skip
-            print(f"wrote {count:,} records to {source} in {time.perf_counter() - started:.1f} s", flush=True)
-            for rep in range(1, args.reps + 1):  # group sizes interleaved: a load change hits each alike
-                for processes in args.processes:
-                    out_topic = f"{prefix}.out-{processes}-{rep}"
-                    create_topic(servers, out_topic, args.partitions)
-                    topics.append(out_topic)
-                    group = f"{prefix}.group-{processes}-{rep}"
-                    figures = score(
-                        servers, env, source, out_topic, group, processes, count, args.batch_size, model, Path(work)
-                    )
-                    results.append({"rep": rep, **figures})
-                    print(
-                        f"rep {rep}, {processes} processes: {figures['records_per_s'] or '-'} records/s, all "
-                        f"predictions after {figures['wall_s']} s; CPU s {figures['cpu_s']}",
-                        flush=True,
-                    )
+            count = fill_source(cfg.kafka.bootstrap_servers, prefix, args.records, args.partitions)
+            results = run_groups(cfg.kafka.bootstrap_servers, prefix, topics, count, args, model, Path(work))
     finally:
         delete_topics(cfg, tuple(topics))
+    title = (
+        f"consumer.predict as a group on {args.partitions} partitions, {count:,} records, batch {args.batch_size} "
+        f"({os.cpu_count()} cores)"
+    )
+    print_runs(results, f"{title}: every run")
+    medians = {
+        str(processes): medians_of([r for r in results if r["processes"] == processes]) for processes in args.processes
+    }
+    print_table(
+        f"{title}: median (min, max) of {args.reps} runs",
+        ["processes", "wall s", "records/s", "min", "max", "CPU s, all processes"],
+        [
+            [p, f"{m['wall_s']['median']:.1f}", *spread(m["records_per_s"]), f"{m['cpu_s_total']['median']:.1f}"]
+            for p, m in medians.items()
+        ],
+    )
+    figures = {
+        "partitions": args.partitions, "batch_size": args.batch_size, "records": count, "reps": args.reps,
+        "median": medians, "runs": results,
+    }  # fmt: skip
+    return record(args, "predict_scaling", figures)
+
+
+def fill_source(servers: str, prefix: str, records: int, partitions: int) -> int:
+    """``<prefix>.in`` with ``records`` of the sample's test images, round-robin, as the connector writes them."""
+    source = f"{prefix}.in"
+    test = load_sample()["test"]
+    pick = np.arange(records) % len(test.labels)
+    create_topic(servers, source, partitions)
+    started = time.perf_counter()
+    count = produce_records(servers, source, test.images[pick], test.labels[pick], 1, 0, partitions,
+                            id_table=prefix.replace(".", "_").replace("-", "_"))  # fmt: skip
+    print(f"wrote {count:,} records to {source} in {time.perf_counter() - started:.1f} s", flush=True)
+    return count
+
+
+def run_groups(
+    servers: str, prefix: str, topics: list[str], count: int, args: argparse.Namespace, model: Path, work: Path
+) -> list[dict]:
+    """Every group size in every repetition, each with an output topic of its own (appended to ``topics``)."""
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    results = []
+    for rep in range(1, args.reps + 1):  # group sizes interleaved: a load change hits each alike
+        for processes in args.processes:
+            out_topic = f"{prefix}.out-{processes}-{rep}"
+            create_topic(servers, out_topic, args.partitions)
+            topics.append(out_topic)
+            group = f"{prefix}.group-{processes}-{rep}"
+            figures = score(
+                servers, env, f"{prefix}.in", out_topic, group, processes, count, args.batch_size, model, work
+            )
+            results.append({"rep": rep, **figures})
+            print(
+                f"rep {rep}, {processes} processes: {figures['records_per_s'] or '-'} records/s, all "
+                f"predictions after {figures['wall_s']} s; CPU s {figures['cpu_s']}",
+                flush=True,
+            )
+    return results
+
+
+def print_runs(results: list[dict], title: str) -> None:
     rows = [
         [
             str(r["processes"]),
@@ -165,37 +202,21 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         for r in sorted(results, key=lambda r: (r["processes"], r["rep"]))
     ]
-    title = (
-        f"consumer.predict as a group on {args.partitions} partitions, {count:,} records, batch {args.batch_size} "
-        f"({os.cpu_count()} cores)"
-    )
     print_table(
-        f"{title}: every run",
+        title,
         ["processes", "rep", "wall s", "start-up s", "scoring s", "records/s", "CPU s each", "CPU s",
          "predicted each"],
         rows,
     )  # fmt: skip
-    medians = {}
-    for processes in args.processes:
-        runs = [r for r in results if r["processes"] == processes]
-        medians[str(processes)] = {
-            "wall_s": summarise([r["wall_s"] for r in runs]),
-            "records_per_s": summarise([r["records_per_s"] or 0.0 for r in runs]),
-            "cpu_s_total": summarise([sum(r["cpu_s"]) for r in runs]),
-        }
-    print_table(
-        f"{title}: median (min, max) of {args.reps} runs",
-        ["processes", "wall s", "records/s", "min", "max", "CPU s, all processes"],
-        [
-            [p, f"{m['wall_s']['median']:.1f}", *spread(m["records_per_s"]), f"{m['cpu_s_total']['median']:.1f}"]
-            for p, m in medians.items()
-        ],
-    )
-    figures = {
-        "partitions": args.partitions, "batch_size": args.batch_size, "records": count, "reps": args.reps,
-        "median": medians, "runs": results,
-    }  # fmt: skip
-    return record(args, "predict_scaling", figures)
+
+
+def medians_of(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Median, min and max over the runs of one group size."""
+    return {
+        "wall_s": summarise([r["wall_s"] for r in runs]),
+        "records_per_s": summarise([r["records_per_s"] or 0.0 for r in runs]),
+        "cpu_s_total": summarise([sum(r["cpu_s"]) for r in runs]),
+    }
 
 
 if __name__ == "__main__":

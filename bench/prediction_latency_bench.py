@@ -32,25 +32,23 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Message
 
-from bench.arrivals import committed_at, write_run
+from bench.arrivals import TopicClock, committed_at, write_run
 from bench.fresh_process import Child, untrained_model, wait_scoring
-from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
+from bench.record import add_rate_flags, parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
-from consumer.kafka.client import client_config
 from consumer.records.predictions import key_of
-from loader.database import connect as pg_connect
+from probes.database import query_all
 from probes.deadline import poll
 from probes.rows import NumberedRows
-from probes.topics import end_offsets
 from stack import connect
+from stack.assemble import spark_jars
 from stack.config import StackConfig
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
@@ -95,12 +93,10 @@ START_TIMEOUT_S = 300
 def spark_missing(cfg: StackConfig) -> str | None:
     """Why ``consumer.spark_predict`` cannot run here (``make setup-spark`` not run), or None."""
     try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
+        import pyarrow  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
+        import pyspark  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
     except ImportError as error:
         return f"{error.name} is not installed (make setup-spark)"
-    from stack.assemble import spark_jars
-
     return None if spark_jars(cfg) else "no Spark Kafka connector jars (make setup-spark)"
 
 
@@ -140,67 +136,49 @@ class Scorer:
         self.children = []
 
 
-class Arrivals(threading.Thread):
+class Arrivals(TopicClock):
     """Timestamps the current run's records on the captured topic (by row number) and its predictions (by id)."""
 
     def __init__(self, servers: str) -> None:
-        super().__init__(daemon=True)
-        self.consumer = Consumer(client_config(servers, f"prediction-bench-{uuid.uuid4().hex[:8]}"))
-        topics = (SOURCE_TOPIC, PREDICTIONS_TOPIC)
-        self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
+        super().__init__(servers, (SOURCE_TOPIC, PREDICTIONS_TOPIC), "prediction-bench")
         self.rows: NumberedRows | None = None
         self.on_kafka: dict[int, float] = {}  # row number -> arrival
         self.predicted: dict[int, float] = {}  # row id -> arrival
         self.last_prediction = time.time()  # of any row, this run's or not
-        self.stop = threading.Event()
 
     def reset(self, rows: NumberedRows) -> None:
         self.on_kafka, self.predicted, self.rows = {}, {}, rows
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                message = self.consumer.poll(0.05)  # each record as soon as it is fetched
-                if message is None or message.error() is not None:
-                    continue
-                now = time.time()
-                if message.topic() == SOURCE_TOPIC:
-                    number = self.rows.number_of(message.value()) if self.rows else None
-                    if number is not None:
-                        self.on_kafka.setdefault(number, now)
-                else:
-                    self.predicted.setdefault(key_of(message.key())[1], now)
-                    self.last_prediction = now
-        finally:
-            self.consumer.close()
+    def on_record(self, message: Message, now: float) -> None:
+        if message.topic() == SOURCE_TOPIC:
+            number = self.rows.number_of(message.value()) if self.rows else None
+            if number is not None:
+                self.on_kafka.setdefault(number, now)
+        else:
+            self.predicted.setdefault(key_of(message.key())[1], now)
+            self.last_prediction = now
 
 
 def row_numbers(cfg: StackConfig, rows: NumberedRows) -> dict[int, int]:
     """``{id: row number}`` of a run's rows (its marker, then the number in pixels 3..5)."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT id, get_byte(pixels, 3) * 65536 + get_byte(pixels, 4) * 256 + get_byte(pixels, 5) "
-                f"FROM public.{SOURCE_TABLE} WHERE substring(pixels FROM 1 FOR 3) = %s",
-                (rows.marker,),
-            )
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    return dict(
+        query_all(
+            cfg.postgres,
+            f"SELECT id, get_byte(pixels, 3) * 65536 + get_byte(pixels, 4) * 256 + get_byte(pixels, 5) "
+            f"FROM public.{SOURCE_TABLE} WHERE substring(pixels FROM 1 FOR 3) = %s",
+            (rows.marker,),
+        )
+    )
 
 
 def written_times(cfg: StackConfig, ids: list[int]) -> dict[int, float]:
     """``{id: when the sink wrote its prediction row}`` for the ids already in the table."""
-    conn = pg_connect(cfg.postgres)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT id, EXTRACT(EPOCH FROM written_at) FROM public.{PREDICTIONS_TABLE} WHERE id = ANY(%s)", (ids,)
-            )
-            return {row_id: float(at) for row_id, at in cur.fetchall()}
-    finally:
-        conn.close()
+    found = query_all(
+        cfg.postgres,
+        f"SELECT id, EXTRACT(EPOCH FROM written_at) FROM public.{PREDICTIONS_TABLE} WHERE id = ANY(%s)",
+        (ids,),
+    )
+    return {row_id: float(at) for row_id, at in found}
 
 
 def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -229,8 +207,7 @@ def measure(cfg: StackConfig, arrivals: Arrivals, rate: int, seconds: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.prediction_latency_bench", __doc__)
-    flags.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
-    flags.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
+    add_rate_flags(flags)
     flags.add_argument(
         "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark only after make setup-spark)"
     )
@@ -294,8 +271,7 @@ def measure_all(
                     running.stop()
                     running = None
         finally:
-            arrivals.stop.set()
-            arrivals.join()
+            arrivals.finish()
         return runs
     finally:
         if running is not None:

@@ -6,8 +6,8 @@ is not installed) through the loader's COPY; the running connector writes them t
 and every reader then reads that topic from the start to the end offsets taken before, in a fresh process pinned
 to one CPU (``bench/fresh_process.py``), with a new group, in batches of 1,024. The readers, in each repetition:
 
-* read only: ``kafka-python`` (a plain ``KafkaConsumer`` poll loop, the client before; skipped when it is not
-  installed) and ``confluent`` (``consumer.kafka.client.CommittingReader``, the reading half of our path);
+* read only: ``kafka-python`` (a plain ``KafkaConsumer`` poll loop, the other Python client; skipped when it
+  is not installed) and ``confluent`` (``consumer.kafka.client.CommittingReader``, the reading half of our path);
 * read + decode, no model: ``talk`` (the talk's per-message ``decode_kafka_stream_record`` in a ``tf.data``
   pipeline over the records confluent-kafka read: ``unbatch().map().batch()``, as the talk maps its tfio dataset;
   tfio-free, so only the decode differs), ``tf-batch`` (the same records, ``decode_csv_batch`` a batch), ``ours``
@@ -41,6 +41,9 @@ from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, run
 from consumer.cli import quiet_tensorflow
+from consumer.kafka.batches import open_batches
+from consumer.kafka.client import CommittingReader
+from consumer.records.codec import decode_batch
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from probes.deadline import poll
@@ -53,7 +56,7 @@ READ_ONLY = ("kafka-python", "confluent")
 READ_DECODE = ("talk", "tf-batch", "ours", "ours-commit")
 IN_MEMORY = "in-memory"
 LABELS = {
-    "kafka-python": "read only: kafka-python (before)",
+    "kafka-python": "read only: kafka-python",
     "confluent": "read only: confluent-kafka (CommittingReader)",
     "talk": "read + decode: talk's decode_kafka_stream_record a message",
     "tf-batch": "read + decode: decode_csv_batch a batch",
@@ -85,8 +88,8 @@ Offsets = dict[int, int]
 
 
 def read_kafka_python(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
-    """The client before, as its reader used it: assigned partitions, ``poll`` batches of values and keys."""
-    from kafka import KafkaConsumer, TopicPartition
+    """kafka-python as a reader of values and keys uses it: assigned partitions, ``poll`` batches."""
+    from kafka import KafkaConsumer, TopicPartition  # noqa: PLC0415 - optional (the bench extra): skipped without it
 
     consumer = KafkaConsumer(
         bootstrap_servers=servers, enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
@@ -106,8 +109,6 @@ def read_kafka_python(topic: str, servers: str, start: Offsets, until: Offsets, 
 
 def confluent_batches(topic: str, servers: str, start: Offsets, until: Offsets):
     """Our reader (no decode) over ``start``..``until`` with a new group."""
-    from consumer.kafka.client import CommittingReader
-
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
     return CommittingReader(topic, group, servers, None, BATCH, offsets=start, until=until)
 
@@ -124,9 +125,9 @@ def read_confluent(topic: str, servers: str, start: Offsets, until: Offsets, clo
 
 
 def read_talk(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 - only the processes of the TF readers load TensorFlow
 
-    from consumer.records.tf_decode import decode_kafka_stream_record
+    from consumer.records.tf_decode import decode_kafka_stream_record  # noqa: PLC0415 - imports TensorFlow
 
     reader = confluent_batches(topic, servers, start, until)
     spec = tf.TensorSpec([None], tf.string)
@@ -144,9 +145,9 @@ def read_talk(topic: str, servers: str, start: Offsets, until: Offsets, clock: C
 
 
 def read_tf_batch(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 - only the processes of the TF readers load TensorFlow
 
-    from consumer.records.tf_decode import decode_csv_batch
+    from consumer.records.tf_decode import decode_csv_batch  # noqa: PLC0415 - imports TensorFlow
 
     decode_csv_batch(tf.constant([",".join(["0"] * 784)]), tf.constant(["0"]))  # the one trace, before the clock
     reader = confluent_batches(topic, servers, start, until)
@@ -165,8 +166,6 @@ def read_ours(
 ) -> dict[str, float]:
     """Our path; with ``commit``, each batch's offsets committed as train and evaluate do once the model used it
     (a round trip to the broker a batch)."""
-    from consumer.kafka.batches import open_batches
-
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
     stream = open_batches("kafka", topic, group, servers, BATCH, None, offsets=start, until=until)
     records = 0
@@ -180,10 +179,9 @@ def read_ours(
 
 def decode_in_memory(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, object]:
     """Both decodes on the same batches already in memory; then the TF decode with batch sizes 1..64."""
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 - only the processes of the TF readers load TensorFlow
 
-    from consumer.records.codec import decode_batch
-    from consumer.records.tf_decode import decode_csv_batch
+    from consumer.records.tf_decode import decode_csv_batch  # noqa: PLC0415 - imports TensorFlow
 
     reader = confluent_batches(topic, servers, start, until)
     batches = [(batch.values, batch.keys) for batch in reader.batches()]
@@ -293,31 +291,74 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[dict]], skipped: dict[str, str]) -> int:
+    """Check every reader decoded every record; print and record the medians, ratios and targets."""
     sizes = runs.pop("sizes")
     records = {name: {one["records"] for one in reps} for name, reps in runs.items()}
     if any(counts != {args.records} for counts in records.values()):
         raise RuntimeError(f"a reader did not decode every one of the {args.records} records: {records}")
-    stats = {}
-    for name, reps in runs.items():
-        stats[name] = {
-            "records_per_s": summarise([one["records"] / one["seconds"] for one in reps]),
-            "cpu_seconds_per_1k": summarise([one["cpu_seconds"] / one["records"] * 1000 for one in reps]),
-            # What one core does when it is ours alone: on a shared machine the wall rate is lower.
-            "records_per_cpu_s": summarise([one["records"] / one["cpu_seconds"] for one in reps]),
-            "cores_busy": summarise([one["cpu_seconds"] / one["seconds"] for one in reps]),
-        }
-    rate = {name: s["records_per_s"]["median"] for name, s in stats.items()}
-    per_cpu = {name: s["records_per_cpu_s"]["median"] for name, s in stats.items()}
-    pairs = [
-        ("ours", "talk"),
-        ("ours", "tf-batch"),
-        ("decode_batch", "decode_csv_batch"),
-        ("confluent", "kafka-python"),
-    ]
-    pairs = [(a, b) for a, b in pairs if a in rate and b in rate]
-    ratios = {f"{a} / {b}": rate[a] / rate[b] for a, b in pairs}
-    cpu_ratios = {f"{a} / {b}": per_cpu[a] / per_cpu[b] for a, b in pairs}
+    stats = {name: reader_stats(reps) for name, reps in runs.items()}
+    ratios, cpu_ratios = compare(stats, "records_per_s"), compare(stats, "records_per_cpu_s")
+    goal, times = TARGETS["ours_records_per_s"], TARGETS["ours_to_talk"]
+    met = {
+        "wall": stats["ours"]["records_per_s"]["median"] >= goal and ratios["ours / talk"] >= times,
+        "cpu": stats["ours"]["records_per_cpu_s"]["median"] >= goal and cpu_ratios["ours / talk"] >= times,
+    }
     retraced = max(one["new_traces"] for one in sizes)
+    ms_per_call = summarise([one["ms_per_call"] for one in sizes])
+    print_readers(args, stats, skipped)
+    print("ratios of records/s: " + ", ".join(f"{name} {value:.1f}x" for name, value in ratios.items()))
+    print(
+        "ratios of records per CPU second: " + ", ".join(f"{name} {value:.1f}x" for name, value in cpu_ratios.items())
+    )
+    print(
+        f"targets ours >= {goal:,} records/s on one core and >= {times:g}x the talk's: "
+        f"{'met' if met['wall'] else 'missed'} in records/s, {'met' if met['cpu'] else 'missed'} per CPU second"
+    )
+    print(
+        f"decode_csv_batch with batch sizes 1..{sizes[0]['sizes']}: {retraced} new traces, "
+        f"{ms_per_call['median']:.1f} ms a call"
+    )
+    figures = {
+        "records": args.records,
+        "source": source_name(),
+        "batch": BATCH,
+        "readers": stats,
+        "skipped": skipped,
+        "ratios": {name: round(value, 2) for name, value in ratios.items()},
+        "ratios_per_cpu_s": {name: round(value, 2) for name, value in cpu_ratios.items()},
+        "tf_decode_batch_sizes": {"sizes": sizes[0]["sizes"], "new_traces": retraced, "ms_per_call": ms_per_call},
+        "targets": TARGETS,
+        "targets_met": met,
+    }
+    return record(args, "reading", figures)
+
+
+def reader_stats(reps: list[dict]) -> dict[str, dict[str, float]]:
+    """Median, min and max over one reader's repetitions: records/s, CPU per record, how many cores it kept busy."""
+    return {
+        "records_per_s": summarise([one["records"] / one["seconds"] for one in reps]),
+        "cpu_seconds_per_1k": summarise([one["cpu_seconds"] / one["records"] * 1000 for one in reps]),
+        # What one core does when it is ours alone: on a shared machine the wall rate is lower.
+        "records_per_cpu_s": summarise([one["records"] / one["cpu_seconds"] for one in reps]),
+        "cores_busy": summarise([one["cpu_seconds"] / one["seconds"] for one in reps]),
+    }
+
+
+#: The readers compared, each pair measured in the same run: ``first / second``.
+PAIRS = [("ours", "talk"), ("ours", "tf-batch"), ("decode_batch", "decode_csv_batch"), ("confluent", "kafka-python")]
+
+
+def compare(stats: dict[str, dict], measure: str) -> dict[str, float]:
+    """``{"a / b": median of a / median of b}`` of ``measure`` for the ``PAIRS`` both measured.
+
+    >>> compare({"ours": {"rate": {"median": 6.0}}, "talk": {"rate": {"median": 2.0}}}, "rate")
+    {'ours / talk': 3.0}
+    """
+    median = {name: s[measure]["median"] for name, s in stats.items()}
+    return {f"{a} / {b}": median[a] / median[b] for a, b in PAIRS if a in median and b in median}
+
+
+def print_readers(args: argparse.Namespace, stats: dict[str, dict], skipped: dict[str, str]) -> None:
     print_table(
         f"Reading path: {args.records:,} records of {source_name()}, batches of {BATCH}, {args.reps} repetitions,"
         " each reader a fresh process on one CPU",
@@ -329,40 +370,6 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict]], skipped: dict[
         ]
         + [[LABELS[name], f"skipped: {why}", "", "", "", "", ""] for name, why in skipped.items()],
     )
-    print("ratios of records/s: " + ", ".join(f"{name} {value:.1f}x" for name, value in ratios.items()))
-    print(
-        "ratios of records per CPU second: " + ", ".join(f"{name} {value:.1f}x" for name, value in cpu_ratios.items())
-    )
-    goal, times = TARGETS["ours_records_per_s"], TARGETS["ours_to_talk"]
-    met = {
-        "wall": rate["ours"] >= goal and ratios["ours / talk"] >= times,
-        "cpu": per_cpu["ours"] >= goal and cpu_ratios["ours / talk"] >= times,
-    }
-    print(
-        f"targets ours >= {goal:,} records/s on one core and >= {times:g}x the talk's: "
-        f"{'met' if met['wall'] else 'missed'} in records/s, {'met' if met['cpu'] else 'missed'} per CPU second"
-    )
-    print(
-        f"decode_csv_batch with batch sizes 1..{sizes[0]['sizes']}: {retraced} new traces, "
-        f"{summarise([one['ms_per_call'] for one in sizes])['median']:.1f} ms a call"
-    )
-    figures = {
-        "records": args.records,
-        "source": source_name(),
-        "batch": BATCH,
-        "readers": stats,
-        "skipped": skipped,
-        "ratios": {name: round(value, 2) for name, value in ratios.items()},
-        "ratios_per_cpu_s": {name: round(value, 2) for name, value in cpu_ratios.items()},
-        "tf_decode_batch_sizes": {
-            "sizes": sizes[0]["sizes"],
-            "new_traces": retraced,
-            "ms_per_call": summarise([one["ms_per_call"] for one in sizes]),
-        },
-        "targets": TARGETS,
-        "targets_met": met,
-    }
-    return record(args, "reading", figures)
 
 
 if __name__ == "__main__":

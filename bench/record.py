@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from stack.config import StackConfig, add_flags, kafka_from_args, postgres_from_args
+from stack.versions import pinned_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,6 +37,12 @@ def parser(module: str, doc: str, reps: int | None = 3, settings: bool = True) -
     if settings:
         add_flags(result, "postgres", "kafka")
     return result
+
+
+def add_rate_flags(parser: argparse.ArgumentParser) -> None:
+    """The latency benchmarks' ``--rates`` (rows/s, each measured in turn) and ``--seconds`` (insert time)."""
+    parser.add_argument("--rates", type=int, nargs="+", default=[200, 1000], help="rows/s (200 1000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="insert time per rate and repetition (10)")
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -60,8 +67,6 @@ def machine() -> dict[str, str]:
             return (out.stdout or out.stderr).strip().splitlines()[0]
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "unknown"
-
-    from stack.versions import pinned_versions
 
     memory_kb = 0
     try:

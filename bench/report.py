@@ -32,8 +32,8 @@ ORDER = [
     "reading", "pipeline", "training", "training_stream", "soak",
 ]  # fmt: skip
 
-#: The reading path before the move to confluent-kafka and the NumPy decode (issue 14): label -> (figure, unit),
-#: and where the figure after it comes from (benchmark, reader or case).
+#: The reading path with kafka-python and the TF decode beside today's: label -> the older figure (None when there
+#: is none), and where today's figure comes from (benchmark, reader or case; None when that path is gone).
 BEFORE_AFTER = [
     ("read only, kafka-python", 52_000, ("reading", "kafka-python")),
     ("read only, confluent-kafka", 312_000, ("reading", "confluent")),
@@ -60,7 +60,199 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in rows)]
 
 
+def _latency_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["settings @ rate", "p50 ms", "p95 ms", "p99 ms", "max ms"],
+        [[key, *_percentiles(stats)] for key, stats in doc["latency_ms"].items()],
+    ) + ["", "Cells: median of the repetitions (min–max across them)."]
+
+
+def _percentiles(stats: dict) -> list[str]:
+    return [_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")]
+
+
+def _loader_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["method", "rows/s: median (min–max)"],
+        [
+            ["ours: binary COPY, one transaction", _fmt(doc["ours_rows_per_s"])],
+            ["ours without the `one_lsn_per_row` trigger", _fmt(doc["ours_without_trigger_rows_per_s"])],
+            ["upstream: one INSERT a row, `psql -f`", _fmt(doc["upstream_rows_per_s"])],
+        ],
+    ) + ["", f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**."]
+
+
+def _predict_scaling_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["processes", "wall s", "scoring records/s", "CPU s, all processes"],
+        [
+            [processes, _fmt(f["wall_s"], 1), _fmt(f["records_per_s"]), _fmt(f["cpu_s_total"], 1)]
+            for processes, f in doc["median"].items()
+        ],
+    ) + [
+        "",
+        f"{doc['records']:,} records on {doc['partitions']} partitions, batches of {doc['batch_size']}, "
+        f"{doc['reps']} interleaved repetitions; one prediction a record checked by a read_committed reader.",
+    ]
+
+
+def _spark_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["scorer", "records/s", "s", "start-up s", "CPU s (start to end)", "records each"],
+        [
+            [
+                scorer,
+                _fmt(f["rate"]),
+                _fmt(f["wall_s"], 1),
+                _fmt(f["startup_s"], 1),
+                _fmt(f["cpu_s"], 1),
+                " + ".join(f"{each['median']:,.0f}" for each in f.get("records_each", [])) or "-",
+            ]
+            for scorer, f in doc["scorers"].items()
+        ],
+    ) + [
+        "",
+        f"{doc['records']:,} records on {doc['partitions']} partitions after a warm-up, every scorer ready "
+        f"before the first; {doc['reps']} repetitions; cells: median (min–max).",
+    ]
+
+
+def _delivery_table(doc: dict) -> list[str]:
+    ratio = doc["exactly_once_over_at_least_once"]
+    return markdown_table(
+        ["delivery (worker)", "p50 ms", "p95 ms", "p99 ms", "max ms", "COPY rows/s"],
+        [
+            [f"{mode} ({doc['workers'][mode]})", *_percentiles(stats), _fmt(doc["copy_rows_per_s"][mode])]
+            for mode, stats in doc["latency_ms"].items()
+        ],
+    ) + [
+        "",
+        f"The same rows through both workers at once: {doc['rate']:,} rows/s for {doc['seconds_per_rep']:g} s, "
+        f"then one COPY of {doc['copy_rows']:,} rows. Exactly-once / at-least-once: p50 **{ratio['p50']:.2f}×**, "
+        f"p99 **{ratio['p99']:.2f}×**, COPY rows/s **{ratio['rows_per_s']:.2f}×**.",
+    ]
+
+
+def _pipeline_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["case", "committed → decoded, rows/s: median (min–max)", "committed → on the topic"],
+        [[case, _fmt(stats), _fmt(doc["on_topic_rows_per_s"][case])] for case, stats in doc["rows_per_s"].items()],
+    ) + ["", f"{doc['rows']:,} rows of {doc['source']} committed → decoded by our consumer (open_batches)."]
+
+
+def _reading_table(doc: dict) -> list[str]:
+    rows = [
+        [
+            reader,
+            _fmt(stats["records_per_s"]),
+            f"{stats['cpu_seconds_per_1k']['median']:.4f}",
+            f"{stats['records_per_cpu_s']['median']:,.0f}",
+            f"{stats['cores_busy']['median']:.2f}",
+        ]
+        for reader, stats in doc["readers"].items()
+    ]
+    rows += [[reader, f"skipped: {why}", "", "", ""] for reader, why in doc["skipped"].items()]
+    sizes = doc["tf_decode_batch_sizes"]
+    return markdown_table(
+        ["reader", "records/s: median (min–max)", "CPU s / 1k records", "records / CPU s", "cores busy"], rows
+    ) + [
+        "",
+        f"{doc['records']:,} records of {doc['source']}, batches of {doc['batch']}; every reader a fresh process "
+        "pinned to one CPU. Ratios of records/s: "
+        + ", ".join(f"{k} **{v}×**" for k, v in doc["ratios"].items())
+        + "; of records per CPU second: "
+        + ", ".join(f"{k} **{v}×**" for k, v in doc.get("ratios_per_cpu_s", {}).items())
+        + f". `decode_csv_batch` called with batch sizes 1..{sizes['sizes']}: {sizes['new_traces']} new traces, "
+        f"{sizes['ms_per_call']['median']:.1f} ms a call. Targets met: {doc['targets_met']}.",
+    ]
+
+
+def _training_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["data", "train/test rows", "epochs", "s/epoch", "test accuracy"],
+        [
+            [
+                data,
+                f"{f['train_rows']:,}/{f['test_rows']:,}",
+                str(f["epochs"]),
+                _fmt(f["seconds_per_epoch"], 1),
+                _fmt(f["test_accuracy"], 4),
+            ]
+            for data, f in doc.items()
+            if isinstance(f, dict) and "seconds_per_epoch" in f
+        ],
+    )
+
+
+def _training_stream_table(doc: dict) -> list[str]:
+    rows = []
+    if "accuracy" in doc:
+        a = doc["accuracy"]
+        rows.append(
+            [
+                f"{a['epochs']} epochs over 1x",
+                f"{doc['train_rows']:,}",
+                f"{a['seconds']:.0f}",
+                f"{a['peak_rss_mib']:,.0f}",
+                f"{a['test_accuracy']:.4f} ({a['test_records']:,} records)",
+            ]
+        )
+    rows += [
+        [
+            f"1 epoch over {copies.lstrip('x')}x",
+            f"{m['records']:,}",
+            f"{m['seconds']:.0f}",
+            f"{m['peak_rss_mib']:,.0f}",
+            "–",
+        ]
+        for copies, m in doc["memory"].items()
+    ]
+    note = f"{doc['source']} through `consumer.train` (one-shot), topics of {doc['partitions']} partitions."
+    if "memory_ratio" in doc:
+        note += f" Peak memory **{doc['memory_ratio']}×** for {doc['records_ratio']}× the records."
+    return markdown_table(["run", "train records", "wall s", "peak RSS MiB", "test accuracy"], rows) + ["", note]
+
+
+def _soak_table(doc: dict) -> list[str]:
+    return [
+        f"{doc['rows']:,} rows at {doc['rate']:g} rows/s in {doc['seconds']:.0f} s: delivered "
+        f"{doc['delivered']:,} (duplicates {doc['duplicates']}), consumed {doc['consumed']:,}; "
+        f"passed: {doc['passed']}.",
+        "",
+    ] + markdown_table(
+        ["process", "max RSS MiB", "growth first→last quarter", "bound MiB", "within"],
+        [
+            [
+                process,
+                f"{m['max_mib']:.0f}",
+                f"{m['growth_percent']:+.1f} %",
+                str(m["bound_mib"]),
+                "yes" if m["within_bound"] else "no",
+            ]
+            for process, m in doc["memory"].items()
+        ],
+    )
+
+
+#: The body of each benchmark's section, by result file; a result without one shows its header only.
+BODIES = {
+    "loader": _loader_table,
+    "latency": _latency_table,
+    "prediction_latency": _latency_table,
+    "engine_latency": _latency_table,
+    "predict_scaling": _predict_scaling_table,
+    "spark": _spark_table,
+    "delivery": _delivery_table,
+    "pipeline": _pipeline_table,
+    "reading": _reading_table,
+    "training": _training_table,
+    "training_stream": _training_stream_table,
+    "soak": _soak_table,
+}
+
+
 def section(name: str, doc: dict) -> list[str]:
+    """The Markdown lines of one benchmark's section: command, target, its table, the load it ran under."""
     lines = [
         f"## {name}",
         "",
@@ -69,171 +261,8 @@ def section(name: str, doc: dict) -> list[str]:
         f"Target: {TARGETS.get(name, '-')}",
         "",
     ]
-    if name == "loader":
-        lines += markdown_table(
-            ["method", "rows/s: median (min–max)"],
-            [
-                ["ours: binary COPY, one transaction", _fmt(doc["ours_rows_per_s"])],
-                ["ours without the `one_lsn_per_row` trigger", _fmt(doc["ours_without_trigger_rows_per_s"])],
-                ["upstream: one INSERT a row, `psql -f`", _fmt(doc["upstream_rows_per_s"])],
-            ],
-        )
-        lines += ["", f"{doc['rows']:,} rows from {doc['source']}; ratio **{doc['ratio']}×**."]
-    elif name in ("latency", "prediction_latency", "engine_latency"):
-        lines += markdown_table(
-            ["settings @ rate", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-            [
-                [key, *(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max"))]
-                for key, stats in doc["latency_ms"].items()
-            ],
-        )
-        lines += ["", "Cells: median of the repetitions (min–max across them)."]
-    elif name == "predict_scaling":
-        lines += markdown_table(
-            ["processes", "wall s", "scoring records/s", "CPU s, all processes"],
-            [
-                [processes, _fmt(f["wall_s"], 1), _fmt(f["records_per_s"]), _fmt(f["cpu_s_total"], 1)]
-                for processes, f in doc["median"].items()
-            ],
-        )
-        lines += [
-            "",
-            f"{doc['records']:,} records on {doc['partitions']} partitions, batches of {doc['batch_size']}, "
-            f"{doc['reps']} interleaved repetitions; one prediction a record checked by a read_committed reader.",
-        ]
-    elif name == "spark":
-        lines += markdown_table(
-            ["scorer", "records/s", "s", "start-up s", "CPU s (start to end)", "records each"],
-            [
-                [
-                    scorer,
-                    _fmt(f["rate"]),
-                    _fmt(f["wall_s"], 1),
-                    _fmt(f["startup_s"], 1),
-                    _fmt(f["cpu_s"], 1),
-                    " + ".join(f"{each['median']:,.0f}" for each in f.get("records_each", [])) or "-",
-                ]
-                for scorer, f in doc["scorers"].items()
-            ],
-        )
-        lines += [
-            "",
-            f"{doc['records']:,} records on {doc['partitions']} partitions after a warm-up, every scorer ready "
-            f"before the first; {doc['reps']} repetitions; cells: median (min–max).",
-        ]
-    elif name == "delivery":
-        lines += markdown_table(
-            ["delivery (worker)", "p50 ms", "p95 ms", "p99 ms", "max ms", "COPY rows/s"],
-            [
-                [
-                    f"{mode} ({doc['workers'][mode]})",
-                    *(_fmt(stats[p], 1) for p in ("p50", "p95", "p99", "max")),
-                    _fmt(doc["copy_rows_per_s"][mode]),
-                ]
-                for mode, stats in doc["latency_ms"].items()
-            ],
-        )
-        ratio = doc["exactly_once_over_at_least_once"]
-        lines += [
-            "",
-            f"The same rows through both workers at once: {doc['rate']:,} rows/s for {doc['seconds_per_rep']:g} s, "
-            f"then one COPY of {doc['copy_rows']:,} rows. Exactly-once / at-least-once: p50 **{ratio['p50']:.2f}×**, "
-            f"p99 **{ratio['p99']:.2f}×**, COPY rows/s **{ratio['rows_per_s']:.2f}×**.",
-        ]
-    elif name == "pipeline":
-        lines += markdown_table(
-            ["case", "committed → decoded, rows/s: median (min–max)", "committed → on the topic"],
-            [[case, _fmt(stats), _fmt(doc["on_topic_rows_per_s"][case])] for case, stats in doc["rows_per_s"].items()],
-        )
-        lines += ["", f"{doc['rows']:,} rows of {doc['source']} committed → decoded by our consumer (open_batches)."]
-    elif name == "reading":
-        rows = [
-            [
-                reader,
-                _fmt(stats["records_per_s"]),
-                f"{stats['cpu_seconds_per_1k']['median']:.4f}",
-                f"{stats['records_per_cpu_s']['median']:,.0f}",
-                f"{stats['cores_busy']['median']:.2f}",
-            ]
-            for reader, stats in doc["readers"].items()
-        ]
-        rows += [[reader, f"skipped: {why}", "", "", ""] for reader, why in doc["skipped"].items()]
-        lines += markdown_table(
-            ["reader", "records/s: median (min–max)", "CPU s / 1k records", "records / CPU s", "cores busy"], rows
-        )
-        sizes = doc["tf_decode_batch_sizes"]
-        lines += [
-            "",
-            f"{doc['records']:,} records of {doc['source']}, batches of {doc['batch']}; every reader a fresh process "
-            "pinned to one CPU. Ratios of records/s: "
-            + ", ".join(f"{k} **{v}×**" for k, v in doc["ratios"].items())
-            + "; of records per CPU second: "
-            + ", ".join(f"{k} **{v}×**" for k, v in doc.get("ratios_per_cpu_s", {}).items())
-            + f". `decode_csv_batch` called with batch sizes 1..{sizes['sizes']}: {sizes['new_traces']} new traces, "
-            f"{sizes['ms_per_call']['median']:.1f} ms a call. Targets met: {doc['targets_met']}.",
-        ]
-    elif name == "training":
-        lines += markdown_table(
-            ["data", "train/test rows", "epochs", "s/epoch", "test accuracy"],
-            [
-                [
-                    data,
-                    f"{f['train_rows']:,}/{f['test_rows']:,}",
-                    str(f["epochs"]),
-                    _fmt(f["seconds_per_epoch"], 1),
-                    _fmt(f["test_accuracy"], 4),
-                ]
-                for data, f in doc.items()
-                if isinstance(f, dict) and "seconds_per_epoch" in f
-            ],
-        )
-    elif name == "training_stream":
-        rows = []
-        if "accuracy" in doc:
-            a = doc["accuracy"]
-            rows.append(
-                [
-                    f"{a['epochs']} epochs over 1x",
-                    f"{doc['train_rows']:,}",
-                    f"{a['seconds']:.0f}",
-                    f"{a['peak_rss_mib']:,.0f}",
-                    f"{a['test_accuracy']:.4f} ({a['test_records']:,} records)",
-                ]
-            )
-        rows += [
-            [
-                f"1 epoch over {copies.lstrip('x')}x",
-                f"{m['records']:,}",
-                f"{m['seconds']:.0f}",
-                f"{m['peak_rss_mib']:,.0f}",
-                "–",
-            ]
-            for copies, m in doc["memory"].items()
-        ]
-        lines += markdown_table(["run", "train records", "wall s", "peak RSS MiB", "test accuracy"], rows)
-        lines += ["", f"{doc['source']} through `consumer.train` (one-shot), topics of {doc['partitions']} partitions."]
-        if "memory_ratio" in doc:
-            lines[-1] += f" Peak memory **{doc['memory_ratio']}×** for {doc['records_ratio']}× the records."
-    elif name == "soak":
-        lines += [
-            f"{doc['rows']:,} rows at {doc['rate']:g} rows/s in {doc['seconds']:.0f} s: delivered "
-            f"{doc['delivered']:,} (duplicates {doc['duplicates']}), consumed {doc['consumed']:,}; "
-            f"passed: {doc['passed']}.",
-            "",
-        ]
-        lines += markdown_table(
-            ["process", "max RSS MiB", "growth first→last quarter", "bound MiB", "within"],
-            [
-                [
-                    process,
-                    f"{m['max_mib']:.0f}",
-                    f"{m['growth_percent']:+.1f} %",
-                    str(m["bound_mib"]),
-                    "yes" if m["within_bound"] else "no",
-                ]
-                for process, m in doc["memory"].items()
-            ],
-        )
+    if name in BODIES:
+        lines += BODIES[name](doc)
     if "load_average" in doc:
         load = doc["load_average"]
         lines += ["", f"Load average (1, 5, 15 min) at the start {load['start']}, at the end {load['end']} (2 cores)."]
@@ -241,7 +270,7 @@ def section(name: str, doc: dict) -> list[str]:
 
 
 def before_after(documents: dict[str, dict]) -> list[str]:
-    """The reading path before (issue 14) and after (this machine's recorded figures), median rates."""
+    """The reading path's recorded older figures beside this machine's recorded medians."""
     lines = [
         "## Reading path: before and after",
         "",

@@ -24,9 +24,9 @@ import threading
 import time
 from pathlib import Path
 
+from bench.fresh_process import untrained_model
 from bench.record import parse, parser, print_table, record, settings
 from bench.tables import bench_table, run
-from consumer.cli import quiet_tensorflow
 from probes.rows import NumberedRows
 from probes.topics import end_offsets, numbers_on_topic
 from stack import connect, kafka
@@ -35,7 +35,6 @@ from stack.contract import MNIST
 
 TABLE = "mnist_bench_soak"
 TOPIC = MNIST.of_table(TABLE)
-MIB = 1024 * 1024
 BOUNDS_MIB = {"kafka": 768 + 512, "connect": 1024 + 512, "consumer": 2048}
 
 
@@ -59,58 +58,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
-
-    quiet_tensorflow()
-    from consumer.learning.models import build_model
-
-    model = Path(tempfile.mkdtemp(prefix="soak-")) / "untrained.keras"
-    build_model().save(model)
+    """Insert the rows while the consumer reads them and the sampler runs; check delivery and memory."""
     servers = cfg.kafka.bootstrap_servers
+    model = untrained_model(Path(tempfile.mkdtemp(prefix="soak-")))
     start = end_offsets(servers, TOPIC)
-    consumer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "consumer.evaluate",
-            "--topic",
-            TOPIC,
-            "--bootstrap-servers",
-            servers,
-            "--model",
-            str(model),
-            "--group-id",
-            f"soak-{time.time_ns()}",
-            "--start",
-            "latest",
-            "--batch-size",
-            "1000",
-            "--idle-timeout",
-            "30",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    consumer = start_consumer(servers, model)
+    sampler = MemorySampler(
+        {"kafka": kafka.running_pid(cfg), "connect": connect.running_pid(cfg), "consumer": consumer.pid}, args.every
     )
-    consumer.stdout.readline()  # "evaluating ...": the group starts at the topic's end from here on
-    pids = {"kafka": kafka.running_pid(cfg), "connect": connect.running_pid(cfg), "consumer": consumer.pid}
-    samples: dict[str, list[float]] = {name: [] for name in pids}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(args.every):
-            for name, pid in pids.items():
-                value = rss_mib(pid) if pid else None
-                if value is not None:
-                    samples[name].append(value)
-
-    sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     rows = NumberedRows(cfg.postgres, TABLE, args.rows, args.rate, batch=max(1, int(args.rate // 10)))
     started = time.monotonic()
     rows.start()
     rows.join()
     output, errors = consumer.communicate(timeout=900)
-    stop.set()
+    sampler.stop.set()
     sampler.join()
     seconds = time.monotonic() - started
     if rows.error or consumer.returncode != 0:
@@ -120,43 +82,13 @@ def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
     numbers = numbers_on_topic(servers, TOPIC, start, rows.prefix, args.rows, timeout=600)
     delivered = len(set(numbers))
     consumed = int(re.search(r"evaluated (\d+) records", output).group(1))
-    table, verdicts, memory = [], [], {}
-    for name, values in samples.items():
-        if not values:
-            continue
-        quarter = max(1, len(values) // 4)
-        first, last = sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
-        growth = (last - first) / first * 100
-        within = max(values) <= BOUNDS_MIB[name] and growth <= 25
-        verdicts.append(within)
-        memory[name] = {
-            "max_mib": max(values),
-            "first_quarter_mib": first,
-            "last_quarter_mib": last,
-            "growth_percent": growth,
-            "bound_mib": BOUNDS_MIB[name],
-            "within_bound": within,
-        }
-        table.append(
-            [
-                name,
-                f"{values[0]:.0f}",
-                f"{max(values):.0f}",
-                f"{growth:+.1f}%",
-                str(BOUNDS_MIB[name]),
-                "yes" if within else "NO",
-            ]
-        )
-    print_table(
-        f"Soak: {args.rows} rows at {args.rate:g} rows/s in {seconds:.0f} s; memory (MiB)",
-        ["process", "start", "max", "growth", "bound", "within"],
-        table,
-    )
+    memory = {name: memory_figures(name, values) for name, values in sampler.samples.items() if values}
+    print_memory(memory, sampler.samples, f"Soak: {args.rows} rows at {args.rate:g} rows/s in {seconds:.0f} s")
     print(
         f"rows inserted {rows.committed}, on the topic {delivered} (duplicates {len(numbers) - delivered}), "
         f"consumed by the model {consumed}"
     )
-    ok = delivered == args.rows and consumed >= args.rows and all(verdicts)
+    ok = delivered == args.rows and consumed >= args.rows and all(m["within_bound"] for m in memory.values())
     figures = {
         "rows": args.rows,
         "rate": args.rate,
@@ -168,6 +100,73 @@ def soak(cfg: StackConfig, args: argparse.Namespace) -> int:
         "passed": ok,
     }
     return record(args, "soak", figures, status=0 if ok else 1)
+
+
+def start_consumer(servers: str, model: Path) -> subprocess.Popen:
+    """``consumer.evaluate`` reading the soak topic from its end on, once it said so."""
+    argv = [sys.executable, "-m", "consumer.evaluate", "--topic", TOPIC, "--bootstrap-servers", servers,
+            "--model", str(model), "--group-id", f"soak-{time.time_ns()}", "--start", "latest",
+            "--batch-size", "1000", "--idle-timeout", "30"]  # fmt: skip
+    consumer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    consumer.stdout.readline()  # "evaluating ...": the group starts at the topic's end from here on
+    return consumer
+
+
+class MemorySampler(threading.Thread):
+    """Every ``every`` seconds, the resident memory (MiB) of each of ``pids`` (``{name: pid or None}``) into
+    ``samples[name]``, until ``stop.set()``."""
+
+    def __init__(self, pids: dict[str, int | None], every: float) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.every = every
+        self.samples: dict[str, list[float]] = {name: [] for name in pids}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every):
+            for name, pid in self.pids.items():
+                value = rss_mib(pid) if pid else None
+                if value is not None:
+                    self.samples[name].append(value)
+
+
+def memory_figures(name: str, values: list[float]) -> dict:
+    """The maximum, the first and last quarter's means, the growth between them and whether ``name`` stayed
+    within its bound (``BOUNDS_MIB``, growth at most 25 %).
+
+    >>> memory_figures("consumer", [100.0, 100.0, 110.0, 110.0])["growth_percent"]
+    10.0
+    """
+    quarter = max(1, len(values) // 4)
+    first, last = sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
+    growth = (last - first) / first * 100
+    return {
+        "max_mib": max(values),
+        "first_quarter_mib": first,
+        "last_quarter_mib": last,
+        "growth_percent": growth,
+        "bound_mib": BOUNDS_MIB[name],
+        "within_bound": max(values) <= BOUNDS_MIB[name] and growth <= 25,
+    }
+
+
+def print_memory(memory: dict[str, dict], samples: dict[str, list[float]], title: str) -> None:
+    print_table(
+        f"{title}; memory (MiB)",
+        ["process", "start", "max", "growth", "bound", "within"],
+        [
+            [
+                name,
+                f"{samples[name][0]:.0f}",
+                f"{m['max_mib']:.0f}",
+                f"{m['growth_percent']:+.1f}%",
+                str(m["bound_mib"]),
+                "yes" if m["within_bound"] else "NO",
+            ]
+            for name, m in memory.items()
+        ],  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

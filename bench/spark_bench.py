@@ -34,10 +34,14 @@ import time
 import uuid
 from pathlib import Path
 
+from confluent_kafka import Producer
+
 from bench.arrivals import predictions_arrive
 from bench.fresh_process import Child, untrained_model, wait_scoring
+from bench.images import rows as image_rows
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import delete_topics, run
+from consumer.fill_topic import csv_values
 from probes.topics import group_assignment
 from stack.config import StackConfig
 from stack.contract import MNIST
@@ -69,12 +73,7 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: in
     """``count`` records as the connector writes them, with the id headers consumer.records.predictions keys by (ids
     from ``first_id``), spread round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the
     label key would not)."""
-    from confluent_kafka import Producer
-
-    from bench.images import rows
-    from consumer.fill_topic import csv_values
-
-    split = rows("mnist_bench_spark", count)
+    split = image_rows("mnist_bench_spark", count)
     values = csv_values(split.images)
     producer = Producer({"bootstrap.servers": cfg.kafka.bootstrap_servers, "linger.ms": 20})
     now = str(int(time.time() * 1000)).encode()

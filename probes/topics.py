@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupState, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from probes.rows import number_in
 
@@ -211,9 +212,6 @@ def group_offsets(servers: str, group_id: str, topic: str) -> dict[int, int | No
 def group_assignment(servers: str, group_id: str) -> dict[str, int] | None:
     """``{member id: partitions assigned}`` of a consumer group that is stable (not rebalancing), else
     None: a group whose every member reads once each has a partition."""
-    from confluent_kafka import ConsumerGroupState
-    from confluent_kafka.admin import AdminClient
-
     admin = AdminClient({"bootstrap.servers": servers, "logger": _Quiet()})
     group = admin.describe_consumer_groups([group_id], request_timeout=REQUEST_TIMEOUT_S)[group_id].result()
     if group.state != ConsumerGroupState.STABLE:

@@ -15,6 +15,7 @@ stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir, spark_jars_dir
-from stack.config import REPO_ROOT, StackConfig
+from stack.config import REPO_ROOT, ConfigError, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions, spark_version
 
@@ -103,7 +104,7 @@ def _staging(cfg: StackConfig, part: str) -> Path:
     return cfg.home / f"{part}.new"
 
 
-def _build_lib(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+def _build_lib(versions: dict[str, str], target: Path, log: Path) -> None:
     _mvn(
         [
             "-q",
@@ -224,7 +225,7 @@ _SPARK_POM = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _build_spark(cfg: StackConfig, versions: dict[str, str], target: Path, log: Path) -> None:
+def _build_spark(cfg: StackConfig, target: Path, log: Path) -> None:
     """The four jars ``spark.jars`` takes for Spark's Kafka source and sink, versions as the connector's POM says."""
     pom = cfg.home / "build" / "spark-kafka" / "pom.xml"
     pom.parent.mkdir(parents=True, exist_ok=True)
@@ -271,12 +272,24 @@ def build(cfg: StackConfig, parts: set[str]) -> None:
     """Build ``parts`` into ``<part>.new`` beside the live directories, which are not touched."""
     versions = pinned_versions()
     log = cfg.logs / "assemble.log"
-    builders = {"lib": _build_lib, "plugins": _build_plugins, "server": _build_server, "spark": _build_spark}
     for part in PARTS:
         if part in parts:
             staging = _staging(cfg, part)
             shutil.rmtree(staging, ignore_errors=True)  # a build interrupted earlier
-            builders[part](cfg, versions, staging, log)
+            _build_part(cfg, part, versions, staging, log)
+
+
+def _build_part(cfg: StackConfig, part: str, versions: dict[str, str], target: Path, log: Path) -> None:
+    """Build one of ``PARTS`` into ``target``."""
+    match part:
+        case "lib":
+            _build_lib(versions, target, log)
+        case "plugins":
+            _build_plugins(cfg, versions, target, log)
+        case "server":
+            _build_server(cfg, versions, target, log)
+        case "spark":
+            _build_spark(cfg, target, log)
 
 
 def swap(cfg: StackConfig, parts: set[str]) -> None:
@@ -296,7 +309,7 @@ def swap(cfg: StackConfig, parts: set[str]) -> None:
         shutil.rmtree(old, ignore_errors=True)
         stamp[part] = wanted[part]
     stamp.update({k: v for k, v in wanted.items() if k not in PARTS})
-    stamp.pop("sources", None)  # the one-part stamp of earlier versions
+    stamp.pop("sources", None)  # a one-part stamp's key: it names no part, the per-part keys replace it
     _stamp_file(cfg).write_text(json.dumps(stamp, indent=2) + "\n")
 
 
@@ -314,10 +327,6 @@ def assemble(cfg: StackConfig, parts: set[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stack.assemble --part spark``: assemble an opt-in part no service of the stack loads."""
-    import argparse
-
-    from stack.config import ConfigError
-
     parser = argparse.ArgumentParser(
         prog="python -m stack.assemble",
         description="Assemble an opt-in part into $STACK_HOME from Maven Central (the stack's own parts: "

@@ -11,6 +11,7 @@ from pathlib import Path
 from stack.assembled import plugin_dir
 from stack.config import StackConfig
 from stack.contract import MNIST, SINK_JSON, SOURCE_JSON
+from stack.errors import first_line
 from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
 
@@ -186,7 +187,7 @@ def failure(status: dict | None) -> str | None:
     """The first line of the error of a FAILED connector or task, else None."""
     for part in [status.get("connector", {}), *status.get("tasks", [])] if status else []:
         if part.get("state") == "FAILED":
-            return (part.get("trace") or "FAILED").strip().splitlines()[0]
+            return first_line(part.get("trace") or "FAILED")
     return None
 
 
@@ -234,8 +235,8 @@ def describe(name: str, status: dict | None) -> str:
     state = (status or {}).get("connector", {}).get("state", "not registered")
     tasks = []
     for task in (status or {}).get("tasks", []):
-        trace = (task.get("trace") or "").strip().splitlines()
-        tasks.append(f"task {task.get('id')} {task.get('state')}" + (f": {trace[0][:200]}" if trace else ""))
+        trace = (task.get("trace") or "").strip()
+        tasks.append(f"task {task.get('id')} {task.get('state')}" + (f": {first_line(trace, 200)}" if trace else ""))
     return f"{name} {state}" + (f" ({', '.join(tasks)})" if tasks else "")
 
 

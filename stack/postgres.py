@@ -13,6 +13,7 @@ import psycopg2
 from psycopg2 import sql
 
 from stack.config import CONNECTOR_ROLE, REPO_ROOT, StackConfig
+from stack.errors import first_line
 from stack.processes import StepError, chown_for_service, run_as_service, service_user, wait_until
 
 SQL_DIR = REPO_ROOT / "postgres"
@@ -226,11 +227,7 @@ def check_login(cfg: StackConfig) -> None:
                 f"postgres: password authentication failed for user {cfg.pg_user} on {cfg.pg_host}:{cfg.pg_port}: "
                 "PGPASSWORD is not the password the cluster was created with"
             ) from None
-        raise StepError(f"postgres: cannot log in on {cfg.pg_host}:{cfg.pg_port}: {_first_line(error)}") from None
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise StepError(f"postgres: cannot log in on {cfg.pg_host}:{cfg.pg_port}: {first_line(error)}") from None
 
 
 def ensure_database(cfg: StackConfig) -> None:
@@ -256,7 +253,7 @@ def apply_schema(cfg: StackConfig) -> None:
     try:
         _apply_schema(cfg)
     except psycopg2.Error as error:
-        raise StepError(f"postgres: applying {SQL_DIR}/*.sql failed: {_first_line(error)}") from None
+        raise StepError(f"postgres: applying {SQL_DIR}/*.sql failed: {first_line(error)}") from None
 
 
 def _apply_schema(cfg: StackConfig) -> None:

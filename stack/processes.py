@@ -18,15 +18,25 @@ class StepError(Exception):
     """A step of the stack failed; the message is the one line the user sees."""
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
-    """Call ``predicate`` until it returns true or ``timeout`` seconds pass; return its last answer."""
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.25) -> bool:
+    """Call ``predicate`` every ``interval`` seconds until it returns something true or ``timeout`` seconds pass.
+
+    Returns True as soon as it does; False when the deadline passed first. It is called at least once, and
+    once more at the deadline, so a condition that turns true while we sleep is not missed.
+
+    >>> wait_until(lambda: True, timeout=0)
+    True
+    >>> wait_until(lambda: False, timeout=0.05, interval=0.01)
+    False
+    """
     deadline = time.monotonic() + timeout
     while True:
         if predicate():
             return True
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(interval)
+        time.sleep(min(interval, left))
 
 
 def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:

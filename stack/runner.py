@@ -6,6 +6,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from stack import assemble, connect, kafka, postgres, server
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir
@@ -76,14 +77,36 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     if not stale and is_healthy(cfg):
         _drop_stale_slots(cfg, say)
         return False
+    running = _running(cfg)
+    java_home = _check_ports(cfg, running)
+    started = time.monotonic()
+    _assemble(cfg, stale, running, say)
+    _up_postgres(cfg, say, timeouts, running["postgres"])
+    _up_kafka(cfg, say, timeouts, running["kafka"])
+    _up_connect(cfg, say, timeouts, running["connect"])
+    _up_connectors(cfg, say, timeouts, running["debezium-server"])
+    if cfg.engine == "server":
+        _up_server(cfg, say, timeouts, running["debezium-server"], java_home)
+    say(f"up in {time.monotonic() - started:.1f} s")
+    return True
 
-    # Every port is checked before any work, so a busy one fails in a second, not after assembling.
-    running = {
+
+def _running(cfg: StackConfig) -> dict[str, bool]:
+    """Which services already run, by the names ``USERS`` uses."""
+    return {
         "postgres": postgres.is_running(cfg),
         "kafka": kafka.running_pid(cfg) is not None,
         "connect": connect.running_pid(cfg) is not None,
         "debezium-server": server.SERVICE.running_pid(cfg) is not None,
     }
+
+
+def _check_ports(cfg: StackConfig, running: dict[str, bool]) -> Path | None:
+    """Fail when a service that must start finds its port taken; Debezium Server's Java home when it is the engine.
+
+    Every port is checked before any work, so a busy one fails in a second, not after assembling.
+    """
+    java_home = None
     if cfg.engine == "server":
         java_home = server.java_home()  # before any work: without Java 21 the engine cannot run
         if not running["debezium-server"]:
@@ -95,11 +118,12 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         ensure_port_free(cfg.kafka_host, cfg.controller_port, "the Kafka controller", "KAFKA_CONTROLLER_PORT")
     if not running["connect"]:
         ensure_port_free(cfg.connect_host, cfg.connect_port, "Kafka Connect", "CONNECT_URL")
+    return java_home
 
-    started = time.monotonic()
-    _assemble(cfg, stale, running, say)
 
-    if running["postgres"]:
+def _up_postgres(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool) -> None:
+    """Start PostgreSQL (unless running), apply the schema and drop the replication slots nobody reads."""
+    if was_running:
         say(f"postgres   already running on {cfg.pg_host}:{cfg.pg_port}")
     else:
         created = postgres.ensure_cluster(cfg)
@@ -113,7 +137,10 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     postgres.apply_schema(cfg)
     _drop_stale_slots(cfg, say)
 
-    if running["kafka"]:
+
+def _up_kafka(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool) -> None:
+    """Start Kafka (unless running), wait until it answers metadata requests, create the topics."""
+    if was_running:
         say(f"kafka      already running on {cfg.kafka_bootstrap}")
     else:
         kafka.ensure_formatted(cfg)
@@ -122,13 +149,19 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         say(f"kafka      started on {cfg.kafka_bootstrap} (controller port {cfg.controller_port})")
     kafka.ensure_topics(cfg)
 
-    if running["connect"]:
+
+def _up_connect(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool) -> None:
+    """Start Kafka Connect (unless running) and wait until its REST API answers."""
+    if was_running:
         say(f"connect    already running on {cfg.connect_url}")
     else:
         pid = connect.start(cfg)
         _wait_process("connect", pid, lambda: connect.answers(cfg), timeouts.connect, connect.log_file(cfg))
         say(f"connect    started on {cfg.connect_url}")
 
+
+def _up_connectors(cfg: StackConfig, say: Say, timeouts: Timeouts, server_running: bool) -> None:
+    """Register the engine's connectors in Connect, restart their FAILED parts, wait until they are RUNNING."""
     configs = {CONNECTOR_NAME: connect.connector_config(cfg), connect.SINK_NAME: connect.sink_config(cfg)}
     if cfg.engine == "server":
         # Capture runs in Debezium Server; Connect keeps the JDBC sink only (and drops a source connector an
@@ -137,7 +170,7 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
         if connect.connector_status(cfg, CONNECTOR_NAME) is not None:
             connect.rest(cfg, "DELETE", f"/connectors/{CONNECTOR_NAME}", timeout=30)
             say(f"connector  {CONNECTOR_NAME} removed from Connect (STACK_ENGINE=server captures)")
-    elif running["debezium-server"]:
+    elif server_running:
         server.SERVICE.stop(cfg)
         say("server     debezium-server stopped (STACK_ENGINE=connect captures)")
     for name, config in configs.items():
@@ -150,13 +183,9 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     for name in configs:
         wait_for_connector(cfg, timeouts.connector, name)
         say(f"{LABELS[name]:<10} {name} RUNNING (task RUNNING); logs in {cfg.logs}")
-    if cfg.engine == "server":
-        _up_server(cfg, say, timeouts, running["debezium-server"], java_home)
-    say(f"up in {time.monotonic() - started:.1f} s")
-    return True
 
 
-def _up_server(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool, java_home) -> None:
+def _up_server(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool, java_home: Path) -> None:
     """Start Debezium Server (unless running) and wait until its health endpoint says UP."""
     if was_running:
         say(f"server     already running on 127.0.0.1:{cfg.server_port}")

@@ -24,6 +24,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
+
+from stack import postgres
 from stack.assembled import plugin_dir, server_dist_dir
 from stack.config import StackConfig
 from stack.connect import CONNECTOR_JSON
@@ -271,10 +274,6 @@ def java_description(home: Path) -> str:
 
 def slot_active(cfg: StackConfig, slot: str = SLOT_NAME) -> bool:
     """True when a walsender streams from ``slot``: health says UP already while the first snapshot runs."""
-    import psycopg2
-
-    from stack import postgres
-
     try:
         with postgres.connect(cfg) as conn, conn.cursor() as cur:
             cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
@@ -287,10 +286,6 @@ def slot_active(cfg: StackConfig, slot: str = SLOT_NAME) -> bool:
 
 def drop_slot(cfg: StackConfig, slot: str = SLOT_NAME) -> bool:
     """Drop Debezium Server's slot (inactive only: stop the server first); True when it existed."""
-    import psycopg2
-
-    from stack import postgres
-
     try:
         conn = postgres.connect(cfg)
     except psycopg2.Error:
