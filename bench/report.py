@@ -39,7 +39,7 @@ BEFORE_AFTER = [
     ("read only, confluent-kafka", 312_000, ("reading", "confluent")),
     ("decode in memory, decode_csv_batch (TF)", 16_000, ("reading", "decode_csv_batch")),
     ("decode in memory, decode_batch (NumPy)", None, ("reading", "decode_batch")),
-    ("read + decode, kafka-python (the default source before)", 11_700, None),
+    ("read + decode, kafka-python", 11_700, None),
     ("read + decode, confluent-kafka -> ours: open_batches", 14_100, ("reading", "ours")),
     ("read + decode, ours and commit a batch", None, ("reading", "ours-commit")),
     ("read + decode, the talk's per-message decode", None, ("reading", "talk")),
@@ -274,7 +274,7 @@ def before_after(documents: dict[str, dict]) -> list[str]:
     lines = [
         "## Reading path: before and after",
         "",
-        "Before: the figures of issue 14 (kafka-python as the default source, the TF decode). After: the medians",
+        "Before: the figures recorded with kafka-python as the reader and the TF decode. After: the medians",
         "recorded below by `bench.reading_bench` and `bench.pipeline_bench` (records/s unless marked).",
         "",
         "Under load the wall rates fall with the share of a core the reader gets; records per CPU second",

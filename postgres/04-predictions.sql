@@ -1,4 +1,4 @@
--- The way back (issue 16): predictions of the MNIST rows, one row per source row, keyed by the headers that
+-- The way back: predictions of the MNIST rows, one row per source row, keyed by the headers that
 -- MnistToCsv and unwrap put on every record (mnist.table, mnist.id, __source_ts_ms). Written by Debezium's JDBC
 -- sink connector as predictions_sink, in upsert mode (INSERT ... ON CONFLICT (source_table, id) DO UPDATE) with
 -- schema.evolution=none: the table is made here, by its owner, and the sink may only fill it.
