@@ -71,10 +71,10 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: in
     from confluent_kafka import Producer
 
     from bench.images import rows
-    from consumer.fill_topic import csv_values
+    from consumer.records.codec import encode_records
 
     split = rows("mnist_bench_spark", count)
-    values = csv_values(split.images)
+    values = [value for _, value in encode_records(split.images, split.labels)]
     producer = Producer({"bootstrap.servers": cfg.kafka.bootstrap_servers, "linger.ms": 20})
     now = str(int(time.time() * 1000)).encode()
     for number, (label, value) in enumerate(zip(split.labels.tolist(), values, strict=True)):
