@@ -11,7 +11,7 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.record import percentiles
-from consumer.kafka.client import client_config
+from consumer.kafka.client import KafkaClient
 from probes.database import Postgres
 from probes.deadline import poll
 from probes.rows import NumberedRows
@@ -45,7 +45,7 @@ class Arrivals(threading.Thread):
     def __init__(self, servers: str, topics: dict[str, str]) -> None:
         super().__init__(daemon=True)
         group = f"arrivals-bench-{uuid.uuid4().hex[:8]}"
-        self.consumer = Consumer(client_config(servers, group, **{"fetch.wait.max.ms": 50}))
+        self.consumer = Consumer(KafkaClient.of(servers).config(group, **{"fetch.wait.max.ms": 50}))
         self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
         self.names = topics
         self.rows: NumberedRows | None = None
@@ -90,7 +90,7 @@ def predictions_arrive(
     over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
     from confluent_kafka import OFFSET_BEGINNING
 
-    consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
+    consumer = Consumer(KafkaClient.of(servers).config(f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     first_at = None

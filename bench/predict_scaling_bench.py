@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         flags.error("--records, --partitions, --reps and --processes must be >= 1")
     cfg = settings(args)
     servers = cfg.kafka.bootstrap_servers
-    from consumer.fill_topic import create_topic, produce_records
+    from consumer.fill_topic import produce_records
+    from consumer.kafka.client import KafkaClient
     from loader.source import load_sample
 
     prefix = f"bench.predict-scaling.{uuid.uuid4().hex[:8]}"
@@ -129,15 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as work:
             model = args.model or untrained_model(Path(work))
-            create_topic(servers, source, args.partitions)
+            client = KafkaClient(cfg.kafka)
+            client.create_topic(source, args.partitions)
             started = time.perf_counter()
-            count = produce_records(servers, source, test.images[pick], test.labels[pick], 1, 0, args.partitions,
+            count = produce_records(client, source, test.images[pick], test.labels[pick], 1, 0, args.partitions,
                                     id_table=prefix.replace(".", "_").replace("-", "_"))  # fmt: skip
             print(f"wrote {count:,} records to {source} in {time.perf_counter() - started:.1f} s", flush=True)
             for rep in range(1, args.reps + 1):  # group sizes interleaved: a load change hits each alike
                 for processes in args.processes:
                     out_topic = f"{prefix}.out-{processes}-{rep}"
-                    create_topic(servers, out_topic, args.partitions)
+                    client.create_topic(out_topic, args.partitions)
                     topics.append(out_topic)
                     group = f"{prefix}.group-{processes}-{rep}"
                     figures = score(

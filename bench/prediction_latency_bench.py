@@ -44,7 +44,7 @@ from bench.arrivals import committed_at, write_run
 from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.record import parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import as_owner, bench_table, delete_topics, run
-from consumer.kafka.client import client_config
+from consumer.kafka.client import KafkaClient
 from consumer.records.predictions import key_of
 from loader.database import connect as pg_connect
 from probes.deadline import poll
@@ -144,7 +144,7 @@ class Arrivals(threading.Thread):
 
     def __init__(self, servers: str) -> None:
         super().__init__(daemon=True)
-        self.consumer = Consumer(client_config(servers, f"prediction-bench-{uuid.uuid4().hex[:8]}"))
+        self.consumer = Consumer(KafkaClient.of(servers).config(f"prediction-bench-{uuid.uuid4().hex[:8]}"))
         topics = (SOURCE_TOPIC, PREDICTIONS_TOPIC)
         self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
         self.rows: NumberedRows | None = None

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     servers = cfg.kafka.bootstrap_servers
     import dataclasses
 
-    from consumer.fill_topic import create_topic, produce_records
+    from consumer.fill_topic import produce_records
+    from consumer.kafka.client import KafkaClient
 
     data = {
         name: dataclasses.replace(split, images=split.images[: args.limit], labels=split.labels[: args.limit])
@@ -72,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def topic_of(split: str, copies: int) -> str:
         topic = f"{prefix}.{split}-x{copies}.{len(topics)}"
-        create_topic(servers, topic, partitions)
+        KafkaClient(cfg.kafka).create_topic(topic, partitions)
         topics.append(topic)
         started = time.perf_counter()
-        count = produce_records(servers, topic, data[split].images, data[split].labels, copies, 0, partitions)
+        count = produce_records(
+            KafkaClient(cfg.kafka), topic, data[split].images, data[split].labels, copies, 0, partitions
+        )
         print(f"wrote {count:,} records to {topic} in {time.perf_counter() - started:.0f} s", flush=True)
         return topic
 

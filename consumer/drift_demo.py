@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.cli import CommandError, servers_of
+from consumer.cli import CommandError, kafka_client_of
+from consumer.kafka.client import SourceError
+from consumer.kafka.writer import write_records
 from consumer.monitoring.tensorboard import DEFAULT_RUNS
-from consumer.records.codec import IMAGE_SHAPE
+from consumer.records.codec import IMAGE_SHAPE, encode_records
 from stack.config import add_flags
 
 WINDOW_TAG = "prequential/window_accuracy"
@@ -65,51 +67,6 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0).reshape((-1, *IMAGE_SHAPE))
 
 
-def records_of(images: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` pairs of the CSV contract: the label, and the 784 pixels joined by commas.
-
-    >>> records_of(np.array([[0, 7, 255]], dtype=np.uint8), np.array([3]))
-    [(b'3', b'0,7,255')]
-    """
-    return [
-        (str(int(label)).encode(), ",".join(map(str, row.tolist())).encode())
-        for row, label in zip(images, labels, strict=True)
-    ]
-
-
-def create_topic(servers: str, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> None:
-    """Create ``topic`` (one partition by default: the records keep the order they were written in)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": servers, "logger": _Quiet()})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    try:
-        futures[topic].result(timeout=timeout_s)
-    except Exception as error:  # noqa: BLE001 - KafkaException wraps TOPIC_ALREADY_EXISTS, timeouts, ...
-        if "TOPIC_ALREADY_EXISTS" not in str(error):
-            raise RuntimeError(f"cannot create topic {topic} on {servers}: {error}") from None
-
-
-def publish_digits(servers: str, topic: str, images: np.ndarray, labels: np.ndarray) -> int:
-    """Write the digits to ``topic`` in order as CSV records keyed by label; wait until acknowledged; the count."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": servers, "linger.ms": 20, "logger": _Quiet()})
-    failures: list[object] = []
-    for key, value in records_of(images, labels):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=lambda e, _: e and failures.append(e))
-                break
-            except BufferError:  # the local queue is full: let it drain
-                producer.poll(0.1)
-        producer.poll(0)
-    left = producer.flush(60)
-    if left or failures:
-        raise RuntimeError(f"producing to {topic} on {servers} failed: {left} unsent, errors {failures[:3]}")
-    return len(labels)
-
-
 def fit_model(images: np.ndarray, labels: np.ndarray, epochs: int = 1, seed: int = 7):
     """The project's CNN (``consumer.learning.models.build_model``) fitted offline on ``(n, 784)`` uint8 digits."""
     from consumer.learning.models import build_model
@@ -124,11 +81,6 @@ def accuracy_of(model, images: np.ndarray, labels: np.ndarray) -> float:
     """Share of ``(n, 784)`` uint8 digits ``model`` labels right."""
     probabilities = model.predict(as_model_input(images), batch_size=256, verbose=0)
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
-
-
-class _Quiet:
-    def log(self, *args, **kwargs) -> None:  # librdkafka's own logging: the error we raise says enough
-        pass
 
 
 @dataclass(frozen=True)
@@ -261,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --records must be a multiple of --batch-size (>= 1)", file=sys.stderr)
         return 2
     try:
-        servers = servers_of(args)
+        client = kafka_client_of(args)
     except CommandError as error:
         print(error, file=sys.stderr)
         return error.code
@@ -275,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = sample_digits("train")
     images, labels = images[: args.records], labels[: args.records]
     try:
-        create_topic(servers, topic)
-        publish_digits(servers, topic, images, labels)
-        publish_digits(servers, topic, inverted(images), labels)
-    except RuntimeError as error:
+        client.create_topic(topic)
+        write_records(client, topic, encode_records(images, labels))
+        write_records(client, topic, encode_records(inverted(images), labels))
+    except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(
@@ -286,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         f"learning them with consumer.train --follow (TensorBoard run {run_dir})",
         flush=True,
     )
-    if run_learner(topic, servers, work, run_dir / "learner", len(labels), args.batch_size) != 0:
+    if run_learner(topic, client.servers, work, run_dir / "learner", len(labels), args.batch_size) != 0:
         print("error: consumer.train --follow failed (its error is above)", file=sys.stderr)
         return 1
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, quiet_tensorflow, servers_of
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, kafka_client_of, open_model, quiet_tensorflow
 from stack.config import REPO_ROOT, TOPICS, ConfigError, StackConfig
 
 SETUP_HINT = "pip install -e '.[spark]' && python -m stack.assemble --part spark (make setup-spark)"
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --interval must be a finite number > 0 and --max-records-per-trigger >= 1", file=sys.stderr)
         return 2
     try:
-        servers = servers_of(args)
+        client = kafka_client_of(args)
         cfg = StackConfig.from_env()
     except CommandError as error:
         print(error, file=sys.stderr)
@@ -154,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     if jars is None:
         print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
         return 1
-    from consumer.kafka.client import SourceError, check_topic
+    from consumer.kafka.client import SourceError
 
     try:
         label = open_model(args.model).label  # fails here, in one line, rather than in a worker
-        check_topic(servers, args.topic)
-        check_topic(servers, args.predictions_topic)
+        client.check_topic(args.topic)
+        client.check_topic(args.predictions_topic)
     except CommandError as error:
         print(error, file=sys.stderr)
         return error.code
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     checkpoint = args.checkpoint_dir or default_checkpoint(cfg, args.topic)
     try:
-        return _run(args, servers, jars, checkpoint, label)
+        return _run(args, client.servers, jars, checkpoint, label)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

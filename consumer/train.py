@@ -171,9 +171,10 @@ def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, sou
     from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
     import numpy as np
 
-    from consumer.kafka.batches import open_batches
+    from consumer.kafka.batches import ReadOptions, open_batches
+    from consumer.kafka.client import KafkaClient
 
-    stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
+    stream = open_batches(KafkaClient.of(servers), ReadOptions(topic, group_id, READ_BATCH, idle_timeout), source)
     for note in stream.notes:
         notes(note)
     images, labels, malformed = [], [], 0
@@ -205,7 +206,8 @@ class EpochSource:
 
     def epoch(self, number: int):
         """Yields ``(images, labels)`` a read batch; counts records and malformed in the first epoch."""
-        from consumer.kafka.batches import open_batches
+        from consumer.kafka.batches import ReadOptions, open_batches
+        from consumer.kafka.client import KafkaClient
 
         args = self.args
         if args.source == "tfio":
@@ -219,10 +221,12 @@ class EpochSource:
                 yield images[start : start + READ_BATCH], labels[start : start + READ_BATCH]
             return
         if number == 1:
-            stream = open_batches("kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout)
+            stream = open_batches(
+                KafkaClient.of(self.servers), ReadOptions(args.topic, self.group_id, READ_BATCH, args.idle_timeout)
+            )
             for note in stream.notes:
                 self.warn(note)
-            self.start_offsets = dict(stream.reader.start_offsets)
+            self.start_offsets = stream.start_offsets()
             started = time.perf_counter()
             for batch in stream.batches:
                 self.records += len(batch)
@@ -230,12 +234,14 @@ class EpochSource:
                 yield batch.images, batch.labels
                 batch.commit()
                 self.read_seconds = time.perf_counter() - started
-            self.until = dict(stream.reader.position)
+            self.until = stream.positions()
             return
         stream = open_batches(
-            "kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout,
-            offsets=self.start_offsets, until=self.until,
-        )  # fmt: skip
+            KafkaClient.of(self.servers),
+            ReadOptions(
+                args.topic, self.group_id, READ_BATCH, args.idle_timeout, offsets=self.start_offsets, until=self.until
+            ),
+        )
         for batch in stream.batches:
             yield batch.images, batch.labels
 
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_main(args, servers: str, store: ModelStore | None) -> int:
-    from consumer.kafka.client import SourceError, committed_records
+    from consumer.kafka.client import KafkaClient, SourceError
     from consumer.learning.models import build_model
 
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
@@ -353,7 +359,7 @@ def train_main(args, servers: str, store: ModelStore | None) -> int:
     source = EpochSource(args, servers, group_id, warn)
     try:
         if args.group_id:
-            skipped = committed_records(servers, group_id, args.topic)
+            skipped = KafkaClient.of(servers).committed_records(group_id, args.topic)
             if skipped:
                 warn(
                     f"warning: group {group_id} has committed offsets: {skipped} records of {args.topic} are skipped, "

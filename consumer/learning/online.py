@@ -149,12 +149,12 @@ class _Window:
 
 def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int], consumer=None) -> None:
     """Commit ``offsets`` for ``group_id`` (through ``consumer`` when given, else a short-lived one)."""
-    from consumer.kafka.client import commit, commit_group_offsets
+    from consumer.kafka.client import KafkaClient, commit
 
     if consumer is not None:
-        commit(consumer, servers, topic, offsets)
+        commit(consumer, KafkaClient.of(servers), topic, offsets)
     else:
-        commit_group_offsets(servers, group_id, topic, offsets)
+        KafkaClient.of(servers).commit_group_offsets(group_id, topic, offsets)
 
 
 def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, replay_capacity: int):
@@ -196,8 +196,8 @@ def follow(
     """Learn from ``settings.topic`` until a signal (or ``idle_timeout_s`` without records), checkpointing as
     configured and once more at the end. Raises ``SourceError`` / ``CheckpointError`` when the start fails;
     a broker failure while reading ends the run with a final checkpoint and ``FollowResult.error`` set."""
-    from consumer.kafka.batches import open_batches
-    from consumer.kafka.client import SourceError
+    from consumer.kafka.batches import ReadOptions, open_batches
+    from consumer.kafka.client import KafkaClient, SourceError
 
     stopper = stopper or Stopper()
     model, reservoir, counters, offsets, checkpoint = resume(
@@ -209,13 +209,13 @@ def follow(
             f"malformed skipped, reading on at {_offsets_text(checkpoint.offsets)}"
         )
     stream = open_batches(
-        "kafka", settings.topic, settings.group_id, settings.servers, settings.batch_size,
-        settings.idle_timeout_s, offsets=offsets,
-    )  # fmt: skip
+        KafkaClient.of(settings.servers),
+        ReadOptions(settings.topic, settings.group_id, settings.batch_size, settings.idle_timeout_s, offsets=offsets),
+    )
     for note in stream.notes:
         warn(note)
     reader = stream.reader
-    learned_to = dict(reader.start_offsets)  # next offset per partition: every record before it is counted
+    learned_to = stream.start_offsets()  # next offset per partition: every record before it is counted
     # A checkpoint's offsets a partition lost to retention restart at the earliest retained record (a note says
     # so): those records are gone, so the offsets to save are where the reader really starts.
     say(f"following {settings.topic} from {_offsets_text(learned_to)} (group {settings.group_id}); Ctrl-C stops")
@@ -253,7 +253,7 @@ def follow(
             counters.malformed += batch.malformed
             result.run_records += n
             result.run_malformed += batch.malformed
-            learned_to.update(batch.raw.next_offsets)
+            learned_to.update(batch.offsets())
             last_batch_at = time.monotonic()
             since_checkpoint += n + batch.malformed
             since_rate += n
