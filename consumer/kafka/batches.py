@@ -100,11 +100,6 @@ class Stream:
         member = ", a member of the group sharing its partitions" if self.group else ""
         return f"{self.source}, {commits}{member}, starting at {starts}"
 
-    @property
-    def where(self) -> str:
-        """``describe()`` with the default words."""
-        return self.describe()
-
     def start_offsets(self) -> dict[int, int]:
         """``{partition: first offset read}`` (kafka source; empty for tfio)."""
         return dict(self.reader.start_offsets) if self.reader is not None else {}
