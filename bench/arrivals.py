@@ -12,7 +12,7 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from bench.record import percentiles
-from consumer.kafka.client import client_config
+from consumer.kafka.client import KafkaClient
 from probes.database import Postgres
 from probes.deadline import poll
 from probes.rows import NumberedRows
@@ -50,7 +50,7 @@ class TopicClock(threading.Thread):
 
     def __init__(self, servers: str, topics: Iterable[str], group_prefix: str, **config: object) -> None:
         super().__init__(daemon=True)
-        self.consumer = Consumer(client_config(servers, f"{group_prefix}-{uuid.uuid4().hex[:8]}", **config))
+        self.consumer = Consumer(KafkaClient.of(servers).config(f"{group_prefix}-{uuid.uuid4().hex[:8]}", **config))
         self.consumer.assign([TopicPartition(t, p, o) for t in topics for p, o in end_offsets(servers, t).items()])
         self.stopping = threading.Event()
 
@@ -112,7 +112,7 @@ def predictions_arrive(
     scorer's ``children`` (``bench.fresh_process.Child``) ended, or ``timeout`` seconds passed: ``(when the first
     arrived, when the last did or None, the keys read)``, ``time.perf_counter()`` times. ``poll`` hands each record
     over as soon as it is fetched (``consume`` would wait for a whole batch or its timeout)."""
-    consumer = Consumer(client_config(servers, f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
+    consumer = Consumer(KafkaClient.of(servers).config(f"{topic}.arrivals", **{"fetch.wait.max.ms": 50}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     first_at = None

@@ -30,8 +30,8 @@ from bench.images import source_name
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import bench_table, delete_topics, run
 from consumer.cli import quiet_tensorflow
-from consumer.kafka.batches import open_batches
-from consumer.kafka.client import client_config, partitions_of, watermarks
+from consumer.kafka.batches import ReadOptions, open_batches
+from consumer.kafka.client import KafkaClient, partitions_of, watermarks
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
 from loader.source import Split
@@ -54,7 +54,8 @@ Rates = dict[str, float]
 def child(topic: str, servers: str, expected: int, start: str) -> None:
     """Decode ``expected`` records of ``topic`` with our consumer's reading path; report the wall time of the
     last one."""
-    stream = open_batches("kafka", topic, f"pipeline-bench-{uuid.uuid4().hex[:8]}", servers, BATCH, 60.0, start)
+    options = ReadOptions(topic, f"pipeline-bench-{uuid.uuid4().hex[:8]}", BATCH, 60.0, start)
+    stream = open_batches(KafkaClient.of(servers), options)
     fresh_process.ready()
     decoded = 0
     for batch in stream.batches:
@@ -73,11 +74,11 @@ def start_child(cfg: StackConfig, topic: str, expected: int, start: str):
 def finish(cfg: StackConfig, process, topic: str, before: dict[int, int], expected: int, since: float) -> Rates:
     """Rows/s from ``since`` until every row is on ``topic`` (Connect's share) and until the child decoded the
     last one."""
-    servers = cfg.kafka.bootstrap_servers
-    watcher = Consumer(client_config(servers, f"pipeline-bench-{uuid.uuid4().hex[:8]}"))  # one, asked often
+    client = KafkaClient(cfg.kafka)
+    watcher = Consumer(client.config(f"pipeline-bench-{uuid.uuid4().hex[:8]}"))  # one, asked often
     try:
-        partitions = partitions_of(watcher, servers, topic)
-        written = lambda: sum(end for _, end in watermarks(watcher, servers, topic, partitions).values())  # noqa: E731
+        partitions = partitions_of(watcher, client, topic)
+        written = lambda: sum(end for _, end in watermarks(watcher, client, topic, partitions).values())  # noqa: E731
         arrived = time.time() if poll(lambda: written() - sum(before.values()) >= expected, 900, 0.05) else math.nan
     finally:
         watcher.close()

@@ -38,7 +38,8 @@ from bench.arrivals import predictions_arrive
 from bench.fresh_process import SCORING, Child, untrained_model
 from bench.record import parse, parser, print_table, record, settings, spread, summarise
 from bench.tables import delete_topics, run
-from consumer.fill_topic import create_topic, produce_records
+from consumer.fill_topic import produce_records
+from consumer.kafka.client import KafkaClient
 from loader.source import load_sample
 
 SUMMARY = re.compile(r"^predicted (\d+) of (\d+) records", re.MULTILINE)
@@ -155,9 +156,9 @@ def fill_source(servers: str, prefix: str, records: int, partitions: int) -> int
     source = f"{prefix}.in"
     test = load_sample()["test"]
     pick = np.arange(records) % len(test.labels)
-    create_topic(servers, source, partitions)
+    KafkaClient.of(servers).create_topic(source, partitions)
     started = time.perf_counter()
-    count = produce_records(servers, source, test.images[pick], test.labels[pick], 1, 0, partitions,
+    count = produce_records(KafkaClient.of(servers), source, test.images[pick], test.labels[pick], 1, 0, partitions,
                             id_table=prefix.replace(".", "_").replace("-", "_"))  # fmt: skip
     print(f"wrote {count:,} records to {source} in {time.perf_counter() - started:.1f} s", flush=True)
     return count
@@ -172,7 +173,7 @@ def run_groups(
     for rep in range(1, args.reps + 1):  # group sizes interleaved: a load change hits each alike
         for processes in args.processes:
             out_topic = f"{prefix}.out-{processes}-{rep}"
-            create_topic(servers, out_topic, args.partitions)
+            KafkaClient.of(servers).create_topic(out_topic, args.partitions)
             topics.append(out_topic)
             group = f"{prefix}.group-{processes}-{rep}"
             figures = score(

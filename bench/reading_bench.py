@@ -7,7 +7,7 @@ and every reader then reads that topic from the start to the end offsets taken b
 to one CPU (``bench/fresh_process.py``), with a new group, in batches of 1,024. The readers, in each repetition:
 
 * read only: ``kafka-python`` (a plain ``KafkaConsumer`` poll loop, the other Python client; skipped when it
-  is not installed) and ``confluent`` (``consumer.kafka.client.CommittingReader``, the reading half of our path);
+  is not installed) and ``confluent`` (``consumer.kafka.reader.CommittingReader``, the reading half of our path);
 * read + decode, no model: ``talk`` (the talk's per-message ``decode_kafka_stream_record`` in a ``tf.data``
   pipeline over the records confluent-kafka read: ``unbatch().map().batch()``, as the talk maps its tfio dataset;
   tfio-free, so only the decode differs), ``tf-batch`` (the same records, ``decode_csv_batch`` a batch), ``ours``
@@ -42,7 +42,8 @@ from bench.record import parse, parser, print_table, record, settings, spread, s
 from bench.tables import bench_table, run
 from consumer.cli import quiet_tensorflow
 from consumer.kafka.batches import open_batches
-from consumer.kafka.client import CommittingReader
+from consumer.kafka.client import KafkaClient
+from consumer.kafka.reader import CommittingReader, ReadOptions
 from consumer.records.codec import decode_batch
 from loader.database import connect as pg_connect
 from loader.load import bulk_load
@@ -110,7 +111,7 @@ def read_kafka_python(topic: str, servers: str, start: Offsets, until: Offsets, 
 def confluent_batches(topic: str, servers: str, start: Offsets, until: Offsets):
     """Our reader (no decode) over ``start``..``until`` with a new group."""
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
-    return CommittingReader(topic, group, servers, None, BATCH, offsets=start, until=until)
+    return CommittingReader(KafkaClient.of(servers), ReadOptions(topic, group, BATCH, None, offsets=start, until=until))
 
 
 def read_confluent(topic: str, servers: str, start: Offsets, until: Offsets, clock: Clock) -> dict[str, float]:
@@ -167,7 +168,7 @@ def read_ours(
     """Our path; with ``commit``, each batch's offsets committed as train and evaluate do once the model used it
     (a round trip to the broker a batch)."""
     group = f"reading-bench-{uuid.uuid4().hex[:8]}"
-    stream = open_batches("kafka", topic, group, servers, BATCH, None, offsets=start, until=until)
+    stream = open_batches(KafkaClient.of(servers), ReadOptions(topic, group, BATCH, None, offsets=start, until=until))
     records = 0
     clock.start()
     for batch in stream.batches:

@@ -41,7 +41,7 @@ from bench.fresh_process import Child, untrained_model, wait_scoring
 from bench.images import rows as image_rows
 from bench.record import parse, parser, print_table, record, settings, summarise
 from bench.tables import delete_topics, run
-from consumer.fill_topic import csv_values
+from consumer.records.codec import encode_records
 from probes.topics import group_assignment
 from stack.config import StackConfig
 from stack.contract import MNIST
@@ -74,7 +74,7 @@ def fill(cfg: StackConfig, topic: str, count: int, partitions: int, first_id: in
     from ``first_id``), spread round-robin over ``partitions`` (as the connector's RoundRobinPartitioner does; the
     label key would not)."""
     split = image_rows("mnist_bench_spark", count)
-    values = csv_values(split.images)
+    values = [value for _, value in encode_records(split.images, split.labels)]
     producer = Producer({"bootstrap.servers": cfg.kafka.bootstrap_servers, "linger.ms": 20})
     now = str(int(time.time() * 1000)).encode()
     for number, (label, value) in enumerate(zip(split.labels.tolist(), values, strict=True)):

@@ -27,7 +27,8 @@ from bench.fresh_process import Child
 from bench.images import FASHION, splits
 from bench.record import parse, parser, print_table, record, settings
 from bench.tables import delete_topics, run
-from consumer.fill_topic import create_topic, produce_records
+from consumer.fill_topic import produce_records
+from consumer.kafka.client import KafkaClient
 from loader.source import Split
 from stack.config import StackConfig
 
@@ -61,11 +62,11 @@ class Topics:
     def filled(self, split: str, copies: int) -> str:
         """A new topic holding ``copies`` times the records of ``split``."""
         topic = f"{self.prefix}.{split}-x{copies}.{len(self.names)}"
-        create_topic(self.servers, topic, self.cfg.partitions)
+        KafkaClient.of(self.servers).create_topic(topic, self.cfg.partitions)
         self.names.append(topic)
         started = time.perf_counter()
         images, labels = self.data[split].images, self.data[split].labels
-        count = produce_records(self.servers, topic, images, labels, copies, 0, self.cfg.partitions)
+        count = produce_records(KafkaClient.of(self.servers), topic, images, labels, copies, 0, self.cfg.partitions)
         print(f"wrote {count:,} records to {topic} in {time.perf_counter() - started:.0f} s", flush=True)
         return topic
 

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from consumer.kafka.client import KafkaClient
 from consumer.store.source import ModelError, ModelSource
 from consumer.store.versions import DEFAULT_MODEL
-from stack.config import ConfigError, add_flags, kafka_from_args
+from stack.config import ConfigError, add_flags
 from stack.contract import MNIST
 
 
@@ -51,10 +52,10 @@ def add_model_flag(parser: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
-def servers_of(args: argparse.Namespace) -> str:
-    """The Kafka brokers from the flags and the environment; ``CommandError`` (exit 2) when unusable."""
+def kafka_client_of(args: argparse.Namespace) -> KafkaClient:
+    """The Kafka client of the flags and the environment; ``CommandError`` (exit 2) when they are unusable."""
     try:
-        return kafka_from_args(args).bootstrap_servers
+        return KafkaClient.from_args(args)
     except ConfigError as error:
         raise CommandError(f"error: {error}", 2) from None
 
@@ -76,11 +77,11 @@ def open_model(path: Path) -> ModelSource:
         raise CommandError(f"error: {error}", 1) from None
 
 
-def prepare(args: argparse.Namespace) -> tuple[str, ModelSource]:
+def prepare(args: argparse.Namespace) -> tuple[KafkaClient, ModelSource]:
     """A scoring command's checks before anything is read, in the order the user hears about them: the batch
-    flags, the Kafka settings, the model. Returns the brokers and the loaded model; ``CommandError`` else."""
+    flags, the Kafka settings, the model. Returns the Kafka client and the loaded model; ``CommandError`` else."""
     check_batches(args)
-    return servers_of(args), open_model(args.model)
+    return kafka_client_of(args), open_model(args.model)
 
 
 def refuse(error: CommandError) -> int:

@@ -38,7 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.cli import CommandError, quiet_tensorflow, servers_of
+from consumer.cli import CommandError, kafka_client_of, quiet_tensorflow
+from consumer.kafka.client import KafkaClient, SourceError
+from consumer.kafka.writer import write_records
 from consumer.learning.drift_scenario import (
     WINDOW_TAG,
     DriftFigures,
@@ -51,58 +53,9 @@ from consumer.learning.drift_scenario import (
 )
 from consumer.monitoring.screenshots import line_drawn, screenshot
 from consumer.monitoring.tensorboard import DEFAULT_RUNS, chart_url, read_scalars, tensorboard_command
+from consumer.records.codec import encode_records
 from consumer.store.versions import ModelStore
 from stack.config import add_flags
-
-
-def records_of(images: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` pairs of the CSV contract: the label, and the 784 pixels joined by commas.
-
-    >>> records_of(np.array([[0, 7, 255]], dtype=np.uint8), np.array([3]))
-    [(b'3', b'0,7,255')]
-    """
-    return [
-        (str(int(label)).encode(), ",".join(map(str, row.tolist())).encode())
-        for row, label in zip(images, labels, strict=True)
-    ]
-
-
-def create_topic(servers: str, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> None:
-    """Create ``topic`` (one partition by default: the records keep the order they were written in)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": servers, "logger": _Quiet()})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    try:
-        futures[topic].result(timeout=timeout_s)
-    except Exception as error:  # noqa: BLE001 - KafkaException wraps TOPIC_ALREADY_EXISTS, timeouts, ...
-        if "TOPIC_ALREADY_EXISTS" not in str(error):
-            raise RuntimeError(f"cannot create topic {topic} on {servers}: {error}") from None
-
-
-def publish_digits(servers: str, topic: str, images: np.ndarray, labels: np.ndarray) -> int:
-    """Write the digits to ``topic`` in order as CSV records keyed by label; wait until acknowledged; the count."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": servers, "linger.ms": 20, "logger": _Quiet()})
-    failures: list[object] = []
-    for key, value in records_of(images, labels):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=lambda e, _: e and failures.append(e))
-                break
-            except BufferError:  # the local queue is full: let it drain
-                producer.poll(0.1)
-        producer.poll(0)
-    left = producer.flush(60)
-    if left or failures:
-        raise RuntimeError(f"producing to {topic} on {servers} failed: {left} unsent, errors {failures[:3]}")
-    return len(labels)
-
-
-class _Quiet:
-    def log(self, *args, **kwargs) -> None:  # librdkafka's own logging: the error we raise says enough
-        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,14 +137,14 @@ def summary(figures: DriftFigures, scores: ModelScores) -> str:
     )
 
 
-def publish_scenario(servers: str, topic: str, images: np.ndarray, labels: np.ndarray) -> int:
-    """The digits, then the same digits inverted, on ``topic`` (created); exit 1 with one line when Kafka
-    refuses, else 0."""
+def publish_scenario(client: KafkaClient, topic: str, images: np.ndarray, labels: np.ndarray) -> int:
+    """The digits, then the same digits inverted, on ``topic`` (created with one partition: the records keep the
+    order they were written in); exit 1 with one line when Kafka refuses, else 0."""
     try:
-        create_topic(servers, topic)
-        publish_digits(servers, topic, images, labels)
-        publish_digits(servers, topic, inverted(images), labels)
-    except RuntimeError as error:
+        client.create_topic(topic)
+        write_records(client, topic, encode_records(images, labels))
+        write_records(client, topic, encode_records(inverted(images), labels))
+    except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
@@ -203,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --records must be a multiple of --batch-size (>= 1)", file=sys.stderr)
         return 2
     try:
-        servers = servers_of(args)
+        client = kafka_client_of(args)
     except CommandError as error:
         print(error, file=sys.stderr)
         return error.code
@@ -214,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     images, labels = sample_digits("train")
     images, labels = images[: args.records], labels[: args.records]
-    if publish_scenario(servers, topic, images, labels):
+    if publish_scenario(client, topic, images, labels):
         return 1
     print(
         f"wrote {len(labels):,} digits then the same {len(labels):,} inverted (255 - x) to {topic}; "
         f"learning them with consumer.train --follow (TensorBoard run {run_dir})",
         flush=True,
     )
-    if run_learner(topic, servers, work, run_dir / "learner", len(labels), args.batch_size) != 0:
+    if run_learner(topic, client.servers, work, run_dir / "learner", len(labels), args.batch_size) != 0:
         print("error: consumer.train --follow failed (its error is above)", file=sys.stderr)
         return 1
     points = read_scalars(run_dir / "learner").get(WINDOW_TAG, [])

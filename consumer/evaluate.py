@@ -16,12 +16,17 @@ import argparse
 import contextlib
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
-from consumer.kafka.batches import add_source_flag
+from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, add_source_flag, open_batches
+from consumer.kafka.client import SourceError
 from consumer.monitoring.tensorboard import Metrics, RateMeter, timestamped_run
+from consumer.store.source import ModelSource
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
 LAG_EVERY_S = 1.0  # stream/lag asks the broker: at most once a second
@@ -90,90 +95,113 @@ class RunningScore:
         return self.loss_sum / self.records if self.records else 0.0
 
 
+@dataclass
+class Evaluation:
+    """One run's state: the score, the TensorBoard figures, and when records flowed (the rate counts the time
+    records flowed, not the final idle wait)."""
+
+    source: ModelSource
+    stream: Stream
+    metrics: Metrics
+    loss_fn: Callable[[np.ndarray, object], object]
+    score: RunningScore = field(default_factory=RunningScore)
+    rate: RateMeter = field(default_factory=RateMeter)
+    first_at: float | None = None
+    last_at: float | None = None
+    lag_at: float = 0.0
+
+    def add(self, batch: DecodedBatch) -> None:
+        """Score ``batch``, print its line, then let the source commit it."""
+        self.score.malformed += batch.malformed
+        self.last_at = time.perf_counter()
+        self.first_at = self.first_at or self.last_at
+        count = len(batch)
+        if count == 0:
+            batch.commit()
+            return
+        source = self.source
+        switched = source.refresh()  # between batches: the batch below is scored by one version only
+        if switched:
+            print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
+        probabilities = source.model(batch.images, training=False)
+        correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
+        score = self.score
+        score.add(count, correct, float(self.loss_fn(batch.labels, probabilities)))
+        print(
+            f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
+            f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}"
+            f"{f'  model {source.label}' if source.version is not None else ''}",
+            flush=True,
+        )
+        batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
+        self._figures(count, correct / count)
+
+    def _figures(self, count: int, batch_accuracy: float) -> None:
+        if not self.metrics.enabled:
+            return
+        self.rate.add(count)
+        step = self.score.records
+        self.metrics.scalar("evaluate/accuracy", self.score.accuracy, step)
+        self.metrics.scalar("evaluate/loss", self.score.loss, step)
+        self.metrics.scalar("evaluate/batch_accuracy", batch_accuracy, step)
+        self.metrics.scalar("stream/records_per_s", self.rate.rate, step)
+        if self.source.version is not None:
+            self.metrics.scalar("evaluate/model_version", self.source.version, step)
+        if self.stream.stoppable and time.monotonic() - self.lag_at >= LAG_EVERY_S:
+            self.lag_at = time.monotonic()
+            self.metrics.scalar("stream/lag", self.stream.lag(), step)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        servers, source = prepare(args)
+        client, source = prepare(args)
     except CommandError as error:
         return refuse(error)
-    import keras
-    import numpy as np
-
-    from consumer.kafka.batches import open_batches
-    from consumer.kafka.client import SourceError
-
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
+    options = ReadOptions(
+        args.topic, args.group_id, args.batch_size, idle, args.start,
+        group=args.source == "kafka", instance=args.instance,
+    )  # fmt: skip
     try:
-        stream = open_batches(
-            args.source, args.topic, args.group_id, servers, args.batch_size, idle, args.start,
-            group=args.source == "kafka", instance=args.instance,
-        )  # fmt: skip
+        stream = open_batches(client, options, args.source)
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for note in stream.notes:
         print(note, file=sys.stderr, flush=True)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    return _evaluate(args, source, stream)
+
+
+def _evaluate(args: argparse.Namespace, source: ModelSource, stream: Stream) -> int:
+    """Score the stream batch by batch; the summary line at the end."""
+    import keras  # noqa: PLC0415 - loads TensorFlow: only once the model and the stream are there
 
     run_dir = timestamped_run("evaluate") if args.run_dir == AUTO_RUN else args.run_dir
-    metrics = Metrics(Path(run_dir) if run_dir else None)
-    score = RunningScore()
-    rate = RateMeter()
-    first_at = last_at = None  # the rate counts the time records flowed, not the final idle wait
-    lag_at = 0.0
+    run = Evaluation(source, stream, Metrics(Path(run_dir) if run_dir else None),
+                     keras.losses.SparseCategoricalCrossentropy())  # fmt: skip
     version = f" version {source.label}" if source.version is not None else ""
     print(
-        f"evaluating {args.model}{version} on {args.topic} (group {args.group_id}, {stream.where}); "
+        f"evaluating {args.model}{version} on {args.topic} (group {args.group_id}, {stream.describe()}); "
         f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}"
         f"{f'; TensorBoard scalars in {run_dir}' if run_dir else ''}",
         flush=True,
     )
     # Ctrl-C / SIGTERM stop the kafka reader after the batch in hand (its commit done) instead of interrupting
     # whatever runs; tfio's wait cannot be told to stop, so there the signal interrupts it (KeyboardInterrupt).
-    stopping = stop_on_signals(stream.reader.stop) if stream.reader is not None else contextlib.nullcontext()
-    with stopping:
+    with stop_on_signals(stream.stop) if stream.stoppable else contextlib.nullcontext():
         try:
             for batch in stream.batches:
-                score.malformed += batch.malformed
-                last_at = time.perf_counter()
-                first_at = first_at or last_at
-                count = len(batch)
-                if count == 0:
-                    batch.commit()
-                    continue
-                switched = source.refresh()  # between batches: the batch below is scored by one version only
-                if switched:
-                    print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
-                probabilities = source.model(batch.images, training=False)
-                correct = int(np.count_nonzero(np.argmax(probabilities, axis=1) == batch.labels))
-                score.add(count, correct, float(loss_fn(batch.labels, probabilities)))
-                print(
-                    f"records {score.records:>6}  batch accuracy {correct / count:.3f}  "
-                    f"running accuracy {score.accuracy:.4f}  loss {score.loss:.4f}"
-                    f"{f'  model {source.label}' if source.version is not None else ''}",
-                    flush=True,
-                )
-                batch.commit()  # only now may the source commit: a crash before this line re-reads the batch
-                if metrics.enabled:
-                    rate.add(count)
-                    step = score.records
-                    metrics.scalar("evaluate/accuracy", score.accuracy, step)
-                    metrics.scalar("evaluate/loss", score.loss, step)
-                    metrics.scalar("evaluate/batch_accuracy", correct / count, step)
-                    metrics.scalar("stream/records_per_s", rate.rate, step)
-                    if source.version is not None:
-                        metrics.scalar("evaluate/model_version", source.version, step)
-                    if stream.reader is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
-                        lag_at = time.monotonic()
-                        metrics.scalar("stream/lag", stream.reader.lag(), step)
+                run.add(batch)
         except KeyboardInterrupt:  # tfio, or a second Ctrl-C
             stream.batches.close()  # leave the group now (bounded), not when the interpreter finalizes the generator
         except SourceError as error:  # the broker stopped answering: not the end of the stream
-            print(f"error: {error} (evaluated {score.records} records before)", file=sys.stderr)
+            print(f"error: {error} (evaluated {run.score.records} records before)", file=sys.stderr)
             return 1
         finally:
-            metrics.close()
-    seconds = (last_at - first_at) if first_at else 0.0
+            run.metrics.close()
+    score = run.score
+    seconds = (run.last_at - run.first_at) if run.first_at else 0.0
     rate = score.records / seconds if seconds > 0 else 0.0
     print(
         f"evaluated {score.records} records ({score.malformed} malformed skipped) in {seconds:.1f} s: "

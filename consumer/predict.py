@@ -26,12 +26,17 @@ import time
 from dataclasses import dataclass
 
 from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
-from consumer.kafka.client import kafka_reason
+from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, open_batches
+from consumer.kafka.client import KafkaClient, SourceError
+from consumer.kafka.publisher import Publisher, Rebalanced, TransactionError, transactional_id
+from consumer.learning.scoring import prediction_records
+from consumer.records.predictions import rows_to_predict
+from consumer.store.source import ModelSource
 from stack.contract import MNIST
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
-#: How long one transactional call (init, send offsets, commit, abort) may take before the run gives up.
-TRANSACTION_TIMEOUT_S = 30.0
+
+__all__ = ["build_parser", "main", "transactional_id"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,106 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def transactional_id(group_id: str, instance: str) -> str:
-    """Stable per group and instance, so a restarted process fences its killed predecessor.
-
-    >>> transactional_id("mnist-predict", "0")
-    'mnist-predict-0'
-    """
-    return f"{group_id}-{instance}"
-
-
-class TransactionError(Exception):
-    """A transaction could not be completed; the message is one line for the user."""
-
-
-class Rebalanced(Exception):
-    """The group rebalanced under a batch: its transaction was aborted, nothing of it is visible, and the
-    partitions this process still holds must be read again from the batch's first offsets."""
-
-
-class Publisher:
-    """A transactional producer: one ``publish`` a batch (predictions and the group's offsets, atomically)."""
-
-    def __init__(self, servers: str, txn_id: str) -> None:
-        from confluent_kafka import KafkaException, Producer
-
-        from consumer.kafka.client import client_config
-
-        self._KafkaException = KafkaException
-        silent = {k: v for k, v in client_config(servers).items() if k in ("log_level", "logger", "error_cb")}
-        self.txn_id = txn_id
-        self.producer = Producer(
-            {
-                "bootstrap.servers": servers,
-                "transactional.id": txn_id,
-                # A transaction left open by a killed process blocks its partitions' offsets (and read_committed
-                # readers of the predictions) until the broker aborts it: after 10 s, not the default 60 s, when
-                # another member of the group takes the partitions over. (A restart with the same --instance
-                # aborts it at once, in init_transactions.)
-                "transaction.timeout.ms": 10_000,
-                # Idempotent and acks=all are implied by transactional.id; linger bounds the added latency.
-                "linger.ms": 5,
-                "socket.connection.setup.timeout.ms": int(TRANSACTION_TIMEOUT_S * 1000),
-                **silent,
-            }
-        )
-        try:
-            # Fences an earlier producer with this transactional.id and aborts its open transaction: must happen
-            # before the reader fetches the group's offsets.
-            self.producer.init_transactions(TRANSACTION_TIMEOUT_S)
-        except KafkaException as error:
-            raise TransactionError(
-                f"cannot start transactions on Kafka at {servers} as {txn_id}: {kafka_reason(error)}"
-            ) from None
-
-    def publish(self, topic: str, records: list[tuple[bytes, bytes]], offsets, group_metadata) -> None:
-        """Write ``records`` and commit ``offsets`` (TopicPartitions) for the group in one transaction."""
-        try:
-            self.producer.begin_transaction()
-            for key, value in records:
-                self.producer.produce(topic, key=key, value=value)
-                self.producer.poll(0)
-            self.producer.send_offsets_to_transaction(offsets, group_metadata, TRANSACTION_TIMEOUT_S)
-            self._commit()
-        except self._KafkaException as error:
-            from consumer.kafka.client import REBALANCE_CODES
-
-            kafka_error = error.args[0] if error.args else None
-            if kafka_error is not None and getattr(kafka_error, "txn_requires_abort", lambda: False)():
-                try:
-                    self.producer.abort_transaction(TRANSACTION_TIMEOUT_S)
-                except self._KafkaException:
-                    pass
-                if kafka_error.code() in REBALANCE_CODES:
-                    raise Rebalanced(kafka_reason(error)) from None
-                raise TransactionError(
-                    f"transaction aborted ({kafka_reason(error)}): nothing of this batch is visible; "
-                    "a restart resumes at it"
-                ) from None
-            if kafka_error is not None and kafka_error.fatal():
-                raise TransactionError(
-                    f"{self.txn_id} was fenced or failed fatally ({kafka_reason(error)}): another predictor with the "
-                    "same --group-id and --instance runs?"
-                ) from None
-            why = kafka_reason(error)
-            raise TransactionError(f"transaction failed: {why}; a restart resumes at this batch") from None
-
-    def _commit(self) -> None:
-        deadline = time.monotonic() + TRANSACTION_TIMEOUT_S
-        while True:
-            try:
-                self.producer.commit_transaction(TRANSACTION_TIMEOUT_S)
-                return
-            except self._KafkaException as error:
-                kafka_error = error.args[0] if error.args else None
-                if kafka_error is None or not kafka_error.retriable() or time.monotonic() > deadline:
-                    raise
-
-    def close(self) -> None:
-        self.producer.flush(5)
-
-
 @dataclass
 class Tally:
     """What the run did, for the live lines and the summary."""
@@ -177,91 +82,63 @@ class Tally:
     predictions: int = 0
     malformed: int = 0
     without_id: int = 0
+    first_at: float | None = None  # perf_counter of the first batch and the last: the time records flowed
+    last_at: float | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        servers, source = prepare(args)
+        client, source = prepare(args)
     except CommandError as error:
         return refuse(error)
     try:
-        return _run(args, servers, source)
+        return _run(args, client, source)
     except KeyboardInterrupt:  # before the stream started (init_transactions, the topic check)
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _run(args: argparse.Namespace, servers: str, source) -> int:
-    from confluent_kafka import TopicPartition
-
-    from consumer.kafka.batches import open_batches
-    from consumer.kafka.client import SourceError, check_topic
-    from consumer.learning.scoring import prediction_records
-    from consumer.records.predictions import rows_to_predict
-
-    txn_id = transactional_id(args.group_id, args.instance)
+def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str) -> tuple[Publisher, Stream]:
+    """The publisher (its ``init_transactions`` first: it aborts what a killed predecessor left open, before the
+    reader fetches the group's offsets) and the group member's stream."""
+    client.check_topic(args.predictions_topic)
+    publisher = Publisher(client, txn_id)
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
+    options = ReadOptions(
+        args.topic, args.group_id, args.batch_size, idle, args.start, group=True, instance=args.instance
+    )
+    return publisher, open_batches(client, options)
+
+
+def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource) -> int:
+    txn_id = transactional_id(args.group_id, args.instance)
     try:
-        check_topic(servers, args.predictions_topic)
-        publisher = Publisher(servers, txn_id)
-        stream = open_batches(
-            "kafka", args.topic, args.group_id, servers, args.batch_size, idle, args.start,
-            group=True, instance=args.instance,
-        )  # fmt: skip
+        publisher, stream = _open(args, client, txn_id)
     except (SourceError, TransactionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for note in stream.notes:
         print(note, file=sys.stderr, flush=True)
-    consumer = stream.reader.consumer
     print(
         f"predicting {args.topic} -> {args.predictions_topic} with {args.model} {source.label} (group {args.group_id}, "
-        f"transactional.id {txn_id}, {stream.where.replace('commits after each batch', 'one transaction a batch')}); "
+        f"transactional.id {txn_id}, {stream.describe('one transaction a batch')}); "
         f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
         flush=True,
     )
     tally = Tally()
-    first_at = last_at = None
     # Ctrl-C / SIGTERM stop the reader after the batch in hand, its transaction committed (or aborted and left to
     # be read again), instead of interrupting the transaction.
-    with stop_on_signals(stream.reader.stop):
+    with stop_on_signals(stream.stop):
         try:
             for batch in stream.batches:
-                last_at = time.perf_counter()
-                first_at = first_at or last_at
-                line = source.refresh()
-                if line:
-                    print(line, flush=True)
-                raw = batch.raw
-                rows, without_id = rows_to_predict(raw.headers, batch.valid.tolist())
-                records = prediction_records(source.model, batch.images, rows, source.version)
-                offsets = [TopicPartition(args.topic, p, o) for p, o in raw.next_offsets.items()]
-                try:
-                    publisher.publish(args.predictions_topic, records, offsets, consumer.consumer_group_metadata())
-                except Rebalanced as why:
-                    stream.reader.rewind(raw)  # what we still hold is read again; the rest is the new owner's
-                    print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
-                    continue
-                tally.batches += 1
-                tally.records += len(raw)
-                tally.predictions += len(records)
-                tally.malformed += batch.malformed
-                tally.without_id += without_id
-                print(
-                    f"batch {tally.batches:>5}  records {len(raw):>4}  predictions {len(records):>4}  "
-                    f"model {source.label or args.model.name}  total {tally.predictions}",
-                    flush=True,
-                )
+                _score(args, source, publisher, stream, batch, tally)
         except KeyboardInterrupt:  # a second Ctrl-C: an open transaction is aborted when this id starts again
             pass
-        except SourceError as error:
+        except (SourceError, TransactionError) as error:
             print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
             return 1
-        except TransactionError as error:
-            print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
-            return 1
-    seconds = (last_at - first_at) if first_at else 0.0
+    seconds = (tally.last_at - tally.first_at) if tally.first_at else 0.0
     rate = tally.records / seconds if seconds > 0 else 0.0
     print(
         f"predicted {tally.predictions} of {tally.records} records ({tally.malformed} malformed, "
@@ -269,6 +146,41 @@ def _run(args: argparse.Namespace, servers: str, source) -> int:
         f"{rate:,.1f} records/s; model {source.label or args.model}"
     )
     return 0
+
+
+def _score(
+    args: argparse.Namespace,
+    source: ModelSource,
+    publisher: Publisher,
+    stream: Stream,
+    batch: DecodedBatch,
+    tally: Tally,
+) -> None:
+    """Score one batch and publish its predictions with the group's offsets in one transaction; a batch the
+    group's rebalance aborted is read again (what this process still holds) instead."""
+    tally.last_at = time.perf_counter()
+    tally.first_at = tally.first_at or tally.last_at
+    line = source.refresh()
+    if line:
+        print(line, flush=True)
+    rows, without_id = rows_to_predict(batch.headers(), batch.valid.tolist())
+    records = prediction_records(source.model, batch.images, rows, source.version)
+    try:
+        publisher.publish(args.predictions_topic, records, args.topic, batch.offsets(), stream.group_metadata())
+    except Rebalanced as why:
+        stream.rewind(batch)  # what we still hold is read again; the rest is the new owner's
+        print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
+        return
+    tally.batches += 1
+    tally.records += batch.received()
+    tally.predictions += len(records)
+    tally.malformed += batch.malformed
+    tally.without_id += without_id
+    print(
+        f"batch {tally.batches:>5}  records {batch.received():>4}  predictions {len(records):>4}  "
+        f"model {source.label or args.model.name}  total {tally.predictions}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

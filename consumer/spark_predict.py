@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, open_model, servers_of
-from consumer.kafka.client import SourceError, check_topic
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, kafka_client_of, open_model
+from consumer.kafka.client import SourceError
 from consumer.learning.spark_scoring import score_batches
 from stack.assemble import spark_jars
 from stack.assembled import spark_jars_dir
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --interval must be a finite number > 0 and --max-records-per-trigger >= 1", file=sys.stderr)
         return 2
     try:
-        servers = servers_of(args)
+        client = kafka_client_of(args)
         cfg = StackConfig.from_env()
     except CommandError as error:
         print(error, file=sys.stderr)
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         label = open_model(args.model).label  # fails here, in one line, rather than in a worker
-        check_topic(servers, args.topic)
-        check_topic(servers, args.predictions_topic)
+        client.check_topic(args.topic)
+        client.check_topic(args.predictions_topic)
     except CommandError as error:
         print(error, file=sys.stderr)
         return error.code
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     checkpoint = args.checkpoint_dir or default_checkpoint(cfg, args.topic)
     try:
-        return _run(args, servers, jars, checkpoint, label)
+        return _run(args, client.servers, jars, checkpoint, label)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from consumer.cli import quiet_tensorflow
 from consumer.kafka.batches import add_source_flag
-from consumer.kafka.client import SourceError, committed_records
+from consumer.kafka.client import KafkaClient, SourceError
 from consumer.learning.drift import DriftMonitor
 from consumer.learning.epochs import EpochSource, peak_memory_mb, train_epochs
 from consumer.learning.models import build_model
@@ -42,7 +42,7 @@ from consumer.learning.online import FollowSettings, FollowState, Stopper, follo
 from consumer.monitoring.tensorboard import Metrics, timestamped_run
 from consumer.store.checkpoints import CheckpointDir, CheckpointError
 from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
-from stack.config import ConfigError, add_flags, kafka_from_args
+from stack.config import ConfigError, add_flags
 from stack.contract import MNIST
 
 DEFAULT_IDLE_TIMEOUT_S = 10.0
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle_timeout is None and not args.follow:
         args.idle_timeout = DEFAULT_IDLE_TIMEOUT_S
     try:
-        servers = kafka_from_args(args).bootstrap_servers
+        client = KafkaClient.from_args(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -183,18 +183,18 @@ def main(argv: list[str] | None = None) -> int:
             return refused[0]
     quiet_tensorflow()
     if args.follow:
-        return follow_main(args, servers, store)
-    return train_main(args, servers, store)
+        return follow_main(args, client, store)
+    return train_main(args, client, store)
 
 
-def train_main(args: argparse.Namespace, servers: str, store: ModelStore | None) -> int:
+def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore | None) -> int:
     """One-shot training: epochs over the topic, then the model saved or published; the exit code."""
     group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
     warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    source = EpochSource(args, servers, group_id, warn)
+    source = EpochSource(args, client, group_id, warn)
     try:
         if args.group_id:
-            skipped = committed_records(servers, group_id, args.topic)
+            skipped = client.committed_records(group_id, args.topic)
             if skipped:
                 warn(
                     f"warning: group {group_id} has committed offsets: {skipped} records of {args.topic} are skipped, "
@@ -240,7 +240,7 @@ def train_main(args: argparse.Namespace, servers: str, store: ModelStore | None)
     return 0
 
 
-def follow_main(args: argparse.Namespace, servers: str, store: ModelStore) -> int:
+def follow_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore) -> int:
     """Continual training until stopped, its lines printed as they come, then a summary line; the exit code."""
     checkpoint_dir = args.checkpoint_dir or DEFAULT_CHECKPOINTS / args.topic
     refused = check_directory(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")
@@ -249,7 +249,7 @@ def follow_main(args: argparse.Namespace, servers: str, store: ModelStore) -> in
         return refused[0]
     run_dir = args.run_dir if args.run_dir is not None else timestamped_run("train")
     metrics = Metrics(run_dir) if str(run_dir) != "none" else None
-    settings = follow_settings(args, servers)
+    settings = follow_settings(args, client)
     stopper = Stopper().install()
     try:
         state = follow(
@@ -270,12 +270,12 @@ def follow_main(args: argparse.Namespace, servers: str, store: ModelStore) -> in
     return 0
 
 
-def follow_settings(args: argparse.Namespace, servers: str) -> FollowSettings:
+def follow_settings(args: argparse.Namespace, client: KafkaClient) -> FollowSettings:
     """The continual-training settings the flags give."""
     return FollowSettings(
         topic=args.topic,
         group_id=args.group_id or "mnist-train-follow",
-        servers=servers,
+        client=client,
         batch_size=args.batch_size,
         replay_capacity=args.replay_size,
         replay_ratio=args.replay_ratio,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import psycopg2
 
+from consumer.records.codec import encode_pixels
 from loader.database import binary_copy_payload
 from probes.database import Postgres, connect
 
@@ -31,7 +32,7 @@ def csv_of(pixels: bytes) -> str:
     >>> csv_of(bytes([0, 7, 255]))
     '0,7,255'
     """
-    return ",".join(str(b) for b in pixels)
+    return encode_pixels(pixels).decode()
 
 
 def prefix_of(pixels: bytes) -> str:

@@ -3,7 +3,7 @@
 ``open_batches`` returns a ``Stream``: decoded batches (images, labels, the malformed count, and the commit to
 call once the model has used the batch), where it starts, and warning lines for the user.
 
-* ``kafka`` (default): the project's Kafka client (``consumer.kafka.client``) and the NumPy decode
+* ``kafka`` (default): the project's committing reader (``consumer.kafka.reader``) and the NumPy decode
   (``consumer.records.codec``). Offsets are committed only by the batch's ``commit``: at-least-once for the model.
 * ``tfio``: the talk's tensorflow-io ``KafkaGroupIODataset`` and the TensorFlow decode. librdkafka commits
   on its own timer there, so ``commit`` does nothing.
@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from consumer.kafka.client import Batch, CommittingReader, check_topic
+from consumer.kafka.client import KafkaClient
+from consumer.kafka.reader import Batch, CommittingReader, ReadOptions
 from consumer.records.codec import decode_batch
+
+__all__ = ["SOURCES", "DecodedBatch", "ReadOptions", "Stream", "add_source_flag", "open_batches", "source_name"]
 
 SOURCES = ("kafka", "tfio")
 
@@ -33,6 +36,7 @@ def source_name(text: str) -> str:
 
 
 def add_source_flag(parser: argparse.ArgumentParser) -> None:
+    """``--source``: which reader ``open_batches`` uses."""
     parser.add_argument(
         "--source",
         type=source_name,
@@ -60,45 +64,104 @@ class DecodedBatch:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def received(self) -> int:
+        """Records read for this batch, decoded or not."""
+        return len(self.raw) if self.raw is not None else len(self.labels) + self.malformed
+
+    def offsets(self) -> dict[int, int]:
+        """``{partition: next offset}`` after this batch (kafka source; empty for tfio)."""
+        return dict(self.raw.next_offsets) if self.raw is not None else {}
+
+    def headers(self) -> list[list[tuple[str, bytes]] | None]:
+        """Each record's headers, in reading order (kafka source; empty for tfio)."""
+        return list(self.raw.headers) if self.raw is not None else []
+
 
 @dataclass
 class Stream:
+    """Decoded batches, where they start, and warning lines for the user; with the kafka source, the reader's
+    positions, lag, group metadata and stop, asked through the stream."""
+
     batches: Iterator[DecodedBatch]
-    where: str  # for the user's first line: the source and where it starts
+    source: str
     notes: list[str] = field(default_factory=list)
-    reader: CommittingReader | None = None  # kafka source: positions, lag, the consumer itself
+    reader: CommittingReader | None = None  # kafka source only
+    group: bool = False
+
+    def describe(self, commits: str = "commits after each batch") -> str:
+        """The user's first-line words for the source and where it starts; ``commits`` says how offsets move.
+
+        >>> Stream(iter(()), "tfio").describe()
+        'tfio'
+        """
+        if self.reader is None:
+            return self.source
+        starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(self.reader.start_offsets.items()))
+        member = ", a member of the group sharing its partitions" if self.group else ""
+        return f"{self.source}, {commits}{member}, starting at {starts}"
+
+    def start_offsets(self) -> dict[int, int]:
+        """``{partition: first offset read}`` (kafka source; empty for tfio)."""
+        return dict(self.reader.start_offsets) if self.reader is not None else {}
+
+    def positions(self) -> dict[int, int]:
+        """``{partition: next offset to read}`` (kafka source; empty for tfio)."""
+        return dict(self.reader.position) if self.reader is not None else {}
+
+    def lag(self) -> int | None:
+        """Records on the topic past our position as the broker says now; None for tfio."""
+        return self.reader.lag() if self.reader is not None else None
+
+    def group_metadata(self) -> object:
+        """The consumer's group metadata, for a transactional producer (kafka source)."""
+        return self._kafka().group_metadata()
+
+    def rewind(self, batch: DecodedBatch) -> None:
+        """Read ``batch`` again from the partitions this process still holds (its transaction was aborted)."""
+        if batch.raw is not None:
+            self._kafka().rewind(batch.raw)
+
+    def commit_offsets(self, offsets: dict[int, int]) -> None:
+        """Commit ``{partition: next offset}`` through the stream's consumer (kafka source)."""
+        self._kafka().commit_offsets(offsets)
+
+    def stop(self) -> None:
+        """End the batches after the one in hand (kafka source; tfio's wait cannot be told to stop)."""
+        if self.reader is not None:
+            self.reader.stop()
+
+    @property
+    def stoppable(self) -> bool:
+        """Whether ``stop`` ends the stream (the kafka source); tfio needs a KeyboardInterrupt instead."""
+        return self.reader is not None
+
+    def close(self) -> None:
+        """Close the reader (a generator never started has no finally to run); closing twice is harmless."""
+        self.batches.close()
+        if self.reader is not None:
+            try:
+                self.reader.close()
+            except RuntimeError:
+                pass  # already closed
+
+    def _kafka(self) -> CommittingReader:
+        if self.reader is None:
+            raise ValueError(f"the {self.source} source has no Kafka consumer of ours")
+        return self.reader
 
 
-def open_batches(
-    source: str,
-    topic: str,
-    group_id: str,
-    servers: str,
-    batch_size: int,
-    idle_timeout_s: float | None,
-    start: str = "earliest",
-    offsets: dict[int, int] | None = None,
-    until: dict[int, int] | None = None,
-    group: bool = False,
-    instance: str | None = None,
-) -> Stream:
-    """Decoded batches of up to ``batch_size`` records of ``topic`` for ``group_id``.
+def open_batches(client: KafkaClient, options: ReadOptions, source: str = "kafka") -> Stream:
+    """Decoded batches of ``options`` (see ``consumer.kafka.reader.ReadOptions``) from ``source``.
 
-    The stream ends after ``idle_timeout_s`` seconds without records (``None``: never), or with ``until``
-    (kafka source), once every partition reached that offset. A new group starts at ``start``
-    (``earliest``/``latest``), a known one after its committed offsets, and ``offsets`` (a checkpoint's,
-    kafka source) wins over both. Raises ``consumer.kafka.client.SourceError`` (one line) when the broker or the
-    topic is not usable, at the start or while reading. ``group`` (kafka source): join the consumer group, so
-    processes with the same ``group_id`` share the partitions (``instance``: static membership); see
-    ``consumer.kafka.client.CommittingReader``.
+    Raises ``consumer.kafka.client.SourceError`` (one line) when the broker or the topic is not usable, at the
+    start or while reading. The tfio source reads a group from its committed offsets (``start`` for a new one)
+    until idle: ``offsets``, ``until``, ``group`` and a ``None`` idle timeout are the kafka source's only.
     """
     if source == "tfio":
-        if offsets is not None or until is not None or idle_timeout_s is None:
+        if options.offsets is not None or options.until is not None or options.idle_timeout_s is None:
             raise ValueError("the tfio source reads a group from its committed offsets until idle, nothing else")
-        return _tfio_batches(topic, group_id, servers, batch_size, idle_timeout_s, start)
-    reader = CommittingReader(
-        topic, group_id, servers, idle_timeout_s, batch_size, start, offsets, until, group, instance
-    )
+        return _tfio_batches(client, options)
+    reader = CommittingReader(client, options)
 
     def batches() -> Iterator[DecodedBatch]:
         try:
@@ -115,25 +178,23 @@ def open_batches(
         finally:
             reader.close()
 
-    starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
-    if group:
-        where = f"kafka, commits after each batch, a member of the group sharing its partitions, starting at {starts}"
-    else:
-        where = f"kafka, commits after each batch, starting at {starts}"
-    return Stream(batches(), where, reader.notes, reader)
+    return Stream(batches(), "kafka", reader.notes, reader, options.group)
 
 
-def _tfio_batches(topic: str, group_id: str, servers: str, batch_size: int, idle_timeout_s: float, start: str):
-    from consumer.kafka.tfio_source import kafka_dataset
-    from consumer.records.tf_decode import decode_csv_batch
+def _tfio_batches(client: KafkaClient, options: ReadOptions) -> Stream:
+    # tensorflow_io and TensorFlow load only for the tfio source: the kafka source runs without them.
+    from consumer.kafka.tfio_source import kafka_dataset  # noqa: PLC0415 - imports TensorFlow and tensorflow_io
+    from consumer.records.tf_decode import decode_csv_batch  # noqa: PLC0415 - imports TensorFlow
 
-    dataset = kafka_dataset(topic, group_id, servers, idle_timeout_s, start, chunk=batch_size)
-    decoded = dataset.batch(batch_size).map(decode_csv_batch)
+    dataset = kafka_dataset(
+        client, options.topic, options.group_id, options.idle_timeout_s, options.start, chunk=options.batch_size
+    )
+    decoded = dataset.batch(options.batch_size).map(decode_csv_batch)
 
     def batches() -> Iterator[DecodedBatch]:
         for images, labels, malformed in decoded:
             yield DecodedBatch(images.numpy(), labels.numpy(), int(malformed), lambda: None)
         # tfio ends quietly when the broker stops answering: idle counts only if the broker answers now.
-        check_topic(servers, topic)
+        client.check_topic(options.topic)
 
     return Stream(batches(), "tfio")

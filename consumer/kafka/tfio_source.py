@@ -2,10 +2,10 @@
 
 Traps this module designs around (see README, Troubleshooting):
 
-* tfio never raises for a wrong address or a missing topic: it logs and yields nothing. ``check_topic``
+* tfio never raises for a wrong address or a missing topic: it logs and yields nothing. ``KafkaClient.check_topic``
   asks the broker first (``consumer.kafka.client``, the project's Kafka client) and fails with one line.
 * tfio 0.37.1 bundles librdkafka 1.5.0, which resolves ``auto.offset.reset`` with ListOffsets v0, a request
-  Kafka 4 removed: a group without committed offsets waits forever. ``seed_group_offsets`` commits the
+  Kafka 4 removed: a group without committed offsets waits forever. ``KafkaClient.seed_group_offsets`` commits the
   beginning offsets for such a group first, so librdkafka starts from them and never needs that request.
 * Every tfio Kafka dataset of a process shares one librdkafka consumer: a second one silently steals or gets
   nothing. ``kafka_dataset`` refuses to open a second one in the same process.
@@ -18,7 +18,7 @@ import sys
 
 import tensorflow as tf
 
-from consumer.kafka.client import SourceError, check_topic, seed_group_offsets
+from consumer.kafka.client import KafkaClient, SourceError
 
 # The talk's consumer settings, plus where a new group starts (its committed offsets are seeded anyway).
 TALK_CONFIGURATION = ("session.timeout.ms=10000", "max.poll.interval.ms=10000", "auto.offset.reset=earliest")
@@ -31,7 +31,7 @@ _opened: list[str] = []
 def _import_tfio():
     """tensorflow_io, imported only by this source: it has no wheels for Python 3.13 (pyproject.toml)."""
     try:
-        import tensorflow_io as tfio
+        import tensorflow_io as tfio  # noqa: PLC0415 - optional: no wheels for every Python, see below
     except ImportError:
         version = ".".join(map(str, sys.version_info[:2]))
         raise SourceError(
@@ -42,9 +42,9 @@ def _import_tfio():
 
 
 def kafka_dataset(
+    client: KafkaClient,
     topic: str,
     group_id: str,
-    servers: str,
     idle_timeout_s: float,
     start: str = "earliest",
     configuration: tuple[str, ...] = TALK_CONFIGURATION,
@@ -64,13 +64,13 @@ def kafka_dataset(
             f"a tensorflow-io Kafka dataset is already open in this process ({_opened[0]}); tfio shares one "
             "consumer per process, so read one topic per process"
         )
-    check_topic(servers, topic)
-    seed_group_offsets(servers, group_id, topic, start)
+    client.check_topic(topic)
+    client.seed_group_offsets(group_id, topic, start)
     _opened.append(topic)
     return tfio.experimental.streaming.KafkaGroupIODataset(
         topics=[topic],
         group_id=group_id,
-        servers=servers,
+        servers=client.servers,
         stream_timeout=int(idle_timeout_s * 1000),
         message_poll_timeout=MESSAGE_POLL_TIMEOUT_MS,
         configuration=[*configuration, f"batch.num.messages={chunk}"],

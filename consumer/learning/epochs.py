@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from consumer.kafka.batches import open_batches
+from consumer.kafka.client import KafkaClient
+from consumer.kafka.reader import ReadOptions
 from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
@@ -44,10 +46,10 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def read_topic(topic: str, group_id: str, servers: str, idle_timeout: float, source: str = "kafka", notes=print):
+def read_topic(client: KafkaClient, topic: str, group_id: str, idle_timeout: float, source: str = "kafka", notes=print):
     """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
     from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
-    stream = open_batches(source, topic, group_id, servers, READ_BATCH, idle_timeout)
+    stream = open_batches(client, ReadOptions(topic, group_id, READ_BATCH, idle_timeout), source)
     for note in stream.notes:
         notes(note)
     images, labels, malformed = [], [], 0
@@ -72,8 +74,10 @@ class EpochSource:
     ``args`` are ``consumer.train``'s flags: ``topic``, ``source`` and ``idle_timeout``.
     """
 
-    def __init__(self, args: argparse.Namespace, servers: str, group_id: str, warn: Callable[[str], None]) -> None:
-        self.args, self.servers, self.group_id, self.warn = args, servers, group_id, warn
+    def __init__(
+        self, args: argparse.Namespace, client: KafkaClient, group_id: str, warn: Callable[[str], None]
+    ) -> None:
+        self.args, self.client, self.group_id, self.warn = args, client, group_id, warn
         self.start_offsets: dict[int, int] | None = None
         self.until: dict[int, int] | None = None
         self.memory = None
@@ -93,7 +97,7 @@ class EpochSource:
         args = self.args
         if self.memory is None:
             images, labels, self.malformed, self.read_seconds = read_topic(
-                args.topic, self.group_id, self.servers, args.idle_timeout, "tfio", self.warn
+                self.client, args.topic, self.group_id, args.idle_timeout, "tfio", self.warn
             )
             self.memory, self.records = (images, labels), len(labels)
         images, labels = self.memory
@@ -102,10 +106,10 @@ class EpochSource:
 
     def _first_read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         args = self.args
-        stream = open_batches("kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout)
+        stream = open_batches(self.client, ReadOptions(args.topic, self.group_id, READ_BATCH, args.idle_timeout))
         for note in stream.notes:
             self.warn(note)
-        self.start_offsets = dict(stream.reader.start_offsets)
+        self.start_offsets = stream.start_offsets()
         started = time.perf_counter()
         for batch in stream.batches:
             self.records += len(batch)
@@ -113,14 +117,14 @@ class EpochSource:
             yield batch.images, batch.labels
             batch.commit()
             self.read_seconds = time.perf_counter() - started
-        self.until = dict(stream.reader.position)
+        self.until = stream.positions()
 
     def _read_again(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         args = self.args
-        stream = open_batches(
-            "kafka", args.topic, self.group_id, self.servers, READ_BATCH, args.idle_timeout,
-            offsets=self.start_offsets, until=self.until,
-        )  # fmt: skip
+        options = ReadOptions(
+            args.topic, self.group_id, READ_BATCH, args.idle_timeout, offsets=self.start_offsets, until=self.until
+        )
+        stream = open_batches(self.client, options)
         for batch in stream.batches:
             yield batch.images, batch.labels
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.kafka.batches import open_batches
-from consumer.kafka.client import SourceError, commit, commit_group_offsets
+from consumer.kafka.batches import Stream, open_batches
+from consumer.kafka.client import KafkaClient, SourceError
+from consumer.kafka.reader import ReadOptions
 from consumer.learning.models import build_model
 from consumer.learning.replay import Reservoir
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
@@ -85,7 +86,7 @@ class Stopper:
 class FollowSettings:
     topic: str
     group_id: str
-    servers: str
+    client: KafkaClient
     batch_size: int = 64
     replay_capacity: int = 5000
     replay_ratio: float = 1.0
@@ -168,14 +169,6 @@ class _Window:
         return self.correct / self.count if self.count else None
 
 
-def commit_offsets(servers: str, group_id: str, topic: str, offsets: dict[int, int], consumer=None) -> None:
-    """Commit ``offsets`` for ``group_id`` (through ``consumer`` when given, else a short-lived one)."""
-    if consumer is not None:
-        commit(consumer, servers, topic, offsets)
-    else:
-        commit_group_offsets(servers, group_id, topic, offsets)
-
-
 def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, replay_capacity: int):
     """``(model, reservoir, counters, offsets or None, checkpoint or None)`` to continue from: the newest
     checkpoint in ``checkpoints``, else ``from_model`` (or a new model) with an empty reservoir."""
@@ -244,7 +237,7 @@ class _Run:
             messages=messages, **end,
         )  # fmt: skip
 
-    def step(self, batch, reader) -> None:
+    def step(self, batch, stream: Stream) -> None:
         """Test, then train on ``batch``; log, watch for drift, and checkpoint when due."""
         n = len(batch)
         correct, logs = self._learn(batch) if n else (0, None)
@@ -252,19 +245,19 @@ class _Run:
         self.counters.malformed += batch.malformed
         self.run_records += n
         self.run_malformed += batch.malformed
-        self.learned_to.update(batch.raw.next_offsets)
+        self.learned_to.update(batch.offsets())
         self.last_batch_at = time.monotonic()
         self.since_checkpoint += n + batch.malformed
         self.since_rate += n
         now = time.monotonic()
         if self.metrics is not None:
-            self._log(n, logs, now, reader)
+            self._log(n, logs, now, stream)
         if self.drift is not None and n:
             message = self.drift.update(correct, n)
             if message:
                 self.warn(message)
         if self._due(now) and self.since_checkpoint:
-            self.write_checkpoint(reader.consumer)
+            self.write_checkpoint(stream)
             self.since_checkpoint, self.last_checkpoint_at = 0, time.monotonic()
 
     def _learn(self, batch) -> tuple[int, dict]:
@@ -283,7 +276,7 @@ class _Run:
         self.window.add(correct, len(batch))
         return correct, logs
 
-    def _log(self, n: int, logs: dict | None, now: float, reader) -> None:
+    def _log(self, n: int, logs: dict | None, now: float, stream: Stream) -> None:
         metrics, step = self.metrics, self.counters.records
         if n:
             metrics.scalar("train/loss", logs["loss"], step)
@@ -295,7 +288,7 @@ class _Run:
             self.last_rate_at, self.since_rate = now, 0
         if now - self.last_lag_at >= LAG_EVERY_S:
             try:
-                metrics.scalar("stream/lag", reader.lag(), step)
+                metrics.scalar("stream/lag", stream.lag(), step)
             except SourceError:
                 pass  # the next read says so, in one line
             self.last_lag_at = now
@@ -309,9 +302,9 @@ class _Run:
             )
         )
 
-    def write_checkpoint(self, consumer, commit: bool = True) -> None:
-        """Write a checkpoint, then commit its offsets (through ``consumer``, or a short-lived one when None) and
-        publish the model as a new version."""
+    def write_checkpoint(self, stream: Stream | None, commit: bool = True) -> None:
+        """Write a checkpoint, then commit its offsets (through ``stream``'s consumer, or a short-lived one when
+        None) and publish the model as a new version."""
         settings, counters, learned_to = self.settings, self.counters, self.learned_to
         started = time.perf_counter()
         manifest = {
@@ -326,7 +319,10 @@ class _Run:
         if commit:
             # Only now that the checkpoint is durable: the group's offsets follow it, never lead it.
             try:
-                commit_offsets(settings.servers, settings.group_id, settings.topic, dict(learned_to), consumer)
+                if stream is not None:
+                    stream.commit_offsets(dict(learned_to))
+                else:
+                    settings.client.commit_group_offsets(settings.group_id, settings.topic, dict(learned_to))
             except Exception as error:  # noqa: BLE001 - the checkpoint is what a restart uses; the commit is for lag
                 self.warn(
                     f"warning: checkpoint {checkpoint.sequence} written, but its offsets were not committed: {error}"
@@ -378,15 +374,14 @@ def iter_follow(
         )
     yield run.state()  # before the broker is asked: when that fails, the user has still heard what was resumed
     stream = open_batches(
-        "kafka", settings.topic, settings.group_id, settings.servers, settings.batch_size,
-        settings.idle_timeout_s, offsets=offsets,
-    )  # fmt: skip
+        settings.client,
+        ReadOptions(settings.topic, settings.group_id, settings.batch_size, settings.idle_timeout_s, offsets=offsets),
+    )
     for note in stream.notes:
         run.warn(note)
-    reader = stream.reader
     # A checkpoint's offsets a partition lost to retention restart at the earliest retained record (a note says
     # so): those records are gone, so the offsets to save are where the reader really starts.
-    learned_to = dict(reader.start_offsets)
+    learned_to = stream.start_offsets()
     run.say(f"following {settings.topic} from {_offsets_text(learned_to)} (group {settings.group_id}); Ctrl-C stops")
     run.start(learned_to)
     batches = iter(stream.batches)
@@ -400,16 +395,12 @@ def iter_follow(
                 batch = None
             if batch is None:
                 break
-            run.step(batch, reader)
+            run.step(batch, stream)
             yield run.state(len(batch))
     except SourceError as error:
         run.error = str(error)
     finally:
-        stream.batches.close()  # runs the generator's finally: closes the reader
-        try:
-            reader.close()  # a generator never started has no finally to run
-        except RuntimeError:
-            pass  # already closed
+        stream.close()
     yield run.finish(stopper)
 
 

@@ -1,7 +1,8 @@
 """Turning Kafka records into model inputs with NumPy: a pure function, no I/O, no TensorFlow.
 
 A record's value is 784 unsigned integers joined by commas, its key the label as a decimal string
-(docs/design.md, Data contract). ``decode_batch`` decodes a whole batch in one pass over the joined bytes and
+(docs/design.md, Data contract). ``encode_records`` writes it (what the connector's transform produces, for
+topics of our own and tests), ``decode_batch`` decodes a whole batch in one pass over the joined bytes and
 leaves out malformed records instead of failing the batch, with exactly the rules (and the output, bit for bit)
 of the TensorFlow decode in ``consumer.records.tf_decode`` that the tfio source uses: ``tests/unit/test_decode.py``
 runs both on the same valid and malformed records.
@@ -125,3 +126,24 @@ def _parse_each(values: list[bytes], keys: list[bytes]) -> tuple[np.ndarray, np.
     """Pixels and labels of records already known to be well formed, one by one (leading zeros allowed)."""
     pixels = np.array([value.split(b",") for value in values], dtype=np.int64)
     return pixels.reshape(len(values), NUM_COLUMNS), np.array([int(key) for key in keys], np.int32)
+
+
+def encode_pixels(pixels: np.ndarray | bytes) -> bytes:
+    """One record value: the pixels (unsigned integers, any shape) as decimals joined by commas.
+
+    >>> encode_pixels(bytes([0, 7, 255]))
+    b'0,7,255'
+    """
+    flat = np.frombuffer(pixels, np.uint8) if isinstance(pixels, bytes) else np.asarray(pixels).reshape(-1)
+    return ",".join(map(str, flat.tolist())).encode()
+
+
+def encode_records(images: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` records of the contract, the inverse of ``decode_batch``: the label as a decimal string,
+    and the pixels of each ``uint8`` image (``(n, 784)`` or ``(n, 28, 28)``) joined by commas.
+
+    >>> encode_records(np.array([[0, 7, 255]], np.uint8), np.array([3]))
+    [(b'3', b'0,7,255')]
+    """
+    flat = np.asarray(images).reshape(len(images), -1)
+    return [(str(int(label)).encode(), encode_pixels(row)) for row, label in zip(flat, labels, strict=True)]

@@ -113,10 +113,10 @@ def test_unreachable_broker_is_one_line_and_exit_1(pipeline, trained_model):
 
 def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
     """The talk's snippet, unchanged, after one call that gives its group committed offsets (Kafka 4 needs it)."""
-    from consumer.kafka.client import seed_group_offsets
+    from consumer.kafka.client import KafkaClient
 
     group = f"talk-{time.time_ns()}"
-    seed_group_offsets(pipeline.bootstrap, group, TEST_TOPIC, start="latest")
+    KafkaClient.of(pipeline.bootstrap).seed_group_offsets(group, TEST_TOPIC, start="latest")
     load = pipeline.run("loader", "--split", "test", "--limit", "100", "--no-progress")
     assert load.returncode == 0, load.stderr
 

@@ -12,7 +12,8 @@ import re
 import signal
 import uuid
 
-from consumer.fill_topic import create_topic, produce_records
+from consumer.fill_topic import produce_records
+from consumer.kafka.client import KafkaClient
 from consumer.store.checkpoints import CheckpointDir
 from consumer.store.versions import ModelStore
 from loader.source import load_sample
@@ -39,11 +40,10 @@ def consistent(checkpoint) -> None:
 
 def test_follow_killed_stopped_and_resumed_learns_every_record_once(pipeline, tmp_path):
     topic, group = f"test.follow.{uuid.uuid4().hex[:8]}", f"follow-{uuid.uuid4().hex[:8]}"
-    create_topic(pipeline.bootstrap, topic, partitions=2)
+    client = KafkaClient.of(pipeline.bootstrap)
+    client.create_topic(topic, partitions=2)
     sample = load_sample()["train"]
-    produce_records(
-        pipeline.bootstrap, topic, sample.images[:RECORDS], sample.labels[:RECORDS], malformed=MALFORMED, partitions=2
-    )
+    produce_records(client, topic, sample.images[:RECORDS], sample.labels[:RECORDS], malformed=MALFORMED, partitions=2)
     total = sum(end_offsets(pipeline.bootstrap, topic).values())
     assert total == RECORDS + MALFORMED
     checkpoints, store = CheckpointDir(tmp_path / "ckpt"), ModelStore(tmp_path / "store")

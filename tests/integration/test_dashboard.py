@@ -71,7 +71,9 @@ def tensorboard(tmp_path):
 
 
 def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard, untrained_model, tmp_path):
-    from consumer.drift_demo import publish_digits
+    from consumer.kafka.client import KafkaClient
+    from consumer.kafka.writer import write_records
+    from consumer.records.codec import encode_records
 
     logdir, port = tensorboard
     topic, images, labels = digits_topic(pipeline, "dashboard", 400)
@@ -84,7 +86,7 @@ def test_tensorboard_serves_and_charts_a_live_evaluate_run(pipeline, tensorboard
         # Live: the points are served while evaluate still runs (--follow), and more arrive as records do.
         assert poll(lambda: len(scalars(port, RUN, TAG)) >= 10, timeout=90), (tmp_path / "tensorboard.log").read_text()
         assert evaluate.poll() is None, "evaluate --follow is still running"
-        publish_digits(pipeline.bootstrap, topic, images[400:], labels[400:])
+        write_records(KafkaClient.of(pipeline.bootstrap), topic, encode_records(images[400:], labels[400:]))
         assert poll(lambda: scalars(port, RUN, TAG)[-1][1] == 1000, timeout=60), scalars(port, RUN, TAG)[-3:]
         points = scalars(port, RUN, TAG)
         steps = [step for _, step, _ in points]

@@ -32,8 +32,10 @@ def test_evaluate_follows_a_new_model_version_between_batches(pipeline, tmp_path
     from consumer.cli import quiet_tensorflow
 
     quiet_tensorflow()
-    from consumer.drift_demo import publish_digits
+    from consumer.kafka.client import KafkaClient
+    from consumer.kafka.writer import write_records
     from consumer.learning.models import build_model
+    from consumer.records.codec import encode_records
     from consumer.store.versions import ModelStore
 
     store = ModelStore(tmp_path / "store")
@@ -46,7 +48,7 @@ def test_evaluate_follows_a_new_model_version_between_batches(pipeline, tmp_path
     try:
         assert poll(lambda: (200, "v0001") in scored(lines), timeout=120), lines
         assert store.publish(build_model(seed=2)) == 2  # while evaluate waits for records
-        publish_digits(pipeline.bootstrap, topic, images[200:400], labels[200:400])
+        write_records(KafkaClient.of(pipeline.bootstrap), topic, encode_records(images[200:400], labels[200:400]))
         assert poll(lambda: scored(lines)[-1][0] == 400, timeout=60), lines
     finally:
         _, errors = stop(evaluate, stdout_read=True)

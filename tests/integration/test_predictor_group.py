@@ -1,6 +1,6 @@
 """Scoring scales as a consumer group (DESIGN.md): two ``consumer.predict --follow`` processes share a 4-partition
 topic of the test's own; one is SIGKILLed mid-stream, and the survivor takes its partitions over once the dead
-member's session times out (``consumer.kafka.client.SESSION_TIMEOUT_MS``) and its open transaction is aborted
+member's session times out (``consumer.kafka.reader.SESSION_TIMEOUT_MS``) and its open transaction is aborted
 (``transaction.timeout.ms``). In the end every row has exactly one prediction: one row in ``mnist_predictions``
 and one committed record on ``mnist.predictions``, counted by the probes (they share no code with the predictor).
 
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
+from consumer.records.codec import encode_pixels
 from consumer.records.predictions import key_of
 from probes.database import query_one
 from probes.deadline import poll
@@ -132,7 +133,7 @@ class Rows:
             producer.produce(
                 self.topic,
                 key=str(int(labels[index])).encode(),
-                value=",".join(map(str, pixels[index].tolist())).encode(),
+                value=encode_pixels(pixels[index]),
                 headers=[(MNIST.table_header, self.table.encode()), (MNIST.id_header, str(index + 1).encode())],
                 partition=index % PARTITIONS,
                 on_delivery=self._delivered,

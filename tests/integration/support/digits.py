@@ -13,13 +13,16 @@ def digits_topic(pipeline: Pipeline, name: str, count: int):
     """A new topic ``<name>-<ns>`` holding the first ``count`` digits of the sample's test split, as
     ``consumer.drift_demo`` publishes them; returns the topic and the whole split (images, labels) to publish
     more of."""
-    from consumer.drift_demo import create_topic, publish_digits
+    from consumer.kafka.client import KafkaClient
+    from consumer.kafka.writer import write_records
     from consumer.learning.drift_scenario import sample_digits
+    from consumer.records.codec import encode_records
 
     topic = f"{name}-{time.time_ns()}"
     images, labels = sample_digits("test")
-    create_topic(pipeline.bootstrap, topic)
-    publish_digits(pipeline.bootstrap, topic, images[:count], labels[:count])
+    client = KafkaClient.of(pipeline.bootstrap)
+    client.create_topic(topic)
+    write_records(client, topic, encode_records(images[:count], labels[:count]))
     return topic, images, labels
 
 

@@ -12,7 +12,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_io as tfio  # noqa: E402
 
-from consumer.kafka.client import seed_group_offsets  # noqa: E402
+from consumer.kafka.client import KafkaClient  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
     BATCH_SIZE = 64
 
     # The one addition: librdkafka 1.5 (inside tfio 0.37.1) cannot ask a Kafka 4 broker for the earliest offset.
-    seed_group_offsets(KAFKA_SERVERS, KAFKA_CONSUMER_GROUP, KAFKA_TEST_TOPIC)
+    KafkaClient.of(KAFKA_SERVERS).seed_group_offsets(KAFKA_CONSUMER_GROUP, KAFKA_TEST_TOPIC)
     model = keras.Sequential([keras.Input((NUM_COLUMNS,)), keras.layers.Dense(10, activation="softmax")])
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 

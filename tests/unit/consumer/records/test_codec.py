@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from consumer.records.codec import decode_batch
+from consumer.records.codec import decode_batch, encode_records
 from consumer.records.tf_decode import decode_csv_batch, decode_kafka_stream_record
 from loader.source import load_sample
 
@@ -137,3 +137,21 @@ def test_works_inside_a_dataset_pipeline():
     messages = tf.data.Dataset.from_tensor_slices(([csv([1] * 784)] * 5, ["2"] * 5))
     batches = list(messages.batch(2).map(decode_csv_batch))
     assert [int(tf.size(labels)) for _, labels, _ in batches] == [2, 2, 1]
+
+
+def test_encoded_records_decode_back_to_the_same_digits_and_labels():
+    split = load_sample()["test"]
+    images, labels = split.images[:300], split.labels[:300]
+    records = encode_records(images, labels)
+    decoded = decode_batch([value for _, value in records], [key for key, _ in records])
+    assert decoded.malformed == 0
+    assert decoded.labels.tolist() == labels.tolist()
+    assert np.array_equal(np.rint(decoded.images.reshape(len(images), -1) * 255).astype(np.uint8), images)
+
+
+def test_an_encoded_record_is_the_connectors_text():
+    image = np.zeros((28, 28), np.uint8)
+    image[0, 0], image[27, 27] = 255, 7
+    [(key, value)] = encode_records(image[None], np.array([4]))
+    assert key == b"4"
+    assert value == ("255," + "0," * 782 + "7").encode()
