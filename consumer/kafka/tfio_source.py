@@ -1,6 +1,6 @@
 """The Kafka source over tensorflow-io's ``KafkaGroupIODataset``, with the checks tfio does not make.
 
-Traps this module designs around (see README, Troubleshooting):
+Traps this module designs around (see docs/troubleshooting.md):
 
 * tfio never raises for a wrong address or a missing topic: it logs and yields nothing. ``KafkaClient.check_topic``
   asks the broker first (``consumer.kafka.client``, the project's Kafka client) and fails with one line.

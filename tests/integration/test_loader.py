@@ -191,7 +191,7 @@ def test_truncate_empties_the_table_before_loading(pipeline):
 
 def test_every_loaded_row_has_its_own_wal_position(pipeline):
     """Without the tables' ``one_lsn_per_row`` trigger COPY logs ~9 rows under one LSN, and Debezium skips the rest
-    of them when it resumes after a restart (README, *Nothing lost*). A temporary test_decoding slot shows the LSNs."""
+    of them when it resumes after a restart (docs/reliability.md). A temporary test_decoding slot shows the LSNs."""
     conn = connect(pipeline.postgres)
     conn.autocommit = True
     try:
