@@ -4,8 +4,8 @@ A record's value is 784 unsigned integers joined by commas, its key the label as
 (docs/design.md, Data contract). ``encode_records`` writes it (what the connector's transform produces, for
 topics of our own and tests), ``decode_batch`` decodes a whole batch in one pass over the joined bytes and
 leaves out malformed records instead of failing the batch, with exactly the rules (and the output, bit for bit)
-of the TensorFlow decode in ``consumer.records.tf_decode`` that the tfio source uses: ``tests/unit/consumer/records/test_codec.py``
-runs both on the same valid and malformed records.
+of the TensorFlow decode in ``consumer.records.tf_decode`` that the tfio source uses:
+``tests/unit/consumer/records/test_codec.py`` runs both on the same valid and malformed records.
 
 Speed (docs/benchmarks.md, bench/reading_bench.py): the checks below cost about as much as the parse, and a
 batch that passes them all is parsed at once by ``np.fromstring``. A batch holding a record that fails one of
