@@ -3,8 +3,8 @@
 ``decode_csv_batch`` decodes a whole batch at once (batch first, then decode: several times faster than a
 per-message ``decode_csv``) and skips malformed records instead of failing the batch, with the same rules
 and output as the NumPy ``consumer.records.codec.decode_batch`` of the default reading path
-(tests/unit/consumer/records/test_codec.py checks both on the same records). ``decode_kafka_stream_record`` is the talk's per-message function, kept
-verbatim for compatibility.
+(tests/unit/consumer/records/test_codec.py checks both on the same records). ``decode_kafka_stream_record`` is
+the talk's per-message function, kept verbatim for compatibility.
 """
 
 from __future__ import annotations
