@@ -31,6 +31,10 @@ SINK_JSON = DEBEZIUM_DIR / "register-predictions-sink.json"
 #: MnistToCsv's default ``invalid.topic.suffix``, used when the connector JSON does not set it.
 DEFAULT_INVALID_SUFFIX = ".invalid"
 
+#: The ``op_header`` values: Debezium's operation codes (create, update, delete, snapshot read). A delete arrives as
+#: the row's last version, a normal record, marked only by this header.
+CREATE_OP, UPDATE_OP, DELETE_OP, READ_OP = "c", "u", "d", "r"
+
 
 @dataclass(frozen=True)
 class Contract:
@@ -42,8 +46,8 @@ class Contract:
     ('digits_train', 'tf.public.digits_test', 'tf.public.digits_test')
     >>> c.invalid(c.train), c.predictions_topic, c.predictions_table
     ('tf.public.digits_train.invalid', 'digits.predictions', 'digits_predictions')
-    >>> c.table_header, c.id_header, c.commit_header, c.error_header
-    ('digits.table', 'digits.id', '__source_ts_ms', 'digits.error')
+    >>> c.table_header, c.id_header, c.commit_header, c.error_header, c.op_header
+    ('digits.table', 'digits.id', '__source_ts_ms', 'digits.error', '__op')
     """
 
     #: The dataset's name: the stem of its header names and of the predictions' topic and table.
@@ -62,6 +66,8 @@ class Contract:
     schema: str = "public"
     #: The header ExtractNewRecordState adds for ``add.headers=source.ts_ms``: the row's commit time (ms).
     commit_header: str = "__source_ts_ms"
+    #: The header ExtractNewRecordState adds for ``add.headers=op``: the change's operation (``DELETE_OP`` ...).
+    op_header: str = "__op"
     #: The JDBC sink connector that writes the predictions topic into the predictions table, and those two; left
     #: empty: ``<dataset>-predictions-sink``, ``<dataset>.predictions`` and ``<dataset>_predictions``.
     sink_connector: str = ""
@@ -171,6 +177,16 @@ class Contract:
         """
         topics = tuple(self.topic(split) for split in self.splits)
         return (*topics, *(self.invalid(topic) for topic in topics), self.predictions_topic)
+
+    def replayed_topics(self) -> tuple[str, ...]:
+        """The topics training replays, kept with ``DATA_RETENTION_MS``: each table's topic and its invalid topic
+        (the predictions topic is derived, not replayed).
+
+        >>> MNIST.replayed_topics()  # doctest: +NORMALIZE_WHITESPACE
+        ('tf.public.mnist_train', 'tf.public.mnist_test', 'tf.public.mnist_train.invalid',
+         'tf.public.mnist_test.invalid')
+        """
+        return tuple(topic for topic in self.data_topics() if topic != self.predictions_topic)
 
     @property
     def table_header(self) -> str:

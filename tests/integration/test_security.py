@@ -13,6 +13,7 @@ from probes.database import drop_slot, query_one
 from probes.deadline import poll
 from probes.rows import execute
 from stack import connect
+from stack.contract import MNIST
 from stack.processes import StepError
 
 
@@ -131,3 +132,15 @@ def test_a_connector_cannot_read_other_environment_variables(pipeline):
     finally:
         connect.rest(cfg, "DELETE", f"/connectors/{name}")
         drop_slot(pipeline.postgres, slot)
+
+
+def test_only_the_sink_may_delete_and_only_predictions(pipeline):
+    # A delete reaches the predictions table as a tombstone the JDBC sink turns into DELETE: the one delete right.
+    (grants,) = query_one(
+        pipeline.postgres,
+        "SELECT coalesce(array_agg(grantee || ' ' || table_schema || '.' || table_name ORDER BY grantee), '{}') "
+        "FROM information_schema.role_table_grants WHERE privilege_type = 'DELETE' AND grantee <> %s",
+        (pipeline.env["PGUSER"],),
+    )
+
+    assert grants == [f"predictions_sink public.{MNIST.predictions_table}"]
