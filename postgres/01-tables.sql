@@ -12,6 +12,20 @@ CREATE TABLE IF NOT EXISTS public.mnist_test (
     pixels BYTEA
 );
 
+-- A DELETE reaches the topic as the row's last version (label and pixels, marked __op=d), so a reader can decode
+-- it like any row and knows which version it removes: the WAL must carry the whole old row, not only its key.
+-- Altered only when not yet FULL: ALTER TABLE takes an exclusive lock, and this file runs on every load.
+DO $$
+BEGIN
+    IF (SELECT relreplident FROM pg_class WHERE oid = 'public.mnist_train'::regclass) <> 'f' THEN
+        ALTER TABLE public.mnist_train REPLICA IDENTITY FULL;
+    END IF;
+    IF (SELECT relreplident FROM pg_class WHERE oid = 'public.mnist_test'::regclass) <> 'f' THEN
+        ALTER TABLE public.mnist_test REPLICA IDENTITY FULL;
+    END IF;
+END
+$$;
+
 -- Nothing lost on a connector restart. COPY writes a page of rows (about 9 images) under one WAL position (LSN),
 -- and Debezium resumes after a restart at the LSN of the last change it sent: it then skips the rest of that page
 -- (debezium/dbz#1554, only partly fixed in 3.7.0). A BEFORE INSERT row trigger makes PostgreSQL insert COPY rows

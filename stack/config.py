@@ -33,6 +33,8 @@ DEFAULTS = {
     "KAFKA_CONTROLLER_PORT": "9093",
     "CONNECT_URL": "http://127.0.0.1:8083",
     "TOPIC_PARTITIONS": "2",
+    # How long the data topics keep a record (ms); -1: for ever, so training can always replay the whole table.
+    "DATA_RETENTION_MS": "-1",
     "DELIVERY": "exactly-once",
     # The capture engine: Kafka Connect with the Debezium connector (default), or Debezium Server (opt-in).
     "STACK_ENGINE": "connect",
@@ -71,6 +73,21 @@ def _partitions(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise ConfigError(f"TOPIC_PARTITIONS={value!r} is not a number of partitions (1-64)")
     return int(value)
+
+
+def _retention(value: str) -> int:
+    """DATA_RETENTION_MS as Kafka's ``retention.ms`` takes it: -1 (never delete) or a positive number of ms.
+
+    >>> _retention("-1"), _retention("604800000")
+    (-1, 604800000)
+    """
+    try:
+        retention = int(value)
+    except ValueError:
+        retention = 0
+    if retention != -1 and retention <= 0:
+        raise ConfigError(f"DATA_RETENTION_MS={value!r} is not -1 (keep for ever) or a positive number of ms")
+    return retention
 
 
 def _delivery(value: str) -> str:
@@ -233,6 +250,8 @@ class StackConfig:
     connect_pg_port: int
     #: Partitions of the data topics (TOPIC_PARTITIONS): readers of one group share them.
     partitions: int = 2
+    #: ``retention.ms`` of the topics training replays (DATA_RETENTION_MS): -1 keeps every record.
+    data_retention_ms: int = -1
     delivery: str = "exactly-once"
     #: The capture engine (STACK_ENGINE): ``connect`` or ``server``; the JDBC sink runs in Connect either way.
     engine: str = "connect"
@@ -261,6 +280,7 @@ class StackConfig:
             connect_pg_host=env.get("CONNECT_PGHOST") or postgres.host,
             connect_pg_port=_port("CONNECT_PGPORT", env.get("CONNECT_PGPORT") or postgres.port),
             partitions=_partitions(get("TOPIC_PARTITIONS")),
+            data_retention_ms=_retention(get("DATA_RETENTION_MS")),
             delivery=_delivery(get("DELIVERY")),
             engine=engine,
             server_port=_port("DEBEZIUM_SERVER_PORT", get("DEBEZIUM_SERVER_PORT")),

@@ -125,13 +125,33 @@ def answers(cfg: StackConfig) -> bool:
         return False
 
 
+#: PartitionRouting's setting of how many partitions it spreads the rows over (``transforms.<name>.`` before it).
+PARTITION_COUNT_SETTING = ".partition.topic.num"
+
+
+def with_partitions(config: dict[str, str], partitions: int) -> dict[str, str]:
+    """``config`` with every PartitionRouting transform's partition count set to ``partitions`` (TOPIC_PARTITIONS).
+
+    The transform picks the partition itself (a hash of the row's id modulo the count), so the count must match the
+    topics': a larger one names partitions that do not exist and fails the task, a smaller one leaves some idle.
+
+    >>> with_partitions({"transforms.partition.partition.topic.num": "2", "tasks.max": "1"}, 4)
+    {'transforms.partition.partition.topic.num': '4', 'tasks.max': '1'}
+    """
+    return {
+        key: str(partitions) if key.startswith("transforms.") and key.endswith(PARTITION_COUNT_SETTING) else value
+        for key, value in config.items()
+    }
+
+
 def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str, str]:
-    """The connector JSON's config with host, port and database from configuration (nothing else changed).
+    """The connector JSON's config with host, port and database from configuration, and the partition count of
+    TOPIC_PARTITIONS (nothing else changed).
 
     Host and port are PostgreSQL as Connect reaches it (``CONNECT_PGHOST``/``CONNECT_PGPORT``, default
     ``PGHOST``/``PGPORT``), which is not the host's address when Connect runs in a container.
     """
-    config = dict(json.loads(path.read_text())["config"])
+    config = with_partitions(dict(json.loads(path.read_text())["config"]), cfg.partitions)
     config["database.hostname"] = cfg.connect_pg_host
     config["database.port"] = str(cfg.connect_pg_port)
     config["database.dbname"] = cfg.pg_database

@@ -8,7 +8,14 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
 
 from stack.config import StackConfig
 from stack.contract import MNIST
@@ -48,8 +55,10 @@ def write_config(cfg: StackConfig) -> Path:
             "transaction.state.log.min.isr=1",
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
-            # Topics are created on first write by Connect; one partition keeps each table's rows in commit order.
-            "num.partitions=1",
+            # Topics of other tables are created on first write, with TOPIC_PARTITIONS partitions as `up` makes the
+            # pipeline's: the connector names the partition of every change (PartitionRouting, by the row's id) up
+            # to that count, and a record for a partition the topic lacks would fail its task.
+            f"num.partitions={cfg.partitions}",
             "auto.create.topics.enable=true",
             # A consumer group starts at once instead of waiting 3 s for more members.
             "group.initial.rebalance.delay.ms=0",
@@ -129,15 +138,25 @@ def answers_metadata(cfg: StackConfig) -> bool:
 
 
 # Created by `up`, so a consumer started before the first row (the live demo) finds its topic, with
-# TOPIC_PARTITIONS partitions each: the readers of one consumer group share them. The connector spreads records
-# over them round-robin (the key is the label: hashing it would send every "7" to one partition). The .invalid
-# topics hold rows MnistToCsv rejected; the predictions topic is what consumer.predict writes and Debezium's JDBC
-# sink reads into the predictions table.
+# TOPIC_PARTITIONS partitions each: the readers of one consumer group share them. The connector puts every change
+# of a row on the partition its id hashes to (the key stays the label: hashing that would send every "7" to one
+# partition). The .invalid topics hold rows MnistToCsv rejected; the predictions topic is what consumer.predict
+# writes and Debezium's JDBC sink reads into the predictions table.
 TOPICS = MNIST.data_topics()
+#: The topics training replays: they keep records for DATA_RETENTION_MS (default -1, for ever) and any size.
+RETAINED = MNIST.replayed_topics()
 
 
-def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[str]:
-    """Create the pipeline's topics that do not exist yet; return the names created.
+def retention_config(cfg: StackConfig) -> dict[str, str]:
+    """The topic settings of a replayed topic: DATA_RETENTION_MS, and no size limit (time is the one bound)."""
+    return {"retention.ms": str(cfg.data_retention_ms), "retention.bytes": "-1"}
+
+
+def ensure_topics(
+    cfg: StackConfig, topics: tuple[str, ...] = TOPICS, retained: tuple[str, ...] = RETAINED
+) -> list[str]:
+    """Create the pipeline's topics that do not exist yet, the ``retained`` ones with ``retention_config``, and
+    set that config on the ``retained`` ones that exist; return the names created.
 
     Idempotent: a topic that another client (Connect's auto-creation) made in the meantime is no error.
     """
@@ -152,18 +171,41 @@ def ensure_topics(cfg: StackConfig, topics: tuple[str, ...] = TOPICS) -> list[st
         ) from None
     _add_partitions(cfg, admin, {t: existing[t] for t in topics if t in existing})
     missing = [t for t in topics if t not in existing]
-    if not missing:
-        return []
+    _create(cfg, admin, [NewTopic(t, cfg.partitions, 1, config=_topic_config(cfg, t, retained)) for t in missing])
+    # Also on the ones just made: one that Connect auto-created meanwhile has the broker's default retention.
+    _set_retention(cfg, admin, [t for t in topics if t in retained])
+    return missing
+
+
+def _topic_config(cfg: StackConfig, topic: str, retained: tuple[str, ...]) -> dict[str, str]:
+    return retention_config(cfg) if topic in retained else {}
+
+
+def _create(cfg: StackConfig, admin: AdminClient, new: list[NewTopic]) -> None:
+    """Create ``new``; one that exists by now (another client made it) is no error."""
+    if not new:
+        return
     # operation_timeout: each future resolves once the controller has created the topic, so a consumer started
     # right after `up` finds it; request_timeout bounds the call when the broker stops answering meanwhile.
-    new = [NewTopic(t, num_partitions=cfg.partitions, replication_factor=1) for t in missing]
     for future in admin.create_topics(new, request_timeout=10, operation_timeout=10).values():
         try:
             future.result()
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StepError(f"kafka: creating topics failed: {error.args[0].str()}; see {log_file(cfg)}") from None
-    return missing
+
+
+def _set_retention(cfg: StackConfig, admin: AdminClient, topics: list[str]) -> None:
+    """Set ``retention_config`` on ``topics`` (an incremental SET: their other settings stay as they are)."""
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in retention_config(cfg).items()]
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=entries) for t in topics]
+    if not resources:
+        return
+    for future in admin.incremental_alter_configs(resources, request_timeout=10).values():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise StepError(f"kafka: setting retention failed: {error.args[0].str()}; see {log_file(cfg)}") from None
 
 
 def _add_partitions(cfg: StackConfig, admin: AdminClient, existing: dict[str, int]) -> None:

@@ -29,7 +29,7 @@ import psycopg2
 from stack import postgres
 from stack.assembled import plugin_dir, server_dist_dir
 from stack.config import StackConfig
-from stack.connect import CONNECTOR_JSON
+from stack.connect import CONNECTOR_JSON, with_partitions
 from stack.contract import MNIST
 from stack.jvm_service import JvmService, jvm_env
 from stack.processes import StepError
@@ -76,16 +76,17 @@ def offsets_file(cfg: StackConfig, service: JvmService = SERVICE) -> Path:
 
 def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, path: Path = CONNECTOR_JSON) -> dict:
     """The connector JSON's settings as Debezium Server takes them: ``debezium.source.*`` and
-    ``debezium.transforms.*``, PostgreSQL's address from configuration, ``${env:X}`` as ``${X}``.
+    ``debezium.transforms.*``, PostgreSQL's address and the partition count (TOPIC_PARTITIONS) from
+    configuration, ``${env:X}`` as ``${X}``.
 
     >>> from stack.config import StackConfig
     >>> s = source_settings(StackConfig.from_env({}), {"slot.name": "mnist_server_slot"})
     >>> s["debezium.source.slot.name"], s["debezium.source.database.password"], s["debezium.transforms"]
-    ('mnist_server_slot', '${DEBEZIUM_PGPASSWORD}', 'unwrap,mnist')
+    ('mnist_server_slot', '${DEBEZIUM_PGPASSWORD}', 'partition,unwrap,mnist')
     >>> "debezium.source.key.converter" in s, s["debezium.source.publication.autocreate.mode"]
     (False, 'disabled')
     """
-    config = dict(json.loads(path.read_text())["config"])
+    config = with_partitions(dict(json.loads(path.read_text())["config"]), cfg.partitions)
     config.update(
         {"database.hostname": cfg.pg_host, "database.port": str(cfg.pg_port), "database.dbname": cfg.pg_database}
     )
@@ -94,7 +95,7 @@ def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, p
     for key, value in config.items():
         if key in CONNECT_ONLY or key in CONNECT_EXACTLY_ONCE:
             continue
-        if key.startswith(PRODUCER_OVERRIDE):  # e.g. the round-robin partitioner: records spread the same way
+        if key.startswith(PRODUCER_OVERRIDE):  # the connector's producer settings hold for both engines
             settings[f"debezium.sink.kafka.producer.{key.removeprefix(PRODUCER_OVERRIDE)}"] = str(value)
             continue
         value = ENV_REFERENCE.sub(r"${\1}", str(value))

@@ -76,7 +76,7 @@ UPSERT = (
 )
 
 
-def test_predictions_sink_role_may_upsert_predictions_and_nothing_else(pipeline):
+def test_predictions_sink_role_may_upsert_and_delete_predictions_and_nothing_else(pipeline):
     """The statement Debezium's JDBC sink runs in upsert mode on PostgreSQL, as predictions_sink."""
     # The password the stack gave the role (PREDICTIONS_SINK_PGPASSWORD), the one the running sink logs in with:
     # changing it here would break the sink's next connection for the tests after this one.
@@ -88,9 +88,14 @@ def test_predictions_sink_role_may_upsert_predictions_and_nothing_else(pipeline)
         with sink, sink.cursor() as cur:
             cur.execute(UPSERT, (MNIST.test_table, row_id, 7, 0.9, 1))
             cur.execute(UPSERT, (MNIST.test_table, row_id, 3, 0.6, 2))
+            cur.execute(UPSERT, (MNIST.test_table, row_id + 1, 5, 0.5, 2))
+            cur.execute(
+                f"DELETE FROM public.{MNIST.predictions_table} WHERE source_table = %s AND id = %s",
+                (MNIST.test_table, row_id + 1),
+            )
         for forbidden in (
             f"SELECT 1 FROM public.{MNIST.test_table} LIMIT 1",
-            f"DELETE FROM public.{MNIST.predictions_table}",
+            f"DELETE FROM public.{MNIST.test_table}",
             "CREATE TABLE public.sink_scratch (i int)",
         ):
             with pytest.raises(psycopg2.errors.InsufficientPrivilege), sink, sink.cursor() as cur:
@@ -105,6 +110,8 @@ def test_predictions_sink_role_may_upsert_predictions_and_nothing_else(pipeline)
             (row_id,),
         )
         assert cur.fetchall() == [(3, pytest.approx(0.6), 2)]
+        cur.execute(f"SELECT count(*) FROM public.{MNIST.predictions_table} WHERE id = %s", (row_id + 1,))
+        assert cur.fetchone() == (0,), "the sink deleted the prediction it wrote"
         cur.execute("SELECT rolcanlogin, rolreplication FROM pg_roles WHERE rolname = 'predictions_sink'")
         assert cur.fetchone() == (True, False)
     conn.close()

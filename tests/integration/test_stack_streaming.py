@@ -72,11 +72,12 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
     later = marked_pixels()
     insert(pipeline.postgres, MNIST.train_table, [(9, later)])
 
-    found = wait_for(pipeline, TRAIN, [updated, later], counts=[2, 1])
+    found = wait_for(pipeline, TRAIN, [updated, later], counts=[3, 1])
 
-    # Insert and update: one record each (the delete is dropped); their keys differ, so with several partitions
-    # they may sit on different ones, in no order between them (nor with the later insert's: read until all three).
-    assert sorted(r.key for r in found[prefix_of(updated)]) == [b"1", b"4"], "insert then update; the delete is dropped"
+    # Insert, update, delete: one record each, on the row's one partition in commit order; the delete is the row's
+    # last version (no order with the later insert's, another row: read until all four).
+    changes = sorted(found[prefix_of(updated)], key=lambda r: r.offset)
+    assert [(r.key, r.headers[MNIST.op_header]) for r in changes] == [(b"1", b"c"), (b"4", b"u"), (b"4", b"d")]
     assert [r.key for r in found[prefix_of(later)]] == [b"9"]
     assert capture.is_running(), capture.state()
 
@@ -95,7 +96,7 @@ def test_update_delete_and_invalid_rows_leave_the_capture_running(capture):
     assert reasons == dict(zip(invalid_ids, invalid, strict=True))
 
 
-def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
+def test_deleted_row_leaves_no_tombstone_on_the_topic(pipeline):
     pixels = marked_pixels()
     (row_id,) = insert(pipeline.postgres, MNIST.train_table, [(2, pixels)])
     execute(pipeline.postgres, f"DELETE FROM public.{MNIST.train_table} WHERE id = %s", (row_id,))
@@ -107,7 +108,7 @@ def test_deleted_row_leaves_no_record_on_the_topic(pipeline):
     )
 
     assert values_starting_with(records, [prefix_of(after)])[prefix_of(after)]
-    assert not [r for r in records if r.value is None], "deletes are dropped by unwrap (drop mode), no tombstones"
+    assert not [r for r in records if r.value is None], "a delete is the row's last version (rewrite), no tombstone"
 
 
 def test_rows_present_before_a_connector_starts_are_snapshotted(pipeline):

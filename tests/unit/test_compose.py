@@ -151,6 +151,19 @@ def test_register_retries_until_connect_accepts_the_config_then_stays_up(service
     assert all(p == path and json.loads(body) == expected for p, body in puts)
 
 
+def test_register_puts_topic_partitions_as_the_partition_routings_count(services, fake_connect):
+    """As the native stack (stack.connect.with_partitions): the count must match the topics' partitions."""
+    fake_connect.answers[("PUT", f"/connectors/{MNIST.connector}/config")] = [(400, {"message": "stop here"})]
+    env = {**register_env(services, fake_connect), "REGISTER_ATTEMPTS": "1", "TOPIC_PARTITIONS": "4"}
+    subprocess.run(["sh", "-c", shell_of(services["register"]["entrypoint"])], env=env, timeout=30)
+
+    (put,) = fake_connect.puts()
+    registered = json.loads(put[1])
+    shipped = json.loads(CONNECTOR_JSON.read_text())["config"]
+    assert registered == connect.with_partitions(shipped, 4) != shipped
+    assert services["register"]["environment"]["TOPIC_PARTITIONS"] == "2", "the compose default, as the native one"
+
+
 def test_register_gives_up_with_exit_1_when_connect_never_accepts(services, fake_connect):
     fake_connect.answers[("PUT", f"/connectors/{MNIST.connector}/config")] = [(400, {"message": "bad config"})]
     env = {**register_env(services, fake_connect), "REGISTER_ATTEMPTS": "3"}

@@ -45,7 +45,7 @@ def test_native_connector_config_keeps_the_data_contract(tmp_path):
 
     assert registered["topic.prefix"] == "tf"
     assert registered["table.include.list"] == "public.mnist_.*"
-    assert registered["transforms"] == "unwrap,mnist"
+    assert registered["transforms"] == "partition,unwrap,mnist"
     assert registered["transforms.mnist.type"] == "io.debezium.transforms.MnistToCsv"
     assert registered["plugin.name"] == "pgoutput"
     assert registered["publication.autocreate.mode"] == "disabled"

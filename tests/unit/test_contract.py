@@ -13,9 +13,9 @@ import pytest
 
 from consumer.records import predictions
 from loader import database
-from stack import kafka
+from stack import connect, kafka, server
 from stack.config import StackConfig
-from stack.contract import DEFAULT_INVALID_SUFFIX, MNIST, Contract
+from stack.contract import DEFAULT_INVALID_SUFFIX, DELETE_OP, MNIST, Contract
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = json.loads((ROOT / "debezium" / "register-postgres.json").read_text())
@@ -58,6 +58,44 @@ def test_unwrap_adds_the_commit_time_header_the_contract_reads():
     assert MNIST.commit_header in {"__" + name.replace(".", "_") for name in added}
 
 
+def test_unwrap_marks_each_change_with_the_op_header_and_keeps_deletes_as_records():
+    config = SOURCE["config"]
+    added = [name.strip() for name in config["transforms.unwrap.add.headers"].split(",")]
+    assert MNIST.op_header in {"__" + name.replace(".", "_") for name in added}
+    # rewrite: a DELETE becomes the row's last version (no tombstone), which only the op header marks.
+    assert config["transforms.unwrap.delete.tombstone.handling.mode"] == "rewrite"
+    assert DELETE_OP == "d", "Debezium's operation code of a delete"
+
+
+def test_every_change_of_a_row_is_routed_by_its_id_before_unwrap():
+    config = SOURCE["config"]
+    transforms = [name.strip() for name in config["transforms"].split(",")]
+    # PartitionRouting reads the change event's envelope, which unwrap takes apart: it runs first.
+    assert transforms[0] == "partition" and transforms.index("partition") < transforms.index("unwrap")
+    assert config["transforms.partition.type"] == "io.debezium.transforms.partitions.PartitionRouting"
+    assert config["transforms.partition.partition.payload.fields"] == "change.id"
+    assert not any("partitioner.class" in key for key in config), "the transform names every data record's partition"
+
+
+def test_the_registered_partition_count_is_topic_partitions_on_both_engines():
+    cfg = StackConfig.from_env({"TOPIC_PARTITIONS": "3"})
+    assert connect.connector_config(cfg)["transforms.partition.partition.topic.num"] == "3"
+    assert server.source_settings(cfg)["debezium.transforms.partition.partition.topic.num"] == "3"
+
+
+def test_the_captured_tables_log_whole_old_rows_for_deletes():
+    for table in MNIST.tables:
+        assert f"ALTER TABLE {qualified(table)} REPLICA IDENTITY FULL;" in TABLES_SQL, table
+
+
+def test_the_sink_deletes_predictions_and_may_delete_nothing_else():
+    config = SINK["config"]
+    assert (config["delete.enabled"], config["primary.key.mode"]) == ("true", "record_key")
+    granted = re.findall(r"GRANT ([A-Z, ]+) ON (\S+) TO predictions_sink;", PREDICTIONS_SQL)
+    assert [on for rights, on in granted if "DELETE" in rights] == [qualified(MNIST.predictions_table)]
+    assert "DELETE" not in ROLE_SQL
+
+
 def test_the_sink_json_reads_the_predictions_topic_into_the_predictions_table():
     assert SINK["name"] == MNIST.sink_connector
     assert SINK["config"]["topics"] == MNIST.predictions_topic
@@ -88,6 +126,7 @@ def test_the_transform_writes_the_headers_and_invalid_topics_the_contract_reads(
 
 def test_every_component_reads_its_names_from_the_contract():
     assert kafka.TOPICS == MNIST.data_topics()
+    assert kafka.RETAINED == MNIST.replayed_topics()
     assert dict(database.TABLES) == dict(MNIST.splits)
     headers = (predictions.TABLE_HEADER, predictions.ID_HEADER, predictions.COMMIT_HEADER)
     assert headers == (MNIST.table_header, MNIST.id_header, MNIST.commit_header)

@@ -38,11 +38,18 @@ def test_environment_moves_every_service():
         ({"PGPORT": "70000"}, "PGPORT='70000' is not a port number"),
         ({"KAFKA_BOOTSTRAP_SERVERS": "9092"}, "KAFKA_BOOTSTRAP_SERVERS='9092' is not host:port"),
         ({"CONNECT_URL": "127.0.0.1:8083"}, "CONNECT_URL='127.0.0.1:8083' is not http://host:port"),
+        ({"DATA_RETENTION_MS": "0"}, "DATA_RETENTION_MS='0' is not -1 (keep for ever) or a positive number of ms"),
+        ({"DATA_RETENTION_MS": "a week"}, "DATA_RETENTION_MS='a week' is not -1"),
     ],
 )
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         StackConfig.from_env(env)
+
+
+def test_data_topics_keep_every_record_unless_data_retention_ms_says_otherwise():
+    assert StackConfig.from_env({}).data_retention_ms == -1
+    assert StackConfig.from_env({"DATA_RETENTION_MS": "604800000"}).data_retention_ms == 604800000
 
 
 def pom_property(pom: Path, name: str) -> str:
@@ -64,7 +71,7 @@ def test_connector_json_keeps_the_talks_contract():
     assert c["topic.prefix"] == "tf"
     assert c["table.include.list"] == "public.mnist_.*"
     assert c["key.converter"] == c["value.converter"] == "org.apache.kafka.connect.storage.StringConverter"
-    assert [t.strip() for t in c["transforms"].split(",")] == ["unwrap", "mnist"]
+    assert [t.strip() for t in c["transforms"].split(",")] == ["partition", "unwrap", "mnist"]
     assert c["transforms.unwrap.type"] == "io.debezium.transforms.ExtractNewRecordState"
     assert c["transforms.mnist.type"] == "io.debezium.transforms.MnistToCsv"
     assert c["plugin.name"] == "pgoutput"
