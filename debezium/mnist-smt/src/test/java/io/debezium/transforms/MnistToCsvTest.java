@@ -110,6 +110,34 @@ class MnistToCsvTest {
     }
 
     @Test
+    void rewrittenDeleteBecomesCsvOnTheRoutedPartitionWithItsOpHeader() {
+        // ExtractNewRecordState in rewrite mode: a DELETE is the row's old version plus a __deleted field, and the
+        // operation travels in the __op header; PartitionRouting has chosen the partition before.
+        Schema schema = SchemaBuilder.struct().name("tf.public.mnist_train.Value")
+                .field("id", Schema.INT32_SCHEMA)
+                .field("label", Schema.OPTIONAL_INT16_SCHEMA)
+                .field("pixels", Schema.OPTIONAL_BYTES_SCHEMA)
+                .field("__deleted", Schema.OPTIONAL_STRING_SCHEMA)
+                .build();
+        Struct value = new Struct(schema).put("id", 42).put("label", (short) 6).put("pixels", blankImage())
+                .put("__deleted", "true");
+        ConnectHeaders headers = new ConnectHeaders();
+        headers.addString("__op", "d");
+        SourceRecord input = new SourceRecord(Map.of("server", "tf"), Map.of("lsn", 1L), TOPIC, 1,
+                KEY_SCHEMA, new Struct(KEY_SCHEMA).put("id", 42), schema, value, 1_700_000_000_000L, headers);
+
+        SourceRecord output = applyDefault(input);
+
+        assertEquals(TOPIC, output.topic());
+        assertEquals(1, output.kafkaPartition());
+        assertEquals("6", output.key());
+        assertEquals(MnistToCsv.pixelsToCsv(blankImage()), output.value());
+        assertEquals("d", headerOf(output, "__op"));
+        assertEquals("42", headerOf(output, MnistToCsv.ID_HEADER));
+        assertNull(errorOf(output));
+    }
+
+    @Test
     void byte0xFFRendersAs255() {
         assertEquals("0,127,128,255", MnistToCsv.pixelsToCsv(new byte[] {0, 0x7F, (byte) 0x80, (byte) 0xFF}));
     }
