@@ -41,12 +41,13 @@ from consumer.learning.models import build_model
 from consumer.learning.online import FollowSettings, FollowState, Stopper, follow
 from consumer.monitoring.tensorboard import Metrics, timestamped_run
 from consumer.store.checkpoints import CheckpointDir, CheckpointError
-from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
+from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore, StoreLockedError
 from stack.config import ConfigError, add_flags
 from stack.contract import MNIST
 
 DEFAULT_IDLE_TIMEOUT_S = 10.0
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
+DEFAULT_KEEP_VERSIONS = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model-dir", type=Path, help=f"model store to publish versions into (--follow default: {DEFAULT_STORE})"
+    )
+    parser.add_argument(
+        "--keep-versions",
+        type=int,
+        default=DEFAULT_KEEP_VERSIONS,
+        help=f"versions kept in the model store (default {DEFAULT_KEEP_VERSIONS}), besides the latest and those "
+        "a checkpoint still names",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary lines stay)")
     follow = parser.add_argument_group("continual training")
@@ -143,6 +151,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
     """The usage error in the flags (exit 2), or None."""
     if args.idle_timeout is not None and not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
         return "error: --idle-timeout must be a finite number > 0"
+    if args.keep_versions < 1:
+        return "error: --keep-versions must be >= 1"
     if args.epochs < 1 or args.batch_size < 1 or args.shuffle_buffer < 1 or not 0 <= args.validation_split < 1:
         return (
             "error: --epochs, --batch-size and --shuffle-buffer must be >= 1, --idle-timeout a finite number > 0, "
@@ -181,10 +191,19 @@ def main(argv: list[str] | None = None) -> int:
         if refused:
             print(refused[1], file=sys.stderr)
             return refused[0]
+    try:
+        lock = store.lock() if store is not None else None
+    except (StoreLockedError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     quiet_tensorflow()
-    if args.follow:
-        return follow_main(args, client, store)
-    return train_main(args, client, store)
+    try:
+        if args.follow:
+            return follow_main(args, client, store)
+        return train_main(args, client, store)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore | None) -> int:
@@ -216,14 +235,15 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
         return 1
     count, loss, accuracy, validation, held_count = summary
     print(
-        f"read {source.records} records from {args.topic} in {source.read_seconds:.1f} s "
-        f"({source.records / max(source.read_seconds, 1e-9):,.0f} records/s while training the first epoch, "
+        f"read {source.records} records ({source.rows} rows) from {args.topic} in {source.read_seconds:.1f} s "
+        f"({source.records / max(source.read_seconds, 1e-9):,.0f} records/s reading the changes, "
         f"{source.malformed} malformed skipped; then {args.idle_timeout:g} s idle ended the stream)",
         flush=True,
     )
     try:
         if store is not None:
-            version = store.publish(model)
+            info = {"records": source.rows, "trained_on": count, "training_accuracy": accuracy, "topic": args.topic}
+            version = store.publish(model, info, keep=args.keep_versions)
             where = f"{store.latest_model} (version {version}, {store.directory / f'v{version:04d}.keras'})"
         else:
             model.save(args.model)
@@ -231,6 +251,10 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
     except OSError as error:
         print(f"error: cannot save the model to {args.model}: {error.strerror or error}", file=sys.stderr)
         return 1
+    try:
+        source.commit()  # only now: the group's offsets never lead the saved model
+    except SourceError as error:
+        print(f"warning: model saved, but the group's offsets were not committed: {error}", file=sys.stderr)
     validated = f", validation accuracy {validation:.4f}" if validation is not None else ""
     print(
         f"trained on {count} records, {args.epochs} epochs in {fit_seconds:.1f} s "
