@@ -463,9 +463,38 @@ def _open(run: _Run, settings: FollowSettings, offsets: dict[int, int] | None) -
         settings.topic, settings.group_id, settings.batch_size, _wake_after(settings), offsets=offsets
     )
     stream = open_batches(settings.client, options)
-    for note in stream.notes:
+    # The reader's notes say a group's offsets moved; a checkpoint's are said here, with the records lost.
+    notes = stream.notes if offsets is None else moved_offsets(settings.topic, offsets, stream.start_offsets())
+    for note in notes:
         run.warn(note)
     return stream
+
+
+def moved_offsets(topic: str, wanted: dict[int, int], starts: dict[int, int]) -> list[str]:
+    """One warning line a partition whose reader does not start where the checkpoint said: retention deleted
+    records before they were learned (how many are lost), or the offset lies past the retained records.
+
+    >>> moved_offsets("t", {0: 5, 1: 9, 2: 30}, {0: 5, 1: 12, 2: 0, 3: 0})  # doctest: +NORMALIZE_WHITESPACE
+    ['warning: retention deleted t partition 1 offsets 9..11 before they were learned: 3 records lost,
+      reading on at offset 12',
+     'warning: checkpoint offset 30 on t partition 2 lies past its retained records: reading again from offset 0']
+    """
+    lines = []
+    for p, start in sorted(starts.items()):
+        offset = wanted.get(p)
+        if offset is None or offset == start:
+            continue
+        if offset < start:
+            lines.append(
+                f"warning: retention deleted {topic} partition {p} offsets {offset}..{start - 1} before they were "
+                f"learned: {start - offset} records lost, reading on at offset {start}"
+            )
+        else:
+            lines.append(
+                f"warning: checkpoint offset {offset} on {topic} partition {p} lies past its retained records: "
+                f"reading again from offset {start}"
+            )
+    return lines
 
 
 def _check_topic_id(run: _Run, settings: FollowSettings, offsets: dict[int, int] | None) -> dict[int, int] | None:
