@@ -251,7 +251,7 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
         return 1
     count, loss, accuracy, validation, held_count = summary
     print(
-        f"read {source.records} records ({source.rows} rows) from {args.topic} in {source.read_seconds:.1f} s "
+        f"read {source.records} records from {args.topic} ({source.rows} rows) in {source.read_seconds:.1f} s "
         f"({source.records / max(source.read_seconds, 1e-9):,.0f} records/s reading the changes, "
         f"{source.malformed} malformed skipped; then {args.idle_timeout:g} s idle ended the stream)",
         flush=True,

@@ -64,7 +64,7 @@ def test_one_shot_train_learns_the_table_and_follow_learns_every_change(pipeline
         "--validation-split", "0", "--model-dir", str(tmp_path / "store"), "--quiet",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
-    assert f"read 80 records (50 rows) from {topic}" in trained.stdout
+    assert f"read 80 records from {topic} (50 rows)" in trained.stdout
     assert "trained on 50 records" in trained.stdout
     # Committed once the model was saved, up to where it read.
     assert group_offsets(pipeline.bootstrap, group, topic) == end_offsets(pipeline.bootstrap, topic)
