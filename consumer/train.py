@@ -1,20 +1,26 @@
 """``python -m consumer.train``: train the CNN on the training topic and save it; ``--follow`` keeps learning.
 
-One-shot (default, ``consumer.learning.epochs``): the first epoch reads the topic until it is idle
-(``--idle-timeout``), committing as it reads; every later epoch re-reads the same records from Kafka, from the
-same start offsets up to where the first epoch ended (``until=``). Records reach the model through a shuffle
+One-shot (default, ``consumer.learning.epochs``): reads the topic as its table: a first pass over the headers until
+the topic is idle (``--idle-timeout``) finds each row's latest version, deleted rows left out; every epoch then
+re-reads that offsets range from Kafka (``until=``) and learns those records. The group's offsets are committed
+once the model is saved. Records reach the model through a shuffle
 buffer (``--shuffle-buffer`` records, ``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with
 the topic. Validation holds out every record whose pixels hash into the ``--validation-split`` share (stable
 across epochs and partitions; up to 10,000 of them are kept to score after each epoch). The ``tfio`` source
 cannot seek: it reads the topic once into memory.
 
 ``--follow``: continual training (``consumer.learning.online``): test-then-train on every batch with replay, checkpoints
-in ``--checkpoint-dir`` that a restart resumes from, a model version published with each; until Ctrl-C /
-SIGTERM (or ``--idle-timeout`` when given), then a final checkpoint and a summary line.
+in ``--checkpoint-dir`` that a restart resumes from, a model version published with each (also when the topic goes
+quiet: within ``--checkpoint-every-seconds`` of the last record); until Ctrl-C / SIGTERM (or ``--idle-timeout``
+when given), then a final checkpoint and a summary line. Every change is a new example (a corrected label too);
+deletes are skipped and counted, since a model cannot unlearn a row. A checkpoint knows its topic's Kafka id: a
+topic deleted and created again is refused (``--from-start-on-new-topic`` reads the new one from its start).
 
 Where the model goes: ``--model-dir DIR`` publishes into that model store (``consumer.store.versions``:
 ``DIR/vNNNN.keras``, ``DIR/latest.keras``, ``DIR/latest.json``), and so does a ``--model`` whose file name is
-``latest.keras`` (its directory is the store). Any other ``--model`` file is saved as it is (one-shot only;
+``latest.keras`` (its directory is the store). One process publishes into a store at a time (a second refuses);
+the store keeps the newest ``--keep-versions`` versions, the latest and those a checkpoint still names
+(``python -m consumer.models list|promote``). Any other ``--model`` file is saved as it is (one-shot only;
 ``--follow`` then publishes into ``models/mnist/``).
 
 Exit codes: 0 trained and saved (``--follow``: stopped cleanly), 1 failure with one line on stderr (broker
@@ -41,12 +47,13 @@ from consumer.learning.models import build_model
 from consumer.learning.online import FollowSettings, FollowState, Stopper, follow
 from consumer.monitoring.tensorboard import Metrics, timestamped_run
 from consumer.store.checkpoints import CheckpointDir, CheckpointError
-from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore
+from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore, StoreLockedError
 from stack.config import ConfigError, add_flags
 from stack.contract import MNIST
 
 DEFAULT_IDLE_TIMEOUT_S = 10.0
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
+DEFAULT_KEEP_VERSIONS = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-dir", type=Path, help=f"model store to publish versions into (--follow default: {DEFAULT_STORE})"
     )
+    parser.add_argument(
+        "--keep-versions",
+        type=int,
+        default=DEFAULT_KEEP_VERSIONS,
+        help=f"versions kept in the model store (default {DEFAULT_KEEP_VERSIONS}), besides the latest and those "
+        "a checkpoint still names",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the summary lines stay)")
-    follow = parser.add_argument_group("continual training")
+    add_follow_flags(parser.add_argument_group("continual training"))
+    return parser
+
+
+def add_follow_flags(follow: argparse._ArgumentGroup) -> None:
+    """The flags of ``--follow`` (continual training)."""
     follow.add_argument("--follow", action="store_true", help="keep learning as records arrive, until Ctrl-C")
     follow.add_argument(
         "--checkpoint-dir", type=Path, help=f"checkpoints, resumed on restart (default {DEFAULT_CHECKPOINTS}/<topic>)"
@@ -95,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     follow.add_argument(
         "--checkpoint-every-seconds", type=float, default=60.0, help="checkpoint after this many seconds (60)"
+    )
+    follow.add_argument(
+        "--from-start-on-new-topic",
+        action="store_true",
+        help="when the topic was deleted and created again since the checkpoint, read the new topic from its start "
+        "with the checkpoint's model (default: refuse; the checkpoint's offsets name records of the old topic)",
     )
     follow.add_argument("--replay-size", type=int, default=5000, help="records in the replay sample (5000)")
     follow.add_argument(
@@ -106,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     follow.add_argument(
         "--run-dir", type=Path, help="TensorBoard run directory (--follow default: runs/train-<time>; 'none': off)"
     )
-    return parser
 
 
 def check_model_path(path: Path) -> tuple[int, str] | None:
@@ -143,6 +167,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
     """The usage error in the flags (exit 2), or None."""
     if args.idle_timeout is not None and not (math.isfinite(args.idle_timeout) and args.idle_timeout > 0):
         return "error: --idle-timeout must be a finite number > 0"
+    if args.keep_versions < 1:
+        return "error: --keep-versions must be >= 1"
     if args.epochs < 1 or args.batch_size < 1 or args.shuffle_buffer < 1 or not 0 <= args.validation_split < 1:
         return (
             "error: --epochs, --batch-size and --shuffle-buffer must be >= 1, --idle-timeout a finite number > 0, "
@@ -181,10 +207,19 @@ def main(argv: list[str] | None = None) -> int:
         if refused:
             print(refused[1], file=sys.stderr)
             return refused[0]
+    try:
+        lock = store.lock() if store is not None else None
+    except (StoreLockedError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     quiet_tensorflow()
-    if args.follow:
-        return follow_main(args, client, store)
-    return train_main(args, client, store)
+    try:
+        if args.follow:
+            return follow_main(args, client, store)
+        return train_main(args, client, store)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore | None) -> int:
@@ -216,14 +251,15 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
         return 1
     count, loss, accuracy, validation, held_count = summary
     print(
-        f"read {source.records} records from {args.topic} in {source.read_seconds:.1f} s "
-        f"({source.records / max(source.read_seconds, 1e-9):,.0f} records/s while training the first epoch, "
+        f"read {source.records} records from {args.topic} ({source.rows} rows) in {source.read_seconds:.1f} s "
+        f"({source.records / max(source.read_seconds, 1e-9):,.0f} records/s reading the changes, "
         f"{source.malformed} malformed skipped; then {args.idle_timeout:g} s idle ended the stream)",
         flush=True,
     )
     try:
         if store is not None:
-            version = store.publish(model)
+            info = {"records": source.rows, "trained_on": count, "training_accuracy": accuracy, "topic": args.topic}
+            version = store.publish(model, info, keep=args.keep_versions)
             where = f"{store.latest_model} (version {version}, {store.directory / f'v{version:04d}.keras'})"
         else:
             model.save(args.model)
@@ -231,6 +267,10 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
     except OSError as error:
         print(f"error: cannot save the model to {args.model}: {error.strerror or error}", file=sys.stderr)
         return 1
+    try:
+        source.commit()  # only now: the group's offsets never lead the saved model
+    except SourceError as error:
+        print(f"warning: model saved, but the group's offsets were not committed: {error}", file=sys.stderr)
     validated = f", validation accuracy {validation:.4f}" if validation is not None else ""
     print(
         f"trained on {count} records, {args.epochs} epochs in {fit_seconds:.1f} s "
@@ -282,6 +322,8 @@ def follow_settings(args: argparse.Namespace, client: KafkaClient) -> FollowSett
         checkpoint_every_records=args.checkpoint_every_records,
         checkpoint_every_seconds=args.checkpoint_every_seconds,
         idle_timeout_s=args.idle_timeout,
+        keep_versions=args.keep_versions,
+        from_start_on_new_topic=args.from_start_on_new_topic,
     )
 
 
@@ -291,12 +333,13 @@ def follow_summary(state: FollowState, window: int, checkpoint_dir: Path, store:
     version = state.version or store.latest_version()
     prequential = counters.scored_correct / counters.records if counters.records else float("nan")
     window_text = f", last {window}: {state.window_accuracy:.4f}" if state.window_accuracy is not None else ""
+    deletes = f", {counters.deletes} deletes skipped: a model cannot unlearn" if counters.deletes else ""
     checkpoint_s = f", checkpoints {max(state.checkpoint_seconds):.2f} s at most" if state.checkpoint_seconds else ""
     return (
         f"learned from {state.run_records} records in {state.seconds:.1f} s "
         f"({state.run_records / max(state.seconds, 1e-9):,.0f} records/s, {state.run_malformed} malformed skipped; "
-        f"stopped by {state.stopped_by}); in total {counters.records} records, {counters.malformed} malformed, "
-        f"prequential accuracy {prequential:.4f}{window_text}; checkpoint {state.checkpoint.sequence} in "
+        f"stopped by {state.stopped_by}); in total {counters.records} records, {counters.malformed} malformed"
+        f"{deletes}, prequential accuracy {prequential:.4f}{window_text}; checkpoint {state.checkpoint.sequence} in "
         f"{checkpoint_dir}{checkpoint_s}; model version {version} in {store.directory}"
     )
 

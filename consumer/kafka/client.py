@@ -11,7 +11,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stack.config import KafkaSettings, kafka_from_args
@@ -128,6 +136,17 @@ class KafkaClient:
         except Exception as error:  # noqa: BLE001 - KafkaException wraps TOPIC_ALREADY_EXISTS; timeouts are others
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise SourceError(f"cannot create topic {topic} on {self.servers}: {kafka_reason(error)}") from None
+
+    def topic_id(self, topic: str) -> str:
+        """Kafka's id of ``topic`` (a new one each time a topic of that name is created): what tells a
+        recreated topic from the one a checkpoint's offsets belong to. ``SourceError`` when it is missing or the
+        broker does not answer."""
+        admin = AdminClient({"bootstrap.servers": self.servers, **_SILENT})
+        future = admin.describe_topics(TopicCollection([topic]), request_timeout=BROKER_TIMEOUT_S)[topic]
+        try:
+            return str(future.result(timeout=BROKER_TIMEOUT_S).topic_id)
+        except Exception as error:  # noqa: BLE001 - KafkaException for a missing topic; timeouts are others
+            raise SourceError(f"cannot describe topic {topic} on {self.servers}: {kafka_reason(error)}") from None
 
     def check_topic(self, topic: str) -> list[int]:
         """The topic's partitions (see ``partitions_of``)."""

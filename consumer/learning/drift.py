@@ -100,6 +100,34 @@ class DriftMonitor:
             return self._recovered(accuracy)
         return None
 
+    def state(self) -> dict:
+        """What a checkpoint keeps, so that a restart neither forgets a drift in progress nor says it twice.
+
+        >>> monitor = DriftMonitor(window=10)
+        >>> _ = monitor.update(9, 10), monitor.update(2, 10)
+        >>> restored = DriftMonitor(window=10)
+        >>> restored.restore(monitor.state())
+        >>> restored.drifted, restored.records, restored.update(2, 10)
+        (True, 20, None)
+        """
+        return {
+            "batches": [list(part) for part in self._batches],
+            "records": self.records,
+            "best": self.best,
+            "drifted_at": self.drifted_at,
+            "lowest": self.lowest,
+            "threshold": self.threshold,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from ``state`` (``state()`` of an earlier run)."""
+        self._batches = deque((int(correct), int(count)) for correct, count in state.get("batches", []))
+        self._correct = sum(correct for correct, _ in self._batches)
+        self._count = sum(count for _, count in self._batches)
+        self.records = int(state.get("records", 0))
+        self.best, self.drifted_at = state.get("best"), state.get("drifted_at")
+        self.lowest, self.threshold = state.get("lowest"), state.get("threshold")
+
     def _drift(self, accuracy: float) -> str:
         self.drifted_at = self.records
         self.lowest = accuracy

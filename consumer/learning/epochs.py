@@ -1,7 +1,9 @@
 """Epochs over a topic (``python -m consumer.train`` one-shot): read, hold out, shuffle, learn.
 
-The first epoch reads the topic until it is idle, committing as it reads; every later epoch re-reads the same
-records from Kafka, from the same start offsets up to where the first epoch ended (``until=``). Records reach
+The topic is read as its table: a first pass reads the records' headers until the topic is idle and finds each
+row's latest version (deleted rows left out, ``consumer.learning.changes``); every epoch then re-reads the same
+offsets range from Kafka (``until=``) and learns those records. The group's offsets are committed only once the
+model that learned them is saved (``EpochSource.commit``). Records reach
 the model through a shuffle buffer (``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with
 the topic. Validation holds out every record whose pixels hash into the ``validation_split`` share: a record is
 on the same side in every epoch and whatever partition it came from, and up to ``VALIDATION_KEPT`` of them are
@@ -20,7 +22,8 @@ import numpy as np
 
 from consumer.kafka.batches import open_batches
 from consumer.kafka.client import KafkaClient
-from consumer.kafka.reader import ReadOptions
+from consumer.kafka.reader import CommittingReader, ReadOptions
+from consumer.learning.changes import LatestVersions, Places
 from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
@@ -68,10 +71,14 @@ def read_topic(client: KafkaClient, topic: str, group_id: str, idle_timeout: flo
 
 
 class EpochSource:
-    """The batches of each epoch: the first reads until idle (committing), later ones re-read the same
-    offsets range from Kafka (``until``), or from memory for the tfio source.
+    """The batches of each epoch: the topic read as its table (see ``consumer.learning.changes``), or the whole
+    topic in memory for the tfio source.
 
-    ``args`` are ``consumer.train``'s flags: ``topic``, ``source`` and ``idle_timeout``.
+    Kafka: a first pass reads the records' headers until the topic is idle and finds each row's latest version
+    (``LatestVersions``); every epoch then re-reads the same offsets range (``start_offsets`` to ``until``) and
+    learns only those records. Nothing is committed while reading: ``commit`` commits ``until`` for the group
+    once the caller saved the model that learned them. ``args`` are ``consumer.train``'s flags: ``topic``,
+    ``source`` and ``idle_timeout``.
     """
 
     def __init__(
@@ -80,18 +87,24 @@ class EpochSource:
         self.args, self.client, self.group_id, self.warn = args, client, group_id, warn
         self.start_offsets: dict[int, int] | None = None
         self.until: dict[int, int] | None = None
+        self.live: set[tuple[int, int]] = set()
         self.memory = None
-        self.records = self.malformed = 0
+        self.records = self.rows = self.malformed = 0
         self.read_seconds = 0.0
 
     def epoch(self, number: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields ``(images, labels)`` a read batch; counts records and malformed in the first epoch."""
+        """Yields ``(images, labels)`` a read batch; counts malformed in the first epoch."""
         if self.args.source == "tfio":
             yield from self._from_memory()
-        elif number == 1:
-            yield from self._first_read()
-        else:
-            yield from self._read_again()
+            return
+        if number == 1:
+            self._scan()
+        yield from self._read_latest(first=number == 1)
+
+    def commit(self) -> None:
+        """Commit the group's offsets up to where the epochs read (call once the model is saved)."""
+        if self.until:
+            self.client.commit_group_offsets(self.group_id, self.args.topic, self.until)
 
     def _from_memory(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         args = self.args
@@ -100,33 +113,45 @@ class EpochSource:
                 self.client, args.topic, self.group_id, args.idle_timeout, "tfio", self.warn
             )
             self.memory, self.records = (images, labels), len(labels)
+            self.rows = self.records
         images, labels = self.memory
         for start in range(0, len(labels), READ_BATCH):
             yield images[start : start + READ_BATCH], labels[start : start + READ_BATCH]
 
-    def _first_read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _scan(self) -> None:
+        """Read the headers until idle: the offsets range the epochs read and the records they learn."""
         args = self.args
-        stream = open_batches(self.client, ReadOptions(args.topic, self.group_id, READ_BATCH, args.idle_timeout))
-        for note in stream.notes:
+        reader = CommittingReader(self.client, ReadOptions(args.topic, self.group_id, READ_BATCH, args.idle_timeout))
+        for note in reader.notes:
             self.warn(note)
-        self.start_offsets = stream.start_offsets()
+        latest = LatestVersions()
         started = time.perf_counter()
-        for batch in stream.batches:
-            self.records += len(batch)
-            self.malformed += batch.malformed
-            yield batch.images, batch.labels
-            batch.commit()
-            self.read_seconds = time.perf_counter() - started
-        self.until = stream.positions()
+        try:
+            self.start_offsets = dict(reader.start_offsets)
+            for batch in reader.batches():
+                latest.add(batch.partitions, batch.headers)
+                self.read_seconds = time.perf_counter() - started
+            self.until = dict(reader.position)
+        finally:
+            reader.close()
+        self.records, self.rows, self.live = latest.records, latest.rows, latest.live()
 
-    def _read_again(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _read_latest(self, first: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         args = self.args
         options = ReadOptions(
             args.topic, self.group_id, READ_BATCH, args.idle_timeout, offsets=self.start_offsets, until=self.until
         )
         stream = open_batches(self.client, options)
-        for batch in stream.batches:
-            yield batch.images, batch.labels
+        places = Places()
+        try:
+            for batch in stream.batches:
+                wanted = np.fromiter((place in self.live for place in places.of(batch.raw.partitions)), bool)
+                if first:
+                    self.malformed += int(np.sum(wanted & ~batch.valid))
+                keep = wanted[batch.valid]
+                yield batch.images[keep], batch.labels[keep]
+        finally:
+            stream.close()
 
 
 class _Validation:

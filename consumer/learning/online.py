@@ -34,6 +34,7 @@ import numpy as np
 from consumer.kafka.batches import Stream, open_batches
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.reader import ReadOptions
+from consumer.learning.changes import deletes
 from consumer.learning.models import build_model
 from consumer.learning.replay import Reservoir
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
@@ -94,6 +95,8 @@ class FollowSettings:
     checkpoint_every_seconds: float | None = 60.0
     idle_timeout_s: float | None = None  # None: until a signal
     window: int = 500
+    keep_versions: int | None = None  # versions the store keeps (None: all)
+    from_start_on_new_topic: bool = False  # a recreated topic: read it from its start instead of refusing
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Counters:
     malformed: int = 0  # skipped
     scored_correct: int = 0  # prequential: right before learning
     train_steps: int = 0
+    deletes: int = 0  # skipped: a model cannot unlearn a row
 
     def as_manifest(self) -> dict:
         return {
@@ -111,6 +115,7 @@ class Counters:
             "malformed": self.malformed,
             "prequential_correct": self.scored_correct,
             "train_steps": self.train_steps,
+            "deletes_skipped": self.deletes,
         }
 
     @classmethod
@@ -120,6 +125,7 @@ class Counters:
             int(manifest["malformed"]),
             int(manifest.get("prequential_correct", 0)),
             int(manifest.get("train_steps", 0)),
+            int(manifest.get("deletes_skipped", 0)),
         )
 
 
@@ -139,6 +145,7 @@ class FollowState:
     counters: Counters  # a copy: later batches do not change it
     run_records: int  # learned from in this run
     run_malformed: int
+    run_deletes: int
     batch_records: int  # in the batch just learned (0 at the start and the end)
     window_accuracy: float | None
     checkpoint: Checkpoint | None
@@ -207,7 +214,10 @@ class _Run:
         )
         self.window = _Window(settings.window)
         self.version: int | None = None
-        self.run_records = self.run_malformed = 0
+        self.run_records = self.run_malformed = self.run_deletes = 0
+        self.topic_id: str | None = None
+        if drift is not None and self.checkpoint is not None and "drift" in self.checkpoint.manifest:
+            drift.restore(self.checkpoint.manifest["drift"])
         self.checkpoint_seconds: list[float] = []
         self.error: str | None = None
         self.messages: list[Message] = []
@@ -232,22 +242,27 @@ class _Run:
         """The state now, with the messages since the last one (handed over: they are not said twice)."""
         messages, self.messages = tuple(self.messages), []
         return FollowState(
-            replace(self.counters), self.run_records, self.run_malformed, batch_records, self.window.accuracy,
-            self.checkpoint, self.version, tuple(self.checkpoint_seconds), self.last_batch_at - self.started,
+            replace(self.counters), self.run_records, self.run_malformed, self.run_deletes, batch_records,
+            self.window.accuracy, self.checkpoint, self.version, tuple(self.checkpoint_seconds),
+            self.last_batch_at - self.started,
             messages=messages, **end,
         )  # fmt: skip
 
     def step(self, batch, stream: Stream) -> None:
-        """Test, then train on ``batch``; log, watch for drift, and checkpoint when due."""
-        n = len(batch)
-        correct, logs = self._learn(batch) if n else (0, None)
+        """Test, then train on ``batch`` (its deletes skipped); log, watch for drift, and checkpoint when due."""
+        learned = ~deletes(batch.headers())[batch.valid] if batch.raw is not None else np.ones(len(batch), bool)
+        images, labels = batch.images[learned], batch.labels[learned]
+        n, skipped = len(labels), len(batch) - len(labels)
+        correct, logs = self._learn(images, labels) if n else (0, None)
         self.counters.records += n
         self.counters.malformed += batch.malformed
+        self.counters.deletes += skipped
         self.run_records += n
         self.run_malformed += batch.malformed
+        self.run_deletes += skipped
         self.learned_to.update(batch.offsets())
         self.last_batch_at = time.monotonic()
-        self.since_checkpoint += n + batch.malformed
+        self.since_checkpoint += n + batch.malformed + skipped
         self.since_rate += n
         now = time.monotonic()
         if self.metrics is not None:
@@ -256,24 +271,27 @@ class _Run:
             message = self.drift.update(correct, n)
             if message:
                 self.warn(message)
-        if self._due(now) and self.since_checkpoint:
+        if self._due(now):
+            self.checkpoint_now(stream)
+
+    def checkpoint_now(self, stream: Stream | None) -> None:
+        """Write a checkpoint when anything was read since the last one, and restart the timers."""
+        if self.since_checkpoint:
             self.write_checkpoint(stream)
             self.since_checkpoint, self.last_checkpoint_at = 0, time.monotonic()
 
-    def _learn(self, batch) -> tuple[int, dict]:
-        """Score the batch with the model as it is (prequential), then learn it with replayed records."""
-        scores = self.model.predict_on_batch(batch.images)
-        correct = int(np.sum(np.argmax(scores, axis=1) == batch.labels))
-        replay_images, replay_labels = self.reservoir.sample(int(round(len(batch) * self.settings.replay_ratio)))
+    def _learn(self, images: np.ndarray, labels: np.ndarray) -> tuple[int, dict]:
+        """Score the records with the model as it is (prequential), then learn them with replayed records."""
+        scores = self.model.predict_on_batch(images)
+        correct = int(np.sum(np.argmax(scores, axis=1) == labels))
+        replay_images, replay_labels = self.reservoir.sample(int(round(len(labels) * self.settings.replay_ratio)))
         logs = self.model.train_on_batch(
-            np.concatenate([batch.images, replay_images]),
-            np.concatenate([batch.labels, replay_labels]),
-            return_dict=True,
+            np.concatenate([images, replay_images]), np.concatenate([labels, replay_labels]), return_dict=True
         )
-        self.reservoir.add(batch.images, batch.labels)
+        self.reservoir.add(images, labels)
         self.counters.scored_correct += correct
         self.counters.train_steps += 1
-        self.window.add(correct, len(batch))
+        self.window.add(correct, len(labels))
         return correct, logs
 
     def _log(self, n: int, logs: dict | None, now: float, stream: Stream) -> None:
@@ -311,9 +329,13 @@ class _Run:
             **counters.as_manifest(),
             "offsets": {str(p): o for p, o in sorted(learned_to.items())},
             "topic": settings.topic,
+            "topic_id": self.topic_id,
             "group_id": settings.group_id,
+            "model_version": self.store.next_version() if self.store is not None else None,
             "replay": {"size": len(self.reservoir), "capacity": self.reservoir.capacity, "seen": self.reservoir.seen},
         }
+        if self.drift is not None:
+            manifest["drift"] = self.drift.state()
         checkpoint = self.checkpoints.write(self.model, self.reservoir, manifest)
         written = time.perf_counter() - started
         if commit:
@@ -328,7 +350,15 @@ class _Run:
                     f"warning: checkpoint {checkpoint.sequence} written, but its offsets were not committed: {error}"
                 )
         store = self.store
-        version = store.publish(self.model) if store is not None else None
+        version = None
+        if store is not None:
+            info = {
+                "checkpoint": str(checkpoint.directory.resolve()),
+                "records": counters.records,
+                "prequential_accuracy": counters.scored_correct / counters.records if counters.records else None,
+                "topic": settings.topic,
+            }
+            version = store.publish(self.model, info, keep=settings.keep_versions)
         self.checkpoint, self.version = checkpoint, version
         self.checkpoint_seconds.append(written)
         published = f"; model version {version} in {store.directory}" if version is not None else ""
@@ -373,35 +403,115 @@ def iter_follow(
             f"malformed skipped, reading on at {_offsets_text(checkpoint.offsets)}"
         )
     yield run.state()  # before the broker is asked: when that fails, the user has still heard what was resumed
-    stream = open_batches(
-        settings.client,
-        ReadOptions(settings.topic, settings.group_id, settings.batch_size, settings.idle_timeout_s, offsets=offsets),
-    )
-    for note in stream.notes:
-        run.warn(note)
+    offsets = _check_topic_id(run, settings, offsets)
+    stream = _open(run, settings, offsets)
     # A checkpoint's offsets a partition lost to retention restart at the earliest retained record (a note says
     # so): those records are gone, so the offsets to save are where the reader really starts.
     learned_to = stream.start_offsets()
     run.say(f"following {settings.topic} from {_offsets_text(learned_to)} (group {settings.group_id}); Ctrl-C stops")
     run.start(learned_to)
-    batches = iter(stream.batches)
     try:
         yield run.state()
         while stopper.requested is None:
-            try:
-                with stopper.interruptible():
-                    batch = next(batches, None)
-            except StopRequested:
-                batch = None
-            if batch is None:
+            yield from _learn_stream(run, stream, stopper)
+            if stopper.requested is not None or _idle_over(run, settings):
                 break
-            run.step(batch, stream)
-            yield run.state(len(batch))
+            # The stream went quiet for a while: checkpoint what was learned since the last one (a quiet follower
+            # publishes too), then read on with a new reader, which also sees partitions added to the topic.
+            run.checkpoint_now(stream)
+            stream.close()
+            stream = _open(run, settings, dict(run.learned_to))
+            run.learned_to.update({p: o for p, o in stream.start_offsets().items() if p not in run.learned_to})
     except SourceError as error:
         run.error = str(error)
     finally:
         stream.close()
     yield run.finish(stopper)
+
+
+def _learn_stream(run: _Run, stream: Stream, stopper: Stopper) -> Iterator[FollowState]:
+    """Learn ``stream``'s batches until it ends (quiet for the wake-up time) or a stop is requested."""
+    batches = iter(stream.batches)
+    while stopper.requested is None:
+        try:
+            with stopper.interruptible():
+                batch = next(batches, None)
+        except StopRequested:
+            batch = None
+        if batch is None:
+            return
+        run.step(batch, stream)
+        yield run.state(len(batch))
+
+
+def _wake_after(settings: FollowSettings) -> float | None:
+    """How long a reader may wait for records before the loop wakes up: half the checkpoint interval, so that a
+    quiet follower's last records are checkpointed and published within it; at most the idle timeout."""
+    waits = [w for w in (settings.idle_timeout_s, (settings.checkpoint_every_seconds or 0) / 2 or None) if w]
+    return min(waits) if waits else None
+
+
+def _idle_over(run: _Run, settings: FollowSettings) -> bool:
+    """Whether the user's idle timeout passed since the last batch (the run then ends)."""
+    idle = settings.idle_timeout_s
+    return idle is not None and time.monotonic() - run.last_batch_at >= idle - 0.5
+
+
+def _open(run: _Run, settings: FollowSettings, offsets: dict[int, int] | None) -> Stream:
+    """A reader from ``offsets`` (None: the group's), its notes handed to the user."""
+    options = ReadOptions(
+        settings.topic, settings.group_id, settings.batch_size, _wake_after(settings), offsets=offsets
+    )
+    stream = open_batches(settings.client, options)
+    # The reader's notes say a group's offsets moved; a checkpoint's are said here, with the records lost.
+    notes = stream.notes if offsets is None else moved_offsets(settings.topic, offsets, stream.start_offsets())
+    for note in notes:
+        run.warn(note)
+    return stream
+
+
+def moved_offsets(topic: str, wanted: dict[int, int], starts: dict[int, int]) -> list[str]:
+    """One warning line a partition whose reader does not start where the checkpoint said: retention deleted
+    records before they were learned (how many are lost), or the offset lies past the retained records.
+
+    >>> moved_offsets("t", {0: 5, 1: 9, 2: 30}, {0: 5, 1: 12, 2: 0, 3: 0})  # doctest: +NORMALIZE_WHITESPACE
+    ['warning: retention deleted t partition 1 offsets 9..11 before they were learned: 3 records lost,
+      reading on at offset 12',
+     'warning: checkpoint offset 30 on t partition 2 lies past its retained records: reading again from offset 0']
+    """
+    lines = []
+    for p, start in sorted(starts.items()):
+        offset = wanted.get(p)
+        if offset is None or offset == start:
+            continue
+        if offset < start:
+            lines.append(
+                f"warning: retention deleted {topic} partition {p} offsets {offset}..{start - 1} before they were "
+                f"learned: {start - offset} records lost, reading on at offset {start}"
+            )
+        else:
+            lines.append(
+                f"warning: checkpoint offset {offset} on {topic} partition {p} lies past its retained records: "
+                f"reading again from offset {start}"
+            )
+    return lines
+
+
+def _check_topic_id(run: _Run, settings: FollowSettings, offsets: dict[int, int] | None) -> dict[int, int] | None:
+    """The offsets to start from once the topic is known to be the checkpoint's; ``CheckpointError`` when it was
+    recreated since (its offsets would name other records) unless ``from_start_on_new_topic``."""
+    run.topic_id = settings.client.topic_id(settings.topic)
+    saved = run.checkpoint.manifest.get("topic_id") if run.checkpoint is not None else None
+    if saved is None or saved == run.topic_id:
+        return offsets
+    if not settings.from_start_on_new_topic:
+        raise CheckpointError(
+            f"topic {settings.topic} was recreated since checkpoint {run.checkpoint.directory} (topic id {saved}, "
+            f"now {run.topic_id}): its offsets name other records; pass --from-start-on-new-topic to read the new "
+            f"topic from its start with this model, or remove {run.checkpoints.root} to start over"
+        )
+    run.warn(f"warning: topic {settings.topic} was recreated (topic id {run.topic_id}): reading it from its start")
+    return {}
 
 
 def follow(
