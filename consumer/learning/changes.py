@@ -18,11 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stack import contract
 from stack.contract import MNIST
 
-# stack.contract's op_header and DELETE_OP (the capture side adds them there); spelled here until both meet.
-OP_HEADER = "__op"
-DELETE_OP = b"d"
+OP_HEADER = MNIST.op_header
+DELETE_OP = contract.DELETE_OP.encode()
 
 Headers = Sequence[tuple[str, bytes]] | None
 

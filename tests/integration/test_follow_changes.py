@@ -42,7 +42,7 @@ def write_changes(client: KafkaClient, topic: str, changes: list[tuple[int, str,
         headers = [
             (MNIST.table_header, b"mnist_train"),
             (MNIST.id_header, str(row_id).encode()),
-            ("__op", op.encode()),  # stack.contract's op_header
+            (MNIST.op_header, op.encode()),
         ]
         key = str(int(sample.labels[index])).encode()
         writer.write(key, encode_pixels(sample.images[index]), row_id % PARTITIONS, headers)
