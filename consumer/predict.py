@@ -8,10 +8,11 @@ the record schema), which Debezium's JDBC sink upserts into ``mnist_predictions`
 Consume-transform-produce in one Kafka transaction a batch: ``begin_transaction``, the batch's predictions,
 ``send_offsets_to_transaction`` (the batch's next offsets, for the group) and ``commit_transaction``. A
 read_committed reader (the sink, any of ours) sees a batch's predictions exactly when the group's offsets moved
-past its records; a process killed mid-batch leaves an open transaction that the next process with the same
-``transactional.id`` (``--group-id`` and ``--instance``) aborts in ``init_transactions`` before it reads, so it
-resumes at the first batch that was not committed: no prediction lost, none twice. Offsets are never committed
-outside a transaction.
+past its records; a process killed mid-batch leaves an open transaction that the broker aborts (at once when the
+next process has the same ``transactional.id``, ``--group-id`` and ``--instance``, in ``init_transactions``; else
+after ``transaction.timeout.ms``) before the next owner of its partitions reads their offsets, so it resumes at the
+first batch that was not committed: no prediction lost, none twice. Offsets are never committed outside a
+transaction.
 
 Processes of one ``--group-id`` share the topic's partitions. Started plainly, each has a ``transactional.id`` of
 its own (the group's generation fences a zombie's offsets, KIP-447); ``--instance NAME`` makes the membership
