@@ -184,7 +184,6 @@ def test_the_sink_registered_is_the_json_with_only_the_jdbc_url_from_configurati
         "none",
     )
     assert registered["consumer.override.isolation.level"] == "read_committed"
-    assert registered["delete.enabled"] == "false", "the role may not delete"
 
 
 def test_the_worker_resolves_the_sink_password_and_nothing_else_new(tmp_path):
