@@ -112,6 +112,16 @@ def test_updates_and_deletes_leave_the_latest_prediction_or_a_tombstone_per_row(
     )
     assert {i for i, at in committed.items() if at == zoned_timestamp(INSERTED_AT)} == set(range(21, ROWS + 1))
 
+    # A bounded evaluation reads the topic as the table: 25 rows, each at its latest version, the deleted gone.
+    evaluated = pipeline.run(
+        "consumer.evaluate", "--model", model_store, "--topic", topic, "--group-id", f"{group}-evaluate",
+        "--idle-timeout", "5",
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    summary = evaluated.stdout.strip().splitlines()[-1]
+    assert summary.startswith("evaluated 50 records (0 malformed skipped)"), summary
+    assert summary.endswith(f"; {ROWS - len(DELETED)} rows, {len(DELETED)} deleted"), summary
+
     # The sink upserts predictions and deletes on tombstones (delete.enabled): the table holds the living rows.
     def table_ids() -> list[int]:
         found = query_all(
