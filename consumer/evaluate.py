@@ -139,28 +139,23 @@ class RunningScore:
         return self.loss_sum / self.rows if self.rows else 0.0
 
 
-def image_rows(batch: DecodedBatch) -> tuple[list[tuple[str, int] | None], list[bool], list[tuple[str, int]]]:
-    """Per decoded image its row (None when its headers name none) and whether it is a deletion; and every row
-    the batch deletes (a deletion names its row by its headers, decoded or not)."""
+def record_changes(batch: DecodedBatch) -> list[tuple[int | None, tuple[str, int] | None, bool]]:
+    """Per raw record, in order: its decoded image's index (None if it did not decode), its row (None when its
+    headers name none) and whether it deletes the row (a deletion names its row by its headers, decoded or not)."""
     headers = batch.headers()
     if not headers:  # tfio: no headers, every image a record of its own
-        return [None] * len(batch), [False] * len(batch), []
-    rows: list[tuple[str, int] | None] = []
-    deletions: list[bool] = []
-    deleted: list[tuple[str, int]] = []
+        return [(i, None, False) for i in range(len(batch))]
+    changes: list[tuple[int | None, tuple[str, int] | None, bool]] = []
+    image = 0
     for record_headers, decoded in zip(headers, batch.valid.tolist(), strict=True):
         try:
             ref = row_ref(record_headers)
             row: tuple[str, int] | None = (ref.table, ref.id)
         except HeaderError:
             row = None
-        gone = row is not None and is_delete(record_headers)
-        if gone:
-            deleted.append(row)
-        if decoded:
-            rows.append(row)
-            deletions.append(gone)
-    return rows, deletions, deleted
+        changes.append((image if decoded else None, row, row is not None and is_delete(record_headers)))
+        image += 1 if decoded else 0
+    return changes
 
 
 @dataclass
@@ -182,11 +177,12 @@ class Evaluation:
         self.score.malformed += batch.malformed
         self.last_at = time.perf_counter()
         self.first_at = self.first_at or self.last_at
-        rows, deletions, deleted = image_rows(batch)
-        scored = [i for i, gone in enumerate(deletions) if not gone]
-        for row in deleted:
-            self.score.remove(row)
+        changes = record_changes(batch)
+        scored = [index for index, _, gone in changes if index is not None and not gone]
         if not scored:
+            for _, row, gone in changes:
+                if gone:
+                    self.score.remove(row)
             batch.commit()
             return
         source = self.source
@@ -197,8 +193,12 @@ class Evaluation:
         labels = batch.labels[scored]
         hits = np.argmax(probabilities, axis=1) == labels
         losses = -np.log(np.clip(probabilities[np.arange(len(scored)), labels], EPSILON, 1.0))
-        for n, i in enumerate(scored):
-            self.score.add(rows[i], bool(hits[n]), float(losses[n]))
+        result = {index: (bool(hits[n]), float(losses[n])) for n, index in enumerate(scored)}
+        for index, row, gone in changes:  # in record order: a row updated then deleted in one batch ends deleted
+            if gone:
+                self.score.remove(row)
+            elif index is not None:
+                self.score.add(row, *result[index])
         correct, score = int(np.count_nonzero(hits)), self.score
         print(
             f"records {score.records:>6}  batch accuracy {correct / len(scored):.3f}  "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from consumer.evaluate import RunningScore, image_rows
+from consumer.evaluate import RunningScore, record_changes
 from consumer.kafka.batches import DecodedBatch
 from consumer.kafka.reader import Batch
 from stack.contract import MNIST
@@ -21,15 +21,17 @@ def decoded(headers: list, valid: list[bool]) -> DecodedBatch:
                         np.array(valid))  # fmt: skip
 
 
-def test_images_know_their_row_and_deletions_name_rows_decoded_or_not():
-    batch = decoded([change(1, b"c"), change(2, b"d"), [(MNIST.id_header, b"3")], change(4, b"d")],
-                    [True, True, True, False])  # fmt: skip
+def test_records_know_their_image_and_row_and_deletions_name_rows_decoded_or_not():
+    batch = decoded([change(1, b"c"), change(2, b"d"), [(MNIST.id_header, b"3")], change(4, b"d"), change(5, b"u")],
+                    [True, True, True, False, True])  # fmt: skip
 
-    rows, deletions, deleted = image_rows(batch)
-
-    assert rows == [("t", 1), ("t", 2), None]
-    assert deletions == [False, True, False]
-    assert deleted == [("t", 2), ("t", 4)]
+    assert record_changes(batch) == [
+        (0, ("t", 1), False),
+        (1, ("t", 2), True),
+        (2, None, False),
+        (None, ("t", 4), True),
+        (3, ("t", 5), False),
+    ]
 
 
 def test_as_the_table_an_update_replaces_the_row_and_a_deletion_removes_it():
