@@ -8,14 +8,22 @@ the record schema), which Debezium's JDBC sink upserts into ``mnist_predictions`
 Consume-transform-produce in one Kafka transaction a batch: ``begin_transaction``, the batch's predictions,
 ``send_offsets_to_transaction`` (the batch's next offsets, for the group) and ``commit_transaction``. A
 read_committed reader (the sink, any of ours) sees a batch's predictions exactly when the group's offsets moved
-past its records; a process killed mid-batch leaves an open transaction that the next process with the same
-``transactional.id`` (``--group-id`` and ``--instance``) aborts in ``init_transactions`` before it reads, so it
-resumes at the first batch that was not committed: no prediction lost, none twice. Offsets are never committed
-outside a transaction.
+past its records; a process killed mid-batch leaves an open transaction that the broker aborts (at once when the
+next process has the same ``transactional.id``, ``--group-id`` and ``--instance``, in ``init_transactions``; else
+after ``transaction.timeout.ms``) before the next owner of its partitions reads their offsets, so it resumes at the
+first batch that was not committed: no prediction lost, none twice. Offsets are never committed outside a
+transaction.
 
-A record the decode rejects produces no prediction (counted as malformed); a decoded record without the
-``mnist.table``/``mnist.id`` headers cannot be keyed and is counted apart. Prints a line a batch and a summary.
-Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic, transaction), 2 usage.
+Processes of one ``--group-id`` share the topic's partitions. Started plainly, each has a ``transactional.id`` of
+its own (the group's generation fences a zombie's offsets, KIP-447); ``--instance NAME`` makes the membership
+static and the ``transactional.id`` stable, so a restart takes its partitions back and aborts what it left open
+at once.
+
+Predictions follow the row: a deleted row (``__op`` = ``d``) gets a tombstone in the batch's transaction, which
+the sink turns into a DELETE. A record the decode rejects, or whose headers name no row (missing, not a number,
+out of range), gets nothing: it is counted malformed, with its reason. Prints a line a batch and a summary.
+Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic, transaction, anything unexpected),
+2 usage.
 """
 
 from __future__ import annotations
@@ -23,16 +31,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
 from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, open_batches
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.publisher import Publisher, Rebalanced, TransactionError, transactional_id
 from consumer.learning.scoring import prediction_records
-from consumer.records.predictions import rows_to_predict
+from consumer.records.predictions import describe_malformed, plan_batch
 from consumer.store.source import ModelSource
 from stack.contract import MNIST
+from stack.errors import first_line
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
 
@@ -53,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--instance",
-        default="0",
-        help="this process's name in the group (default 0; give each process of a group its own): with the group "
-        "it makes the transactional.id and the static group.instance.id, so a restart takes its partitions back at "
-        "once and aborts what the killed process left open",
+        help="a stable name for this process in the group (default: none, a transactional.id of its own each run); "
+        "with the group it makes the transactional.id and the static group.instance.id, so a restart takes its "
+        "partitions back at once and aborts what the killed process left open; processes of one group need "
+        "different names",
     )
     parser.add_argument(
         "--start",
@@ -80,8 +90,8 @@ class Tally:
     batches: int = 0
     records: int = 0
     predictions: int = 0
-    malformed: int = 0
-    without_id: int = 0
+    retracted: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
     first_at: float | None = None  # perf_counter of the first batch and the last: the time records flowed
     last_at: float | None = None
 
@@ -97,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the stream started (init_transactions, the topic check)
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - whatever failed, the user gets one line and exit 1, no traceback
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return 1
 
 
 def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str) -> tuple[Publisher, Stream]:
@@ -138,11 +151,15 @@ def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource) -> 
         except (SourceError, TransactionError) as error:
             print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
             return 1
+        finally:
+            # Now, not when the interpreter finalizes the generator at exit: a consumer closed then leaves its
+            # group from a dying interpreter (rebalance callbacks into Python, a new thread) and can hang forever.
+            stream.close()
     seconds = (tally.last_at - tally.first_at) if tally.first_at else 0.0
     rate = tally.records / seconds if seconds > 0 else 0.0
     print(
-        f"predicted {tally.predictions} of {tally.records} records ({tally.malformed} malformed, "
-        f"{tally.without_id} without id headers) in {tally.batches} transactions, {seconds:.1f} s: "
+        f"predicted {tally.predictions} of {tally.records} records ({tally.retracted} retracted, "
+        f"{describe_malformed(tally.malformed)}) in {tally.batches} transactions, {seconds:.1f} s: "
         f"{rate:,.1f} records/s; model {source.label or args.model}"
     )
     return 0
@@ -163,8 +180,8 @@ def _score(
     line = source.refresh()
     if line:
         print(line, flush=True)
-    rows, without_id = rows_to_predict(batch.headers(), batch.valid.tolist())
-    records = prediction_records(source.model, batch.images, rows, source.version)
+    plan = plan_batch(batch.headers(), batch.valid.tolist())
+    records = prediction_records(source.model, batch.images, plan, source.version)
     try:
         publisher.publish(args.predictions_topic, records, args.topic, batch.offsets(), stream.group_metadata())
     except Rebalanced as why:
@@ -173,11 +190,11 @@ def _score(
         return
     tally.batches += 1
     tally.records += batch.received()
-    tally.predictions += len(records)
-    tally.malformed += batch.malformed
-    tally.without_id += without_id
+    tally.predictions += len(records) - plan.retracted
+    tally.retracted += plan.retracted
+    tally.malformed.update(plan.malformed)
     print(
-        f"batch {tally.batches:>5}  records {batch.received():>4}  predictions {len(records):>4}  "
+        f"batch {tally.batches:>5}  records {batch.received():>4}  predictions {len(records) - plan.retracted:>4}  "
         f"model {source.label or args.model.name}  total {tally.predictions}",
         flush=True,
     )

@@ -5,8 +5,9 @@ Spark's Kafka source reads ``--topic`` (default the test topic) from the earlies
 (``consumer.learning.spark_scoring.score_batches``) decodes each Arrow batch with the NumPy decode
 (``consumer.records.codec.decode_batch``) and scores it with the model store's newest version (loaded once a
 Python worker, and again only when the store names a newer one); Spark's Kafka sink writes the records
-``consumer.predict`` writes (``consumer.records.predictions``: same key, same value) to ``--predictions-topic``, which
-Debezium's JDBC sink upserts into ``mnist_predictions`` by ``(source_table, id)``.
+``consumer.predict`` writes (``consumer.records.predictions``: same key, same value; a tombstone for a deleted row,
+nothing for a record whose headers name no row) to ``--predictions-topic``, which Debezium's JDBC sink upserts into
+``mnist_predictions`` by ``(source_table, id)``.
 
 Spark's sink is at least once: a run killed between writing a micro-batch and committing it in the checkpoint
 writes that micro-batch again on restart, and the sink's upsert by key makes the table end with one row a source

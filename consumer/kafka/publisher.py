@@ -6,6 +6,7 @@ moved past its input.
 from __future__ import annotations
 
 import time
+import uuid
 
 from confluent_kafka import KafkaException
 
@@ -15,13 +16,19 @@ from consumer.kafka.client import REBALANCE_CODES, KafkaClient, kafka_reason, to
 TRANSACTION_TIMEOUT_S = 30.0
 
 
-def transactional_id(group_id: str, instance: str) -> str:
-    """Stable per group and instance, so a restarted process fences its killed predecessor.
+def transactional_id(group_id: str, instance: str | None) -> str:
+    """Stable per group and named instance, so a restarted process fences its killed predecessor; without an
+    instance, unique to this process, so processes of one group never fence each other. Exactly-once holds either
+    way: the group's generation fences a zombie's offsets (KIP-447), and the broker aborts a dead process's open
+    transaction after ``transaction.timeout.ms``.
 
     >>> transactional_id("mnist-predict", "0")
     'mnist-predict-0'
+    >>> a, b = transactional_id("g", None), transactional_id("g", None)
+    >>> a.startswith("g-") and len(a) == 14 and a != b
+    True
     """
-    return f"{group_id}-{instance}"
+    return f"{group_id}-{instance if instance else uuid.uuid4().hex[:12]}"
 
 
 class TransactionError(Exception):
@@ -42,9 +49,9 @@ class Publisher:
             **{
                 "transactional.id": txn_id,
                 # A transaction left open by a killed process blocks its partitions' offsets (and read_committed
-                # readers of the predictions) until the broker aborts it: after 10 s, not the default 60 s, when
-                # another member of the group takes the partitions over. (A restart with the same --instance
-                # aborts it at once, in init_transactions.)
+                # readers of the predictions) until the broker aborts it: after 10 s, not the default 60 s, since
+                # the next owner of those partitions (another member, or a restart without --instance, which has a
+                # new transactional.id) waits for that. A restart with the same --instance aborts it at once.
                 "transaction.timeout.ms": 10_000,
                 # Idempotent and acks=all are implied by transactional.id; linger bounds the added latency.
                 "linger.ms": 5,
@@ -63,14 +70,15 @@ class Publisher:
     def publish(
         self,
         topic: str,
-        records: list[tuple[bytes, bytes]],
+        records: list[tuple[bytes, bytes | None]],
         source_topic: str,
         offsets: dict[int, int],
         group_metadata: object,
     ) -> None:
-        """Write ``records`` (key, value) to ``topic`` and commit ``offsets`` (``{partition: next offset}`` of
-        ``source_topic``) for the group of ``group_metadata`` in one transaction. ``Rebalanced`` when the group
-        rebalanced under it (aborted), ``TransactionError`` (one line) on any other failure."""
+        """Write ``records`` (key, value; a None value is a tombstone) to ``topic`` and commit ``offsets``
+        (``{partition: next offset}`` of ``source_topic``) for the group of ``group_metadata`` in one transaction.
+        ``Rebalanced`` when the group rebalanced under it (aborted), ``TransactionError`` (one line) on any other
+        failure."""
         try:
             self.producer.begin_transaction()
             for key, value in records:

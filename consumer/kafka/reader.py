@@ -140,6 +140,7 @@ class CommittingReader:
         self.until = dict(options.until) if options.until is not None else None
         self.notes: list[str] = []
         self.stopping = False  # set by stop(): batches() ends after its current wait for records
+        self._closer: threading.Thread | None = None
         self.consumer = client.consumer(options.group_id, **_member_settings(options))
         try:
             partitions = partitions_of(self.consumer, client, self.topic)
@@ -378,7 +379,9 @@ class CommittingReader:
     def close(self) -> None:
         """Leave the group and close, waiting at most CLOSE_TIMEOUT_S: a member's close waits for the broker to
         finish the rebalance it starts; a command stopped by Ctrl-C must not hang on it (its commits are done,
-        and the broker drops a member that never says goodbye after the session timeout)."""
-        closer = threading.Thread(target=self.consumer.close, name="kafka-close", daemon=True)
-        closer.start()
-        closer.join(CLOSE_TIMEOUT_S)
+        and the broker drops a member that never says goodbye after the session timeout). Closing again only
+        waits for the first close: a second ``Consumer.close`` would raise in its thread."""
+        if self._closer is None:
+            self._closer = threading.Thread(target=self.consumer.close, name="kafka-close", daemon=True)
+            self._closer.start()
+        self._closer.join(CLOSE_TIMEOUT_S)

@@ -6,18 +6,25 @@ import time
 
 import numpy as np
 
-from consumer.records.predictions import prediction_key, prediction_value
+from consumer.records.predictions import Plan, prediction_key, prediction_value
 
 
-def prediction_records(model, images, rows, version: int | None) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` of one prediction record each for ``rows`` (``consumer.records.predictions.rows_to_predict``:
-    ``(index into images, the row's reference)``), scored by ``model`` in one call."""
-    if not rows:
+def prediction_records(model, images, plan: Plan, version: int | None) -> list[tuple[bytes, bytes | None]]:
+    """``(key, value)`` for each change of ``plan`` (``consumer.records.predictions.plan_batch``), in record order:
+    a prediction scored by ``model`` (one call for the batch), or a tombstone (value None) for a deleted row. Order
+    matters: a row inserted and deleted within one batch must end with its tombstone."""
+    if not plan.changes:
         return []
-    probabilities = np.asarray(model(images, training=False))
-    predicted = np.argmax(probabilities, axis=1)
-    confidence = probabilities[np.arange(len(predicted)), predicted]
+    wanted = plan.images()
+    scored: dict[int, tuple[int, float]] = {}
+    if wanted:
+        probabilities = np.asarray(model(np.asarray(images)[wanted], training=False))
+        predicted = np.argmax(probabilities, axis=1)
+        confidence = probabilities[np.arange(len(predicted)), predicted]
+        scored = {index: (int(predicted[n]), float(confidence[n])) for n, index in enumerate(wanted)}
     now_ms = int(time.time() * 1000)
-    return [
-        (prediction_key(ref), prediction_value(ref, predicted[i], confidence[i], version, now_ms)) for i, ref in rows
-    ]
+    records: list[tuple[bytes, bytes | None]] = []
+    for index, ref in plan.changes:
+        value = None if index is None else prediction_value(ref, *scored[index], version, now_ms)
+        records.append((prediction_key(ref), value))
+    return records

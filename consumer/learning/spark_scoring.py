@@ -1,5 +1,6 @@
 """Scoring inside Spark (``python -m consumer.spark_predict``): the ``mapInPandas`` function that turns Kafka
-rows into the prediction records ``consumer.predict`` writes.
+rows into the prediction records ``consumer.predict`` writes (a tombstone, a null value, for a deleted row; Spark's
+Kafka sink writes a null value as a tombstone).
 
 It lives in a module of its own, not in the command: cloudpickle ships a function of an importable module by
 reference, so every Python worker imports this module once and keeps its model between micro-batches.
@@ -13,7 +14,7 @@ from pathlib import Path
 from consumer.cli import quiet_tensorflow
 from consumer.learning.scoring import prediction_records
 from consumer.records.codec import decode_batch
-from consumer.records.predictions import rows_to_predict
+from consumer.records.predictions import plan_batch
 from consumer.store.source import ModelSource
 
 
@@ -47,8 +48,8 @@ class _Scorer:
 def score_batches(model: str, batches: Iterator) -> Iterator:
     """``mapInPandas``' function: Kafka rows (``key``, ``value``, ``headers``) in, prediction records out.
 
-    One model load a worker (not a record); a decoded record without id headers, or one the decode rejects, gets
-    no prediction, as in ``consumer.predict``.
+    One model load a worker (not a record); a deleted row gets a tombstone (null value), and a record whose headers
+    name no row, or one the decode rejects, gets nothing, as in ``consumer.predict``.
     """
     quiet_tensorflow()
     import pandas as pd  # noqa: PLC0415 - pandas loads in a second; only Spark's workers need it, not --help
@@ -59,7 +60,7 @@ def score_batches(model: str, batches: Iterator) -> Iterator:
         keys = [bytes(k) if k is not None else b"" for k in frame["key"]]
         headers = [header_pairs(cell) for cell in frame["headers"]]
         decoded = decode_batch(values, keys)
-        rows, _ = rows_to_predict(headers, decoded.valid.tolist())
-        records = prediction_records(source.model, decoded.images, rows, source.version)
+        plan = plan_batch(headers, decoded.valid.tolist())
+        records = prediction_records(source.model, decoded.images, plan, source.version)
         keys_out, values_out = [key for key, _ in records], [value for _, value in records]
         yield pd.DataFrame({"key": keys_out, "value": values_out}, dtype=object)

@@ -10,13 +10,19 @@ Connect's JsonConverter and ``schemas.enable=true``, so key and value are JSON e
 The two times are ``io.debezium.time.ZonedTimestamp``: an ISO-8601 string with its offset, which the JDBC sink
 binds as ``TIMESTAMP WITH TIME ZONE`` (Connect's own ``Timestamp`` logical type is bound as a timestamp without
 zone, read in the session's time zone). Where a row comes from travels in the record headers the source side
-puts on every record (``mnist.table``, ``mnist.id`` from MnistToCsv; ``__source_ts_ms`` from unwrap).
+puts on every record (``mnist.table``, ``mnist.id`` from MnistToCsv; ``__source_ts_ms`` and ``__op`` from unwrap).
+
+Predictions follow the row: a deleted row (``__op`` = ``d``) gets a tombstone, its key with a null value, which
+the sink (``delete.enabled``) turns into a DELETE of its prediction. A record whose headers name no row (missing,
+not a number, out of range) is malformed: it gets nothing, and ``plan_batch`` says why.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from stack.contract import MNIST
@@ -24,6 +30,14 @@ from stack.contract import MNIST
 TABLE_HEADER = MNIST.table_header
 ID_HEADER = MNIST.id_header
 COMMIT_HEADER = MNIST.commit_header
+#: unwrap's ``add.headers=op`` header and its value for a deletion.
+OP_HEADER = "__op"
+DELETE_OP = b"d"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Commit times a ZonedTimestamp can show: from the epoch (source.ts_ms is never earlier) to the end of year 9999.
+MIN_MS = 0
+MAX_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp() * 1000)
+_DECIMAL = re.compile(rb"-?[0-9]+")
 ZONED_TIMESTAMP = "io.debezium.time.ZonedTimestamp"
 
 KEY_SCHEMA = {
@@ -61,26 +75,59 @@ class RowRef:
     committed_ms: int | None
 
 
-def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef | None:
-    """The row a record's headers name, or None when ``mnist.table`` or ``mnist.id`` is missing or unusable.
+class HeaderError(ValueError):
+    """A record's headers name no usable row; the message is the reason, a few words (``id out of range``)."""
+
+
+def _number(raw: bytes, what: str, low: int, high: int) -> int:
+    """``raw`` as a decimal integer within ``low..high``, else ``HeaderError`` saying which of the two failed."""
+    if not _DECIMAL.fullmatch(raw):
+        raise HeaderError(f"{what} not a number")
+    value = int(raw)
+    if not low <= value <= high:
+        raise HeaderError(f"{what} out of range")
+    return value
+
+
+def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef:
+    """The row a record's headers name; ``HeaderError`` (the reason) when ``mnist.table`` or ``mnist.id`` is
+    missing or unusable, or ``__source_ts_ms`` is there but no time a timestamp can show. The id is the table's
+    ``bigint`` key, so it must fit in int64: a larger one would be another row's key to the sink.
 
     >>> row_ref([("mnist.table", b"mnist_test"), ("mnist.id", b"42"), ("__source_ts_ms", b"1700000000123")])
     RowRef(table='mnist_test', id=42, committed_ms=1700000000123)
-    >>> row_ref([("mnist.table", b"mnist_test"), ("mnist.id", b"4x")]) is None
-    True
-    >>> row_ref(None) is None
-    True
+    >>> row_ref([("mnist.table", b"mnist_test"), ("mnist.id", b"4x")])
+    Traceback (most recent call last):
+    ...
+    consumer.records.predictions.HeaderError: id not a number
+    >>> row_ref([("mnist.table", b"t"), ("mnist.id", str(2**64 + 5).encode())])
+    Traceback (most recent call last):
+    ...
+    consumer.records.predictions.HeaderError: id out of range
     """
     found = dict(headers or [])
     table, row_id, committed = found.get(TABLE_HEADER), found.get(ID_HEADER), found.get(COMMIT_HEADER)
-    if not table or row_id is None or not row_id.isdigit():
-        return None
+    if not table:
+        raise HeaderError("no table header")
+    if row_id is None:
+        raise HeaderError("no id header")
     try:
         name = table.decode()
     except UnicodeDecodeError:
-        return None
-    committed_ms = int(committed) if committed is not None and committed.isdigit() else None
-    return RowRef(name, int(row_id), committed_ms)
+        raise HeaderError("table not UTF-8") from None
+    number = _number(row_id, "id", INT64_MIN, INT64_MAX)
+    committed_ms = None if committed is None else _number(committed, "commit time", MIN_MS, MAX_MS)
+    return RowRef(name, number, committed_ms)
+
+
+def is_delete(headers: list[tuple[str, bytes]] | None) -> bool:
+    """Whether a record is a row's deletion (``__op`` = ``d``: unwrap's rewrite of a DELETE, carrying the row's
+    last version).
+
+    >>> is_delete([("__op", b"d")]), is_delete([("__op", b"u")]), is_delete(None)
+    (True, False, False)
+    """
+    return dict(headers or []).get(OP_HEADER) == DELETE_OP
 
 
 def zoned_timestamp(ms: int) -> str:
@@ -141,31 +188,63 @@ def key_of(key: bytes) -> tuple[str, int]:
     return payload["source_table"], int(payload["id"])
 
 
-def rows_to_predict(
-    headers: list[list[tuple[str, bytes]] | None], valid: list[bool]
-) -> tuple[list[tuple[int, RowRef]], int]:
-    """Which decoded images to publish, and for which row: ``([(image index, row)], records without id headers)``.
+@dataclass
+class Plan:
+    """What a batch's records ask of the predictor, in record order: ``changes`` holds ``(image index, row)`` for a
+    row to predict from that decoded image, ``(None, row)`` for a deleted row to retract; ``malformed`` counts the
+    records that name no row or did not decode, by reason."""
 
-    ``headers`` and ``valid`` are per raw record; decoded images hold the valid records in order. A record that
-    did not decode has no image (the decode counts it as malformed); a decoded one without usable id headers
-    cannot be keyed and is counted apart.
+    changes: list[tuple[int | None, RowRef]] = field(default_factory=list)
+    malformed: Counter[str] = field(default_factory=Counter)
 
-    >>> row = lambda i: [("mnist.table", b"mnist_test"), ("mnist.id", str(i).encode())]
-    >>> h = [row(1), None, row(3)]
-    >>> rows, without_id = rows_to_predict(h, [True, True, False])
-    >>> [(i, r.id) for i, r in rows], without_id
-    ([(0, 1)], 1)
+    def images(self) -> list[int]:
+        """The decoded images to score, in order."""
+        return [index for index, _ in self.changes if index is not None]
+
+    @property
+    def retracted(self) -> int:
+        return sum(1 for index, _ in self.changes if index is None)
+
+
+def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool]) -> Plan:
+    """What to do with each raw record of a batch (``headers`` and ``valid`` are per raw record; decoded images
+    hold the valid records in order). A deletion names its row by its headers alone: it is retracted whether or
+    not its last version decodes.
+
+    >>> row = lambda i, op=b"c": [("mnist.table", b"t"), ("mnist.id", str(i).encode()), ("__op", op)]
+    >>> plan = plan_batch([row(1), None, row(3), row(4, b"d"), row("x")], [True, True, False, True, True])
+    >>> [(i, r.id) for i, r in plan.changes], dict(plan.malformed)
+    ([(0, 1), (None, 4)], {'no table header': 1, 'undecodable': 1, 'id not a number': 1})
     """
-    rows: list[tuple[int, RowRef]] = []
-    without_id = 0
+    plan = Plan()
     image = 0
     for record_headers, decoded in zip(headers, valid, strict=True):
-        if not decoded:
+        index = image if decoded else None
+        image += 1 if decoded else 0
+        try:
+            ref = row_ref(record_headers)
+        except HeaderError as error:
+            plan.malformed[str(error)] += 1
             continue
-        ref = row_ref(record_headers)
-        if ref is None:
-            without_id += 1
+        if is_delete(record_headers):
+            plan.changes.append((None, ref))
+        elif index is None:
+            plan.malformed["undecodable"] += 1
         else:
-            rows.append((image, ref))
-        image += 1
-    return rows, without_id
+            plan.changes.append((index, ref))
+    return plan
+
+
+def describe_malformed(malformed: Counter[str]) -> str:
+    """The summary's words for the malformed records: their count, then each reason's, most frequent first.
+
+    >>> describe_malformed(Counter({"commit time out of range": 1, "id out of range": 2}))
+    '3 malformed: 2 id out of range, 1 commit time out of range'
+    >>> describe_malformed(Counter())
+    '0 malformed'
+    """
+    total = sum(malformed.values())
+    if not total:
+        return "0 malformed"
+    reasons = sorted(malformed.items(), key=lambda item: (-item[1], item[0]))
+    return f"{total} malformed: " + ", ".join(f"{count} {reason}" for reason, count in reasons)

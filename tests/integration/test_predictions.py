@@ -89,7 +89,7 @@ def test_sigkill_of_the_predictor_then_a_restart_leaves_one_prediction_per_row(p
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     ids = ids_of_run(pipeline, rows)
     assert len(ids) == ROWS
-    summary = re.search(r"predicted (\d+) of (\d+) records \(0 malformed, 0 without id headers\)", resumed.stdout)
+    summary = re.search(r"predicted (\d+) of (\d+) records \(0 retracted, 0 malformed\)", resumed.stdout)
     assert summary, resumed.stdout
     assert 0 < int(summary.group(1)) < ROWS, "the restart resumed after the batches committed before the kill"
     counts = predictions_of(pipeline, predictions_start, set(ids))
@@ -129,7 +129,7 @@ def test_sigterm_stops_the_predictor_after_its_transaction_with_a_summary(pipeli
         _, errors = stop(predictor, signal.SIGTERM, stdout_read=True)  # what docker compose stop sends
         reader.join(timeout=10)
     assert predictor.returncode == 0, f"exit {predictor.returncode}: {errors}"
-    assert re.match(r"predicted 50 of 50 records \(0 malformed, 0 without id headers\)", lines[-1]), lines[-3:]
+    assert re.match(r"predicted 50 of 50 records \(0 retracted, 0 malformed\)", lines[-1]), lines[-3:]
 
 
 def test_a_corrected_label_reaches_the_topic_as_a_new_example(pipeline):
@@ -174,7 +174,7 @@ def test_an_undecodable_record_gets_no_prediction_and_is_counted(pipeline, model
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "predicted 1 of 3 records (1 malformed, 1 without id headers)" in result.stdout
+    assert "predicted 1 of 3 records (0 retracted, 2 malformed: 1 no table header, 1 undecodable)" in result.stdout
     published = read_from(pipeline.bootstrap, target, None, lambda records: len(records) >= 1, timeout=30)
     assert [key_of(r.key) for r in published] == [(MNIST.test_table, 1)]
     # One prediction and its transaction's commit marker, whatever partition the producer chose (TOPIC_PARTITIONS).

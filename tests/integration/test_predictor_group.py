@@ -29,7 +29,7 @@ from consumer.records.codec import encode_pixels
 from consumer.records.predictions import key_of
 from probes.database import query_one
 from probes.deadline import poll
-from probes.topics import end_offsets, read_from
+from probes.topics import end_offsets, group_assignment, read_from
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
 
@@ -49,9 +49,10 @@ class Member:
     """One ``consumer.predict --follow`` process of the group; two threads read its stdout and stderr (a full
     pipe would block it), keeping each line with the time it came."""
 
-    def __init__(self, pipeline, instance: str, flags: tuple[str, ...]) -> None:
+    def __init__(self, pipeline, instance: str, flags: tuple[str, ...], static: bool = True) -> None:
         self.instance = instance
-        self.process: subprocess.Popen = pipeline.start("consumer.predict", *flags, "--instance", instance, "--follow")
+        named = ("--instance", instance) if static else ()
+        self.process: subprocess.Popen = pipeline.start("consumer.predict", *flags, *named, "--follow")
         self.stdout: list[tuple[float, str]] = []
         self.stderr: list[str] = []
         self._readers = [
@@ -98,11 +99,11 @@ class Member:
 
 
 class Rows:
-    """Produces ROWS connector-format records with id headers at RATE a second, round-robin over the partitions,
-    in a thread; ``produced`` counts the acknowledged ones."""
+    """Produces ``count`` (ROWS) connector-format records with id headers at RATE a second, round-robin over the
+    partitions, in a thread; ``produced`` counts the acknowledged ones."""
 
-    def __init__(self, servers: str, topic: str, table: str) -> None:
-        self.servers, self.topic, self.table = servers, topic, table
+    def __init__(self, servers: str, topic: str, table: str, count: int = ROWS) -> None:
+        self.servers, self.topic, self.table, self.count = servers, topic, table, count
         self.produced = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -112,7 +113,7 @@ class Rows:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
-        assert not self._thread.is_alive(), f"producing {ROWS} records took over {timeout:g} s"
+        assert not self._thread.is_alive(), f"producing {self.count} records took over {timeout:g} s"
 
     def _delivered(self, error, _message) -> None:
         if error is not None:
@@ -122,11 +123,11 @@ class Rows:
 
     def _run(self) -> None:
         rng = np.random.default_rng(7)
-        pixels = rng.integers(0, 256, size=(ROWS, 784), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=ROWS)
+        pixels = rng.integers(0, 256, size=(self.count, 784), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=self.count)
         producer = Producer({"bootstrap.servers": self.servers, "linger.ms": 5})
         started = time.monotonic()
-        for index in range(ROWS):
+        for index in range(self.count):
             ahead = started + index / RATE - time.monotonic()
             if ahead > 0:
                 producer.poll(ahead)
@@ -224,7 +225,7 @@ def test_a_killed_group_member_s_partitions_are_taken_over_and_every_row_is_pred
 
     assert survivor.process.returncode == 0, survivor.output()
     summary = survivor.summary()
-    assert summary and "(0 malformed, 0 without id headers)" in summary, survivor.output()
+    assert summary and "(0 retracted, 0 malformed)" in summary, survivor.output()
     survivor_total = int(re.match(r"predicted (\d+) of", summary).group(1))
     # What b committed is what its batch lines say, plus at most the one batch committed just before the kill.
     assert ROWS - victim_at_kill - BATCH <= survivor_total <= ROWS - victim_at_kill, (
@@ -251,3 +252,39 @@ def test_a_killed_group_member_s_partitions_are_taken_over_and_every_row_is_pred
             f"{sum(counts.values())} records, {len(duplicates)} duplicates, {len(lost)} lost; "
             f"test {time.monotonic() - began:.0f} s"
         )
+
+
+def test_two_predictors_started_the_plain_way_share_the_partitions_and_predict_every_row_once(
+    pipeline, model_store, run
+):
+    suffix = uuid.uuid4().hex[:8]
+    topic, table, group = f"test.plain.in.{suffix}", f"plain_test_{suffix}", f"test-predict-plain-{suffix}"
+    ensure_topics(dataclasses.replace(pipeline.config, partitions=PARTITIONS), (topic,))
+    predictions_start = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
+    flags = ("--model", model_store, "--topic", topic, "--group-id", group, "--batch-size", str(BATCH))
+    count = 600
+
+    members = (Member(pipeline, "a", flags, static=False), Member(pipeline, "b", flags, static=False))
+    rows = Rows(pipeline.bootstrap, topic, table, count)
+    try:
+        joined = poll(lambda: all(m.started() or m.process.poll() is not None for m in members), 180)
+        assert joined and all(m.started() for m in members), "\n".join(m.output() for m in members)
+        split = poll(lambda: sorted((group_assignment(pipeline.bootstrap, group) or {}).values()) == [2, 2], 60)
+        assert split, f"assignment {group_assignment(pipeline.bootstrap, group)}:\n" + "\n".join(
+            m.output() for m in members
+        )
+        rows.start()
+        rows.join(timeout=120)
+        assert rows.error is None and rows.produced == count, f"{rows.produced} produced: {rows.error}"
+        done = poll(lambda: sum(m.predicted() for m in members) >= count or any(m.process.poll() for m in members), 90)
+        assert done and all(m.process.poll() is None for m in members), "\n".join(m.output() for m in members)
+    finally:
+        codes = [member.stop() for member in members]
+
+    assert codes == [0, 0], "\n".join(m.output() for m in members)
+    assert all(m.predicted() > 0 for m in members), "both scored: " + "\n".join(m.output() for m in members)
+    counts = predictions_on_topic(pipeline, predictions_start, table)
+    assert sorted(counts) == list(range(1, count + 1)) and set(counts.values()) == {1}, (
+        {i: n for i, n in counts.items() if n != 1},
+        sorted(set(range(1, count + 1)) - set(counts))[:8],
+    )

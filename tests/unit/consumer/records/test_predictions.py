@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from consumer import predict
+from consumer.learning.scoring import prediction_records
 from consumer.records.predictions import (
     KEY_SCHEMA,
     VALUE_SCHEMA,
+    HeaderError,
     RowRef,
+    describe_malformed,
     key_of,
+    plan_batch,
     prediction_key,
     prediction_value,
     row_ref,
-    rows_to_predict,
     zoned_timestamp,
 )
 from stack import connect, postgres
@@ -66,19 +73,74 @@ def test_a_row_without_a_commit_time_still_has_a_prediction_with_a_null_commit_t
     assert json.loads(prediction_value(ref, 1, 0.5, 3, 0))["payload"]["committed_at"] is None
 
 
-def test_headers_without_table_or_id_name_no_row():
-    assert row_ref([(MNIST.id_header, b"5")]) is None
-    assert row_ref([(MNIST.table_header, MNIST.test_table.encode())]) is None
-    assert row_ref(headers(row_id=b"-1")) is None
-    assert row_ref(headers(table=b"\xff")) is None
+@pytest.mark.parametrize(
+    ("found", "reason"),
+    [
+        ([(MNIST.id_header, b"5")], "no table header"),
+        ([(MNIST.table_header, MNIST.test_table.encode())], "no id header"),
+        (headers(table=b"\xff"), "table not UTF-8"),
+        (headers(row_id=b"4x"), "id not a number"),
+        (headers(row_id=b" 5"), "id not a number"),
+        (headers(row_id=str(2**64 + 5).encode()), "id out of range"),
+        (headers(row_id=str(2**63).encode()), "id out of range"),
+        (headers(row_id=str(-(2**63) - 1).encode()), "id out of range"),
+        (headers(committed=b"soon"), "commit time not a number"),
+        (headers(committed=b"99999999999999999999"), "commit time out of range"),
+        (headers(committed=b"-1"), "commit time out of range"),
+    ],
+)
+def test_headers_that_name_no_usable_row_say_why(found, reason):
+    with pytest.raises(HeaderError, match=f"^{reason}$"):
+        row_ref(found)
 
 
-def test_undecoded_records_have_no_image_and_rows_keep_their_image_index():
-    raw = [headers(b"1"), headers(b"2"), None, headers(b"4")]
-    rows, without_id = rows_to_predict(raw, [False, True, True, True])
+def test_ids_and_commit_times_at_the_edges_of_their_range_are_rows():
+    assert row_ref(headers(row_id=str(2**63 - 1).encode())).id == 2**63 - 1
+    assert row_ref(headers(row_id=str(-(2**63)).encode())).id == -(2**63)
+    latest = row_ref(headers(committed=b"253402300799999"))
+    assert zoned_timestamp(latest.committed_ms) == "9999-12-31T23:59:59.999Z"
 
-    assert [(index, ref.id) for index, ref in rows] == [(0, 2), (2, 4)]
-    assert without_id == 1
+
+def with_op(row_id: bytes, op: bytes) -> list[tuple[str, bytes]]:
+    return [*headers(row_id), ("__op", op)]
+
+
+def test_a_deletion_is_a_retraction_in_record_order_decoded_or_not():
+    raw = [with_op(b"1", b"c"), with_op(b"1", b"d"), with_op(b"2", b"u"), with_op(b"3", b"d"), with_op(b"1", b"c")]
+    plan = plan_batch(raw, [True, True, True, False, True])
+
+    assert [(index, ref.id) for index, ref in plan.changes] == [(0, 1), (None, 1), (2, 2), (None, 3), (3, 1)]
+    assert plan.retracted == 2 and plan.images() == [0, 2, 3] and not plan.malformed
+
+
+def test_undecoded_records_and_bad_headers_are_malformed_by_reason_and_rows_keep_their_image_index():
+    raw = [headers(b"1"), headers(b"2"), None, headers(b"4"), headers(str(2**64).encode())]
+    plan = plan_batch(raw, [False, True, True, True, True])
+
+    assert [(index, ref.id) for index, ref in plan.changes] == [(0, 2), (2, 4)]
+    assert plan.malformed == Counter({"undecodable": 1, "no table header": 1, "id out of range": 1})
+    assert describe_malformed(plan.malformed) == "3 malformed: 1 id out of range, 1 no table header, 1 undecodable"
+
+
+def test_scoring_writes_predictions_and_tombstones_in_record_order():
+    raw = [with_op(b"7", b"c"), with_op(b"8", b"c"), with_op(b"7", b"d")]
+    plan = plan_batch(raw, [True, True, True])
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    images[1] += 1
+
+    def model(batch, training):  # digit 3 for a blank image, 5 for a white one
+        assert not training and len(batch) == 2
+        out = np.full((len(batch), 10), 0.05, np.float32)
+        out[:, 3] = np.where(batch.reshape(len(batch), -1).sum(axis=1) > 0, 0.0, 0.55)
+        out[:, 5] = 0.55 - out[:, 3]
+        return out
+
+    records = prediction_records(model, images, plan, 4)
+
+    assert [key_of(key) for key, _ in records] == [(MNIST.test_table, 7), (MNIST.test_table, 8), (MNIST.test_table, 7)]
+    assert records[2][1] is None, "the deleted row's tombstone comes last"
+    values = [json.loads(value)["payload"] for _, value in records[:2]]
+    assert [(v["predicted"], v["model_version"]) for v in values] == [(3, 4), (5, 4)]
 
 
 def test_zoned_timestamps_keep_milliseconds():
@@ -97,10 +159,12 @@ def test_a_bad_batch_size_is_a_usage_error(capsys):
     assert "--batch-size must be >= 1" in capsys.readouterr().err
 
 
-def test_the_transactional_id_is_stable_per_group_and_instance():
+def test_the_transactional_id_is_stable_per_named_instance_and_unique_per_plain_process():
     assert (
         predict.transactional_id("g", "a") == predict.transactional_id("g", "a") != predict.transactional_id("g", "b")
     )
+    assert predict.transactional_id("g", None) != predict.transactional_id("g", None)
+    assert predict.build_parser().parse_args([]).instance is None, "plain processes of a group must not fence"
 
 
 def test_the_sink_registered_is_the_json_with_only_the_jdbc_url_from_configuration(tmp_path):
@@ -120,7 +184,6 @@ def test_the_sink_registered_is_the_json_with_only_the_jdbc_url_from_configurati
         "none",
     )
     assert registered["consumer.override.isolation.level"] == "read_committed"
-    assert registered["delete.enabled"] == "false", "the role may not delete"
 
 
 def test_the_worker_resolves_the_sink_password_and_nothing_else_new(tmp_path):
