@@ -18,11 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stack import contract
+from consumer.records.predictions import is_delete
 from stack.contract import MNIST
-
-OP_HEADER = MNIST.op_header
-DELETE_OP = contract.DELETE_OP.encode()
 
 Headers = Sequence[tuple[str, bytes]] | None
 
@@ -38,15 +35,6 @@ def header(headers: Headers, name: str) -> bytes | None:
         if key == name:
             found = value
     return found
-
-
-def is_delete(headers: Headers) -> bool:
-    """Whether the record is a row's delete (``__op`` = ``d``).
-
-    >>> is_delete([("__op", b"d")]), is_delete([("__op", b"u")]), is_delete(None)
-    (True, False, False)
-    """
-    return header(headers, OP_HEADER) == DELETE_OP
 
 
 def deletes(headers: Sequence[Headers]) -> np.ndarray:

@@ -25,14 +25,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from stack import contract
 from stack.contract import MNIST
 
 TABLE_HEADER = MNIST.table_header
 ID_HEADER = MNIST.id_header
 COMMIT_HEADER = MNIST.commit_header
 #: unwrap's ``add.headers=op`` header and its value for a deletion.
-OP_HEADER = "__op"
-DELETE_OP = b"d"
+OP_HEADER = MNIST.op_header
+DELETE_OP = contract.DELETE_OP.encode()
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Commit times a ZonedTimestamp can show: from the epoch (source.ts_ms is never earlier) to the end of year 9999.
 MIN_MS = 0
