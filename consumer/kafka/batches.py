@@ -72,6 +72,10 @@ class DecodedBatch:
         """``{partition: next offset}`` after this batch (kafka source; empty for tfio)."""
         return dict(self.raw.next_offsets) if self.raw is not None else {}
 
+    def partitions(self) -> list[int]:
+        """The partition of each raw record, in order (kafka source; empty for tfio)."""
+        return list(self.raw.partitions) if self.raw is not None else []
+
     def headers(self) -> list[list[tuple[str, bytes]] | None]:
         """Each record's headers, in reading order (kafka source; empty for tfio)."""
         return list(self.raw.headers) if self.raw is not None else []

@@ -124,6 +124,9 @@ class EpochSource:
         reader = CommittingReader(self.client, ReadOptions(args.topic, self.group_id, READ_BATCH, args.idle_timeout))
         for note in reader.notes:
             self.warn(note)
+        if not args.quiet:
+            starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
+            print(f"reading {args.topic} (group {self.group_id}) from {starts}", flush=True)
         latest = LatestVersions()
         started = time.perf_counter()
         try:
@@ -145,7 +148,7 @@ class EpochSource:
         places = Places()
         try:
             for batch in stream.batches:
-                wanted = np.fromiter((place in self.live for place in places.of(batch.raw.partitions)), bool)
+                wanted = np.fromiter((place in self.live for place in places.of(batch.partitions())), bool)
                 if first:
                     self.malformed += int(np.sum(wanted & ~batch.valid))
                 keep = wanted[batch.valid]

@@ -99,9 +99,14 @@ def native_capture(capture) -> Capture:
 
 
 @pytest.fixture(scope="session")
-def trained_model(pipeline, tmp_path_factory):
+def train_split_loaded(pipeline) -> None:
+    """The bundled training split in mnist_train (so on the training topic), once a session."""
     load = pipeline.run("loader", "--split", "train", "--no-progress")
     assert load.returncode == 0, load.stderr
+
+
+@pytest.fixture(scope="session")
+def trained_model(pipeline, train_split_loaded, tmp_path_factory):
     model = tmp_path_factory.mktemp("model") / "mnist.keras"
 
     train = pipeline.run("consumer.train", "--model", str(model), "--quiet", "--idle-timeout", "5", timeout=900)
