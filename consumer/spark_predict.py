@@ -201,6 +201,8 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
         f"(checkpoint {checkpoint}); {'Ctrl-C to stop' if args.follow else 'ends at the topic end'}",
         flush=True,
     )
+    from pyspark.errors import StreamingQueryException  # noqa: PLC0415 - the spark extra, optional
+
     seen = 0
     try:
         while query.isActive:
@@ -208,6 +210,8 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
             seen = _print_progress(query, seen)
     except KeyboardInterrupt:
         query.stop()
+    except StreamingQueryException:
+        pass  # awaitTermination raises the query's failure; query.exception() below reports it in one line
     seen = _print_progress(query, seen)
     failure = query.exception()
     if failure is not None:

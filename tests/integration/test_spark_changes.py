@@ -13,6 +13,9 @@ import dataclasses
 import json
 import uuid
 
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
 from consumer.records.codec import encode_pixels
 from consumer.records.predictions import zoned_timestamp
 from probes.database import query_all
@@ -85,3 +88,31 @@ def test_spark_leaves_the_latest_prediction_or_a_tombstone_per_row(pipeline, spa
 
     living = sorted(set(range(1, ROWS + 1)) - set(DELETED))
     assert poll(lambda: table_ids() == living, 60), f"{MNIST.predictions_table} holds {table_ids()}"
+
+
+def test_a_range_lost_under_the_checkpoint_fails_the_query_unless_allowed(pipeline, spark_ready, model_store, tmp_path):  # noqa: F811
+    suffix = uuid.uuid4().hex[:8]
+    topic, table = f"test.spark.loss.{suffix}", f"spark_loss_{suffix}"
+    ensure_topics(dataclasses.replace(pipeline.config, partitions=1), (topic,))
+    flags = ("--model", model_store, "--topic", topic, "--checkpoint-dir", str(tmp_path / "checkpoint"))
+    records = [{**record, "partition": 0} for record in changes(table)]
+    produce_all(pipeline.bootstrap, topic, records[:10])
+    first = pipeline.run("consumer.spark_predict", *flags, timeout=400)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    # Records past the checkpoint's offset, then deleted before Spark read them: a range lost, as retention does.
+    produce_all(pipeline.bootstrap, topic, records[10:20])
+    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
+    end = end_offsets(pipeline.bootstrap, topic)[0]
+    for future in admin.delete_records([TopicPartition(topic, 0, end - 5)]).values():
+        future.result(30)
+
+    lost = pipeline.run("consumer.spark_predict", *flags, timeout=400)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    errors = [line for line in lost.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--allow-data-loss" in errors[0], lost.stderr
+    assert "Traceback" not in lost.stderr, lost.stderr
+
+    allowed = pipeline.run("consumer.spark_predict", *flags, "--allow-data-loss", timeout=400)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "scored 5 records" in allowed.stdout, allowed.stdout
