@@ -12,8 +12,10 @@ nothing for a record whose headers name no row) to ``--predictions-topic``, whic
 Spark's sink is at least once: a run killed between writing a micro-batch and committing it in the checkpoint
 writes that micro-batch again on restart, and the sink's upsert by key makes the table end with one row a source
 row all the same. ``--checkpoint-dir`` (default ``$STACK_HOME/spark-checkpoints/<topic>``) is where a restart
-resumes. Without ``--follow`` the run scores what the topic holds (``trigger(availableNow=True)``) and ends;
-with it a micro-batch every ``--interval`` seconds until Ctrl-C.
+resumes. Records the checkpoint expects but the topic lost (retention, compaction) fail the query
+(``failOnDataLoss=true``) unless ``--allow-data-loss`` says to skip them. Without ``--follow`` the run scores
+what the topic holds (``trigger(availableNow=True)``) and ends; with it a micro-batch every ``--interval``
+seconds until Ctrl-C.
 
 Nothing is downloaded at run time: the Kafka connector jars come from ``python -m stack.assemble --part spark``
 (``$STACK_HOME/spark-jars``), passed with ``spark.jars``. Exit codes: 0 done, 1 failure with one line on stderr
@@ -65,7 +67,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=1.0, help="seconds between micro-batches with --follow (default 1)"
     )
     parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending at the topic's end")
+    parser.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="skip records the checkpoint expects but the topic no longer holds (failOnDataLoss=false) "
+        "instead of failing the query",
+    )
     return parser
+
+
+def source_options(args: argparse.Namespace, servers: str) -> dict[str, str]:
+    """The Kafka source's options: a range the checkpoint expects but the topic lost fails the query unless
+    ``--allow-data-loss`` (rows left unscored without a word are worse than a stopped run).
+
+    >>> args = build_parser().parse_args(["--max-records-per-trigger", "5"])
+    >>> options = source_options(args, "k:9092")
+    >>> options["failOnDataLoss"], options["maxOffsetsPerTrigger"], options["kafka.isolation.level"]
+    ('true', '5', 'read_committed')
+    >>> source_options(build_parser().parse_args(["--allow-data-loss"]), "k:9092")["failOnDataLoss"]
+    'false'
+    """
+    options = {
+        "kafka.bootstrap.servers": servers,
+        "subscribe": args.topic,
+        "startingOffsets": "earliest",
+        "kafka.isolation.level": "read_committed",
+        "includeHeaders": "true",
+        "failOnDataLoss": "false" if args.allow_data_loss else "true",
+    }
+    if args.max_records_per_trigger:
+        options["maxOffsetsPerTrigger"] = str(args.max_records_per_trigger)
+    return options
+
+
+def failure_reason(description: str, topic: str) -> str:
+    """The one line a failed query prints: a lost range named as such, with what to do.
+
+    >>> failure_reason('Some data may have been lost ... set the source option "failOnDataLoss" to "false".', "t")[:40]
+    'records of t the checkpoint expects are '
+    >>> failure_reason("boom\\n  at x", "t")
+    'the streaming query failed: boom'
+    """
+    if "failOnDataLoss" in description:
+        return (
+            f"records of {topic} the checkpoint expects are gone from the topic (retention or compaction): "
+            "rerun with --allow-data-loss to skip them, or with a new --checkpoint-dir to rescore the topic"
+        )
+    return f"the streaming query failed: {first_line(description)}"
 
 
 def default_checkpoint(cfg: StackConfig, topic: str) -> Path:
@@ -153,6 +201,8 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
         f"(checkpoint {checkpoint}); {'Ctrl-C to stop' if args.follow else 'ends at the topic end'}",
         flush=True,
     )
+    from pyspark.errors import StreamingQueryException  # noqa: PLC0415 - the spark extra, optional
+
     seen = 0
     try:
         while query.isActive:
@@ -160,11 +210,13 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
             seen = _print_progress(query, seen)
     except KeyboardInterrupt:
         query.stop()
+    except StreamingQueryException:
+        pass  # awaitTermination raises the query's failure; query.exception() below reports it in one line
     seen = _print_progress(query, seen)
     failure = query.exception()
     if failure is not None:
-        reason = first_line(failure.desc if hasattr(failure, "desc") else failure)
-        print(f"error: the streaming query failed: {reason}", file=sys.stderr)
+        description = str(failure.desc if hasattr(failure, "desc") else failure)
+        print(f"error: {failure_reason(description, args.topic)}", file=sys.stderr)
         _stop(spark)
         return 1
     progress = [p for p in query.recentProgress if p.get("numInputRows")]
@@ -178,17 +230,7 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
 
 def _start_query(spark, args: argparse.Namespace, servers: str, checkpoint: Path):
     """The streaming query, started: Kafka source, ``score_batches`` in ``mapInPandas``, Kafka sink."""
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", servers)
-        .option("subscribe", args.topic)
-        .option("startingOffsets", "earliest")
-        .option("kafka.isolation.level", "read_committed")
-        .option("includeHeaders", "true")
-        .option("failOnDataLoss", "false")  # a topic compacted or trimmed under a long checkpoint is not fatal
-    )
-    if args.max_records_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", str(args.max_records_per_trigger))
+    reader = spark.readStream.format("kafka").options(**source_options(args, servers))
     model = str(args.model.resolve())
     predictions = (
         reader.load()

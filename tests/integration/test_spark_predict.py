@@ -1,6 +1,8 @@
 """Spark Structured Streaming scores the test topic: consumer.spark_predict -> mnist.predictions -> the
 JDBC sink -> mnist_predictions, one row a source row through a SIGKILL of the whole Spark process group and a
-restart from the checkpoint.
+restart from the checkpoint. It follows every change as consumer.predict does (the last record of a row's key is
+its latest version's prediction, or a tombstone once deleted; a record whose headers name no row gets nothing),
+and a range lost under its checkpoint fails the run unless --allow-data-loss.
 
 Skipped (one line) only when pyspark is not importable or the connector jars cannot be assembled. The model is
 an untrained CNN published as version 1 of a store of the test's own, as in test_predictions.
@@ -8,23 +10,37 @@ an untrained CNN published as version 1 of a store of the test's own, as in test
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import uuid
 
+import numpy as np
 import pytest
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from probes.database import joined_predictions, query_one
+from consumer.records.codec import encode_pixels
+from consumer.records.predictions import key_of, zoned_timestamp
+from probes.database import joined_predictions, query_all, query_one
 from probes.deadline import poll
 from probes.rows import insert, marked_pixels
 from probes.topics import end_offsets, read_from
 from stack.contract import MNIST
+from stack.kafka import ensure_topics
 from tests.integration.support.backend import ROOT
 
 ROWS = 300
 PER_TRIGGER = 100  # micro-batches of at most this many records: the kill lands after the first, before the last
+CHANGE_PARTITIONS = 4
+CHANGE_ROWS = 30
+UPDATED = range(1, 21)  # ids 1..20 get another label
+DELETED = range(16, 21)  # five of the updated rows are deleted afterwards
+INSERTED_AT, UPDATED_AT, DELETED_AT = 1_700_000_000_000, 1_700_000_100_000, 1_700_000_200_000
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +155,141 @@ def test_prediction_latency_bench_runs_spark_beside_one_and_two_predict_processe
             next(s for s in ("commit -> Kafka", "commit -> prediction", "commit -> table row") if s in line)
             for line in stages
         }, table
+
+
+def change(table: str, row_id: int, label: int, pixels: np.ndarray, op: str, at: int) -> dict:
+    """One record as the connector writes a change of row ``row_id``."""
+    return {
+        "key": str(label).encode(),
+        "value": encode_pixels(pixels),
+        "headers": [
+            (MNIST.table_header, table.encode()),
+            (MNIST.id_header, str(row_id).encode()),
+            (MNIST.commit_header, str(at).encode()),
+            (MNIST.op_header, op.encode()),
+        ],
+        "partition": row_id % CHANGE_PARTITIONS,
+    }
+
+
+def changes(table: str) -> list[dict]:
+    """30 inserts, then 20 updates to another label, then 5 deletes (each the row's last version)."""
+    rng = np.random.default_rng(11)
+    pixels = {i: rng.integers(0, 256, 784, dtype=np.uint8) for i in range(1, CHANGE_ROWS + 1)}
+    labels = {i: i % 10 for i in pixels}
+    records = [change(table, i, labels[i], pixels[i], "c", INSERTED_AT) for i in pixels]
+    for i in UPDATED:
+        labels[i] = (labels[i] + 1) % 10
+        pixels[i] = 255 - pixels[i]
+        records.append(change(table, i, labels[i], pixels[i], "u", UPDATED_AT))
+    records += [change(table, i, labels[i], pixels[i], "d", DELETED_AT) for i in DELETED]
+    return records
+
+
+def produce_all(servers: str, topic: str, records: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True})
+    for record in records:
+        producer.produce(topic, **record)
+    assert producer.flush(30) == 0
+
+
+def last_per_row(pipeline, start: dict[int, int], table: str) -> dict[int, bytes | None]:
+    """The value of the last committed record of each of ``table``'s rows on mnist.predictions after ``start``
+    (read_committed, to the end offsets of now). A key's records share a partition, so offsets order them."""
+    end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
+
+    def reached(records) -> bool:
+        last: dict[int, int] = {}
+        for record in records:
+            last[record.partition] = record.offset
+        return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
+
+    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=90)
+    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end}"
+    found: dict[int, bytes | None] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        source, row_id = key_of(record.key)
+        if source == table:
+            found[row_id] = record.value
+    return found
+
+
+def bad(table: str, header: str, raw: bytes, partition: int) -> dict:
+    """A decodable record whose headers name no row: one header out of range."""
+    headers = {MNIST.table_header: table.encode(), MNIST.id_header: b"7", MNIST.commit_header: b"1700000000000"}
+    headers[header] = raw
+    return {
+        "key": b"3",
+        "value": encode_pixels(bytes(784)),
+        "headers": [*headers.items(), (MNIST.op_header, b"c")],
+        "partition": partition,
+    }
+
+
+def test_spark_leaves_the_latest_prediction_or_a_tombstone_per_row(pipeline, spark_ready, model_store, tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    topic, table = f"test.spark.changes.{suffix}", f"spark_changes_{suffix}"
+    ensure_topics(dataclasses.replace(pipeline.config, partitions=CHANGE_PARTITIONS), (topic,))
+    predictions_start = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
+    records = changes(table)
+    # Between real rows: a source timestamp past any date, an id past 64 bits.
+    records[CHANGE_ROWS // 2 : CHANGE_ROWS // 2] = [
+        bad(table, MNIST.commit_header, b"99999999999999999", 0),
+        bad(table, MNIST.id_header, str(2**64 + 5).encode(), 1),
+    ]
+    produce_all(pipeline.bootstrap, topic, records)
+
+    result = pipeline.run(
+        "consumer.spark_predict", "--model", model_store, "--topic", topic,
+        "--checkpoint-dir", str(tmp_path / "checkpoint"), timeout=400,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "scored 57 records" in result.stdout, result.stdout
+    last = last_per_row(pipeline, predictions_start, table)
+    assert sorted(last) == list(range(1, CHANGE_ROWS + 1)), f"one key a row, none for the bad records: {sorted(last)}"
+    assert sorted(i for i, value in last.items() if value is None) == list(DELETED), "deleted rows end in a tombstone"
+    committed = {i: json.loads(value)["payload"]["committed_at"] for i, value in last.items() if value is not None}
+    assert {i for i, at in committed.items() if at == zoned_timestamp(UPDATED_AT)} == set(UPDATED) - set(DELETED), (
+        "an updated row's last prediction is its latest version's"
+    )
+    assert {i for i, at in committed.items() if at == zoned_timestamp(INSERTED_AT)} == set(range(21, CHANGE_ROWS + 1))
+
+    def table_ids() -> list[int]:
+        found = query_all(
+            pipeline.postgres,
+            f"SELECT id FROM {MNIST.predictions_table} WHERE source_table = %s ORDER BY id",
+            (table,),
+        )
+        return [row_id for (row_id,) in found]
+
+    living = sorted(set(range(1, CHANGE_ROWS + 1)) - set(DELETED))
+    assert poll(lambda: table_ids() == living, 60), f"{MNIST.predictions_table} holds {table_ids()}"
+
+
+def test_a_range_lost_under_the_checkpoint_fails_the_query_unless_allowed(pipeline, spark_ready, model_store, tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    topic, table = f"test.spark.loss.{suffix}", f"spark_loss_{suffix}"
+    ensure_topics(dataclasses.replace(pipeline.config, partitions=1), (topic,))
+    flags = ("--model", model_store, "--topic", topic, "--checkpoint-dir", str(tmp_path / "checkpoint"))
+    records = [{**record, "partition": 0} for record in changes(table)]
+    produce_all(pipeline.bootstrap, topic, records[:10])
+    first = pipeline.run("consumer.spark_predict", *flags, timeout=400)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    # Records past the checkpoint's offset, then deleted before Spark read them: a range lost, as retention does.
+    produce_all(pipeline.bootstrap, topic, records[10:20])
+    admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
+    end = end_offsets(pipeline.bootstrap, topic)[0]
+    for future in admin.delete_records([TopicPartition(topic, 0, end - 5)]).values():
+        future.result(30)
+
+    lost = pipeline.run("consumer.spark_predict", *flags, timeout=400)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    errors = [line for line in lost.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--allow-data-loss" in errors[0], lost.stderr
+    assert "Traceback" not in lost.stderr, lost.stderr
+
+    allowed = pipeline.run("consumer.spark_predict", *flags, "--allow-data-loss", timeout=400)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "scored 5 records" in allowed.stdout, allowed.stdout
