@@ -15,7 +15,6 @@ import re
 import uuid
 
 from consumer.records.predictions import zoned_timestamp
-from probes.database import query_all
 from probes.deadline import poll
 from probes.topics import end_offsets
 from stack.contract import MNIST
@@ -29,6 +28,7 @@ from tests.integration.support.changes import (
     UPDATED_AT,
     changes,
     last_per_row,
+    predicted_ids,
     produce_all,
 )
 
@@ -66,13 +66,5 @@ def test_updates_and_deletes_leave_the_latest_prediction_or_a_tombstone_per_row(
     assert summary.endswith(f"; {ROWS - len(DELETED)} rows, {len(DELETED)} deleted"), summary
 
     # The sink upserts predictions and deletes on tombstones (delete.enabled): the table holds the living rows.
-    def table_ids() -> list[int]:
-        found = query_all(
-            pipeline.postgres,
-            f"SELECT id FROM {MNIST.predictions_table} WHERE source_table = %s ORDER BY id",
-            (table,),
-        )
-        return [row_id for (row_id,) in found]
-
     living = sorted(set(range(1, ROWS + 1)) - set(DELETED))
-    assert poll(lambda: table_ids() == living, 60), f"{MNIST.predictions_table} holds {table_ids()}"
+    assert poll(lambda: predicted_ids(pipeline, table) == living, 60), predicted_ids(pipeline, table)

@@ -29,9 +29,10 @@ from consumer.records.codec import encode_pixels
 from consumer.records.predictions import key_of
 from probes.database import query_one
 from probes.deadline import poll
-from probes.topics import end_offsets, group_assignment, read_from
+from probes.topics import end_offsets, group_assignment
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
+from tests.integration.support.changes import predictions_after
 
 ROWS = 3000
 RATE = 150  # records/s: a 20 s stream, so the kill lands mid-stream and rows keep coming during the takeover
@@ -146,20 +147,8 @@ class Rows:
 
 
 def predictions_on_topic(pipeline, start: dict[int, int], table: str) -> collections.Counter:
-    """How many committed records of mnist.predictions after ``start`` carry each id of ``table`` (read_committed,
-    until the end offsets taken now)."""
-    end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
-
-    def reached(records) -> bool:
-        last: dict[int, int] = {}
-        for record in records:
-            last[record.partition] = record.offset
-        # Transaction markers take offsets: the end is reached when the last record read is within one marker.
-        return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
-
-    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=90)
-    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end} within 90 s"
-    keys = (key_of(r.key) for r in records)
+    """How many committed records of mnist.predictions after ``start`` carry each id of ``table``."""
+    keys = (key_of(r.key) for r in predictions_after(pipeline, start))
     return collections.Counter(row_id for source, row_id in keys if source == table)
 
 

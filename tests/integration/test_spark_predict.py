@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from consumer.records.codec import encode_pixels
 from consumer.records.predictions import zoned_timestamp
-from probes.database import joined_predictions, query_all, query_one
+from probes.database import joined_predictions, query_one
 from probes.deadline import poll
 from probes.rows import insert, marked_pixels
 from probes.topics import end_offsets, read_from
@@ -40,6 +40,7 @@ from tests.integration.support.changes import (
     UPDATED_AT,
     changes,
     last_per_row,
+    predicted_ids,
     produce_all,
 )
 from tests.integration.support.changes import ROWS as CHANGE_ROWS
@@ -203,16 +204,8 @@ def test_spark_leaves_the_latest_prediction_or_a_tombstone_per_row(pipeline, spa
     )
     assert {i for i, at in committed.items() if at == zoned_timestamp(INSERTED_AT)} == set(range(21, CHANGE_ROWS + 1))
 
-    def table_ids() -> list[int]:
-        found = query_all(
-            pipeline.postgres,
-            f"SELECT id FROM {MNIST.predictions_table} WHERE source_table = %s ORDER BY id",
-            (table,),
-        )
-        return [row_id for (row_id,) in found]
-
     living = sorted(set(range(1, CHANGE_ROWS + 1)) - set(DELETED))
-    assert poll(lambda: table_ids() == living, 60), f"{MNIST.predictions_table} holds {table_ids()}"
+    assert poll(lambda: predicted_ids(pipeline, table) == living, 60), predicted_ids(pipeline, table)
 
 
 def test_a_range_lost_under_the_checkpoint_fails_the_query_unless_allowed(pipeline, spark_ready, model_store, tmp_path):

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 
 from consumer.records.codec import encode_pixels
 from consumer.records.predictions import key_of
+from probes.database import query_all
 from probes.topics import end_offsets, read_from
 from stack.contract import MNIST
 
@@ -58,22 +59,38 @@ def produce_all(servers: str, topic: str, records: list[dict]) -> None:
     assert producer.flush(30) == 0
 
 
-def last_per_row(pipeline, start: dict[int, int], table: str) -> dict[int, bytes | None]:
-    """The value of the last committed record of each of ``table``'s rows on mnist.predictions after ``start``
-    (read_committed, to the end offsets of now). A key's records share a partition, so offsets order them."""
+def predictions_after(pipeline, start: dict[int, int]) -> list:
+    """The committed records of mnist.predictions after ``start`` (read_committed, until the end offsets taken
+    now), in partition and offset order: a key's records share a partition, so offsets order them."""
     end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
 
     def reached(records) -> bool:
         last: dict[int, int] = {}
         for record in records:
             last[record.partition] = record.offset
+        # Transaction markers take offsets: the end is reached when the last record read is within one marker.
         return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
 
     records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=90)
-    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end}"
+    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end} within 90 s"
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def last_per_row(pipeline, start: dict[int, int], table: str) -> dict[int, bytes | None]:
+    """The value of the last committed record of each of ``table``'s rows on mnist.predictions after ``start``."""
     found: dict[int, bytes | None] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+    for record in predictions_after(pipeline, start):
         source, row_id = key_of(record.key)
         if source == table:
             found[row_id] = record.value
     return found
+
+
+def predicted_ids(pipeline, table: str) -> list[int]:
+    """The ids of ``table``'s rows that have a row in mnist_predictions, in order."""
+    found = query_all(
+        pipeline.postgres,
+        f"SELECT id FROM {MNIST.predictions_table} WHERE source_table = %s ORDER BY id",
+        (table,),
+    )
+    return [row_id for (row_id,) in found]

@@ -1,6 +1,7 @@
 """The talk's TensorFlow consumer snippet, run as written; prints how many records it evaluated.
 
-Usage: python talk_snippet.py BOOTSTRAP GROUP. Run in its own process: tfio allows one Kafka consumer a process.
+Usage, from the repository root: python -m tests.integration.support.talk_snippet BOOTSTRAP GROUP. Run in its own
+process: tfio allows one Kafka consumer a process.
 """
 
 import os
