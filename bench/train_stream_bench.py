@@ -7,7 +7,8 @@ get Fashion-MNIST's records as the connector writes them (``consumer.fill_topic`
 the sample's). Every training is a fresh ``consumer.train`` process: its wall time and its
 peak resident memory (the kernel's ``ru_maxrss`` of that child, from ``os.wait4``). The accuracy is
 ``consumer.evaluate`` of the saved model over the test split's topic. Memory is bounded when the 10x epoch's
-peak is close to the 1x one's (the shuffle buffer and the held-out records are bounded; nothing else grows).
+peak is close to the 1x one's (the shuffle buffer and the held-out records are bounded; the table view keeps one
+small entry a row, and these records carry no row headers, so one a record).
 
     python -m bench.train_stream_bench                       # 10 epochs for accuracy; 1x and 10x for memory
     python -m bench.train_stream_bench --accuracy-epochs 1 --copies 1 2 --limit 300 --no-record

@@ -2,12 +2,12 @@
 
 One-shot (default, ``consumer.learning.epochs``): reads the topic as its table: a first pass over the headers until
 the topic is idle (``--idle-timeout``) finds each row's latest version, deleted rows left out; every epoch then
-re-reads that offsets range from Kafka (``until=``) and learns those records. The group's offsets are committed
-once the model is saved. Records reach the model through a shuffle
-buffer (``--shuffle-buffer`` records, ``consumer.learning.replay.ShuffleBuffer``), so memory does not grow with
-the topic. Validation holds out every record whose pixels hash into the ``--validation-split`` share (stable
-across epochs and partitions; up to 10,000 of them are kept to score after each epoch). The ``tfio`` source
-cannot seek: it reads the topic once into memory.
+re-reads that offsets range from Kafka (``until=``) and learns those records. The group's offsets are committed once
+the model is saved. Records reach the model through a shuffle buffer (``--shuffle-buffer`` records,
+``consumer.learning.replay.ShuffleBuffer``); what grows with the topic is one small entry a row for the table view
+(a record without row headers counts as a row of its own). Validation holds out every record whose pixels hash into
+the ``--validation-split`` share (stable across epochs and partitions; up to 10,000 of them are kept to score after
+each epoch). The ``tfio`` source cannot seek: it reads the topic once into memory.
 
 ``--follow``: continual training (``consumer.learning.online``): test-then-train on every batch with replay, checkpoints
 in ``--checkpoint-dir`` that a restart resumes from, a model version published with each (also when the topic goes
@@ -296,7 +296,7 @@ def follow_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore
             settings, CheckpointDir(checkpoint_dir), store, args.from_model, metrics, DriftMonitor(), stopper,
             say=lambda line: print(line, flush=True),
         )  # fmt: skip
-    except (SourceError, CheckpointError) as error:
+    except (SourceError, CheckpointError, OSError) as error:  # OSError: a full disk under the checkpoint or store
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
