@@ -8,9 +8,10 @@ source cannot do this: its librdkafka auto-commits every 5 s whatever the model 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -37,6 +38,8 @@ LINGER_S = 0.2
 # A member that dies holds its partitions until its session times out; a static member (``instance``: the
 # same group.instance.id after a restart) gets them back at once, without a rebalance.
 SESSION_TIMEOUT_MS = 10_000
+#: How often an unbounded reader looks for partitions added to its topic (a metadata request: cheap).
+PARTITION_CHECK_S = 5.0
 # How long closing a reader may take before the command goes on without it.
 CLOSE_TIMEOUT_S = 10.0
 
@@ -102,13 +105,21 @@ class Batch:
         )
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _member_settings(options: ReadOptions) -> dict[str, object]:
-    """librdkafka settings of a group member (none for a reader that assigns itself every partition)."""
+    """librdkafka settings of a reader, and of a group member."""
+    # A position retention overtook is an error event (``_overtaken``), not librdkafka's silent reset.
     if not options.group:
-        return {}
+        return {"auto.offset.reset": "error"}
     settings: dict[str, object] = {
+        "auto.offset.reset": "error",
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": SESSION_TIMEOUT_MS,
+        # Partitions added to the topic reach the group within this, not librdkafka's default 5 minutes.
+        "topic.metadata.refresh.interval.ms": int(PARTITION_CHECK_S * 1000),
         # Rebalances wait at most this long for members to rejoin; our batches take well under it.
         "max.poll.interval.ms": 300_000,
     }
@@ -139,6 +150,7 @@ class CommittingReader:
         self.topic, self.group_id, self.group = options.topic, options.group_id, options.group
         self.until = dict(options.until) if options.until is not None else None
         self.notes: list[str] = []
+        self.warn: Callable[[str], None] = _to_stderr  # what a reader finds mid-run, said when it happens
         self.stopping = False  # set by stop(): batches() ends after its current wait for records
         self._closer: threading.Thread | None = None
         self.consumer = client.consumer(options.group_id, **_member_settings(options))
@@ -149,6 +161,7 @@ class CommittingReader:
             self.consumer.close()
             raise
         self._pending = Batch()  # the batch in progress (records read, not yet handed over)
+        self._partitions_checked_at = time.monotonic()
         self._committed: dict[int, int] = {}  # what ``commit`` committed, per partition
         if self.group:
             self.partitions: list[int] = []
@@ -264,16 +277,65 @@ class CommittingReader:
             if message.error() is not None:
                 if message.error().code() == KafkaError._PARTITION_EOF:
                     continue
+                if message.error().code() == KafkaError._AUTO_OFFSET_RESET:
+                    self._overtaken(message.partition())
+                    continue
                 raise SourceError(
                     f"reading {self.topic} from Kafka at {self.client.servers} failed: {message.error().str()}"
                 )
             partition, offset = message.partition(), message.offset()
             if partition not in self.position:
                 continue  # fetched before its partition was taken away: the new owner reads it
+            if offset < self.position[partition]:
+                continue  # already taken: fetched again after ``_restart_at`` assigned the partitions anew
             if self.until is not None and offset >= self.until.get(partition, 0):
                 continue  # past the bound: left for the next read
             batch.add(message)
             self.position[partition] = offset + 1
+
+    def _overtaken(self, partition: int) -> None:
+        """Retention (or a delete) removed records before this reader reached them: say so, with how many, and go
+        on from the earliest retained record. A group member's partition without a committed offset (added to
+        the topic after the group started) starts there too, without a warning: it lost nothing."""
+        if partition not in self.position:
+            return  # taken away meanwhile: its new owner resolves it
+        first, _ = watermarks(self.consumer, self.client, self.topic, [partition])[partition]
+        position = self.position.get(partition, -1)
+        if position >= 0 and first > position:
+            note = (
+                f"warning: retention deleted {self.topic} partition {partition} offsets {position}..{first - 1} "
+                f"before they were read: up to {first - position} records lost, going on from offset {first}"
+            )
+            self.notes.append(note)
+            self.warn(note)
+        self._restart_at({partition: first})
+
+    def _assign_added_partitions(self) -> None:
+        """An unbounded reader that assigned itself the topic's partitions reads the ones added since, from
+        their first record, and says so (a group member gets them from the group's rebalance instead)."""
+        if self.group or self.until is not None or time.monotonic() - self._partitions_checked_at < PARTITION_CHECK_S:
+            return
+        self._partitions_checked_at = time.monotonic()
+        added = [p for p in partitions_of(self.consumer, self.client, self.topic) if p not in self.position]
+        if not added:
+            return
+        marks = watermarks(self.consumer, self.client, self.topic, added)
+        self._restart_at({p: marks[p][0] for p in added})
+        self.warn(f"note: {self.topic} gained partitions {added}: reading them from their first records")
+
+    def _restart_at(self, offsets: dict[int, int]) -> None:
+        """Fetch ``{partition: offset}`` from there on (a partition in librdkafka's reset-error state refuses a
+        seek, so it is assigned again). A reader that assigned itself its partitions assigns them all again, at
+        the positions already handed over (what was fetched past them is fetched again); a group member changes
+        only these, incrementally, as its cooperative protocol requires."""
+        if self.group:
+            changed = topic_partitions(self.topic, offsets)
+            self.consumer.incremental_unassign(changed)
+            self.consumer.incremental_assign(changed)
+        else:
+            self.consumer.assign(topic_partitions(self.topic, {**self.position, **offsets}))
+        self.position.update(offsets)
+        self.partitions = sorted(self.position)
 
     def _idle_since(self, last_record_at: float) -> bool:
         """True when the idle timeout passed since ``last_record_at``."""
@@ -288,6 +350,7 @@ class CommittingReader:
             if self.stopping:
                 return  # a batch in progress is not yielded, so not committed: the next run reads it
             wait = LINGER_S if not self._pending else max(0.0, first_record_at + LINGER_S - time.monotonic())
+            self._assign_added_partitions()
             messages = self._consume(wait)
             batch = self._pending  # after consume: a revocation inside it already dropped its partitions' records
             if messages and not batch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 import pytest
@@ -185,6 +186,34 @@ def test_reused_group_id_warns_how_many_records_its_committed_offsets_skip(pipel
     assert len(warning) == 1, result.stderr
     assert f"group {group} has committed offsets: {skipped} records of {topic} are skipped" in warning[0]
     assert result.returncode == 1 and not (tmp_path / "m.keras").exists()
+
+
+def test_train_commits_its_groups_offsets_only_once_its_model_is_saved(pipeline, train_split_loaded, tmp_path):
+    """Killed after learning a whole epoch but before saving, one-shot train has committed nothing: a rerun of its
+    group learns every record again. Saved, it has committed the offsets it read to."""
+    group, model = f"commit-after-save-{time.time_ns()}", tmp_path / "m.keras"
+    args = ("consumer.train", "--group-id", group, "--model", str(model), "--idle-timeout", "3")
+    train = pipeline.start(*args, "--epochs", "3")
+    try:
+        lines = iter(train.stdout.readline, "")
+        assert any("epoch 1: loss" in line for line in lines), "train ended before its first epoch"
+    finally:
+        train.send_signal(signal.SIGKILL)
+        train.communicate(timeout=60)
+    assert not model.exists()
+    first = {p: low for p, (low, _) in watermarks(pipeline.bootstrap, MNIST.train).items()}
+    committed = group_offsets(pipeline.bootstrap, group, MNIST.train)
+    assert all(committed[p] in (None, first[p]) for p in first), committed  # at most where it started
+
+    end = end_offsets(pipeline.bootstrap, MNIST.train)
+    finished = pipeline.run(*args, "--epochs", "1", timeout=900)
+
+    assert finished.returncode == 0, finished.stderr
+    starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(first.items()))
+    assert f"reading {MNIST.train} (group {group}) from {starts}" in finished.stdout, finished.stdout[:500]
+    committed = group_offsets(pipeline.bootstrap, group, MNIST.train)
+    # Past every record it read: the end offset, or one before it (the last transaction's commit marker).
+    assert all(end[p] - 1 <= committed[p] <= end[p] for p in end), (committed, end)
 
 
 def test_committed_offset_past_the_end_restarts_from_the_earliest_record_and_says_so(pipeline, tmp_path):

@@ -11,7 +11,7 @@ import signal
 import time
 import uuid
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewPartitions
 
 from consumer.kafka.client import KafkaClient
 from consumer.kafka.writer import TopicWriter
@@ -108,6 +108,46 @@ def test_a_quiet_follower_checkpoints_and_publishes_its_last_records(pipeline, t
         follower.send_signal(signal.SIGTERM)
         out, err = follower.communicate(timeout=120)
     assert follower.returncode == 0, out[-2000:] + err[-2000:]
+
+
+def test_a_busy_follower_learns_a_partition_added_to_its_topic(pipeline, tmp_path):
+    """With a 600 s checkpoint interval the follower's reader is not reopened for minutes (a new reader would see
+    the new partition); a partition added meanwhile is read all the same, from its first record, and its offsets
+    reach the checkpoint."""
+    client, topic = own_topic(pipeline, "grown")
+    checkpoints = CheckpointDir(tmp_path / "ckpt")
+    follower = pipeline.start(
+        "consumer.train", "--follow", "--topic", topic, "--group-id", f"grown-{uuid.uuid4().hex[:8]}",
+        "--checkpoint-dir", str(checkpoints.root), "--model-dir", str(tmp_path / "store"), "--run-dir", "none",
+        "--checkpoint-every-records", "10", "--checkpoint-every-seconds", "600",
+    )  # fmt: skip
+    try:
+        write_changes(client, topic, [(i, "c", i) for i in range(1, 21)])
+        assert poll(lambda: learned(checkpoints) >= 20 or follower.poll() is not None, 120)
+        assert follower.poll() is None, follower.communicate()
+        admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
+        admin.create_partitions([NewPartitions(topic, PARTITIONS + 1)])[topic].result(30)
+        writer = TopicWriter(client, topic)
+        for i in range(10):
+            writer.write(b"1", encode_pixels(load_sample()["train"].images[i]), PARTITIONS, None)
+        assert writer.flush() == 10
+
+        def learned_added() -> bool:
+            latest = checkpoints.latest()
+            return latest is not None and latest.offsets.get(PARTITIONS, 0) >= 10
+
+        assert poll(learned_added, 60), f"checkpoint offsets {checkpoints.latest().offsets}: partition not read"
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, out[-2000:] + err[-2000:]
+    assert f"{topic} gained partitions [{PARTITIONS}]" in err
+
+
+def learned(checkpoints: CheckpointDir) -> int:
+    """Records the newest checkpoint learned (0 before the first)."""
+    latest = checkpoints.latest()
+    return 0 if latest is None else latest.records
 
 
 def test_follow_refuses_a_topic_recreated_under_its_checkpoint(pipeline, tmp_path):
