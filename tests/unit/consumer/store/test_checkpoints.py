@@ -62,7 +62,7 @@ def test_shuffle_buffer_hands_out_every_record_once_holding_at_most_capacity_plu
         buffer.put(*records(50, start))
         largest = max(largest, len(buffer))
         for images, labels in buffer.batches():
-            assert np.array_equal(to_pixels(images)[:, 0, 0, 0] + 256 * to_pixels(images)[:, 0, 1, 0], labels)
+            assert np.array_equal(to_pixels(images)[:, 0] + 256 * to_pixels(images)[:, 1], labels)
             out.extend(labels.tolist())
     out.extend(label for _, labels in buffer.drain() for label in labels.tolist())
     assert sorted(out) == list(range(1000))

@@ -25,6 +25,7 @@ def grid_model_file(tmp_path):
         [keras.Input((28, 28, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(10)]
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.train_on_batch(np.zeros((2, 28, 28, 1), np.float32), np.array([1, 2]))  # the optimizer's state, saved
     path = tmp_path / "old.keras"
     model.save(path)
     return path
