@@ -19,6 +19,7 @@ from bench.images import FASHION
 from bench.record import parse, parser, print_table, record, summarise
 from bench.tables import run
 from consumer.cli import quiet_tensorflow
+from consumer.learning.models import build_model
 from loader.source import Split, load_idx_dir, load_sample
 
 
@@ -63,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def fit_runs(data: dict[str, Split], epochs: int, batch_size: int, reps: int) -> tuple[list[float], list[float]]:
     """Seconds per epoch and test accuracy of ``reps`` fits of a fresh model on the same shuffled arrays."""
-    from consumer.learning.models import build_model  # noqa: PLC0415 - imports Keras: after quiet_tensorflow()
-
-    x_train = data["train"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    x_train = data["train"].images.astype("float32") / 255.0  # flat (n, 784), as records decode
     y_train = data["train"].labels.astype("int32")
-    x_test = data["test"].images.reshape(-1, 28, 28, 1).astype("float32") / 255.0
+    x_test = data["test"].images.astype("float32") / 255.0
     y_test = data["test"].labels.astype("int32")
     order = np.random.default_rng(0).permutation(len(y_train))
     x_train, y_train = x_train[order], y_train[order]

@@ -19,7 +19,6 @@ import numpy as np
 
 from consumer.learning.drift import DriftMonitor
 from consumer.monitoring.tensorboard import Metrics
-from consumer.records.codec import IMAGE_SHAPE
 from consumer.store.versions import ModelStore, version_file
 from loader.source import load_sample
 
@@ -43,12 +42,12 @@ def inverted(images: np.ndarray) -> np.ndarray:
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
-    """``(n, 784)`` uint8 pixels as the model takes them: float32 ``(n, 28, 28, 1)`` in [0, 1] (the decode's).
+    """``(n, 784)`` uint8 pixels as the model takes them: float32 ``(n, 784)`` in [0, 1] (the decode's).
 
     >>> as_model_input(np.full((2, 784), 255, np.uint8)).shape
-    (2, 28, 28, 1)
+    (2, 784)
     """
-    return (images.astype(np.float32) / 255.0).reshape((-1, *IMAGE_SHAPE))
+    return images.astype(np.float32) / np.float32(255)
 
 
 def accuracy_of(model, images: np.ndarray, labels: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from consumer.kafka.client import KafkaClient
 from consumer.kafka.reader import CommittingReader, ReadOptions
 from consumer.learning.changes import LatestVersions, Places
 from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
+from consumer.records.codec import NUM_COLUMNS
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
 VALIDATION_KEPT = 10_000  # held-out records kept in memory to score after each epoch
@@ -34,7 +35,7 @@ def held_out(pixels: np.ndarray, share: float) -> np.ndarray:
     """Which records (``uint8`` pixel arrays) are held out for validation: a hash of the pixels below
     ``share``, so a record is on the same side in every epoch and whatever partition it came from.
 
-    >>> mask = held_out(np.random.default_rng(0).integers(0, 256, (2000, 28, 28, 1), dtype=np.uint8), 0.1)
+    >>> mask = held_out(np.random.default_rng(0).integers(0, 256, (2000, 784), dtype=np.uint8), 0.1)
     >>> 150 < mask.sum() < 250
     True
     """
@@ -66,7 +67,7 @@ def read_topic(client: KafkaClient, topic: str, group_id: str, idle_timeout: flo
         last_record_at = time.perf_counter()
     seconds = last_record_at - started
     if not images:
-        return np.zeros((0, 28, 28, 1), np.float32), np.zeros((0,), np.int32), malformed, seconds
+        return np.zeros((0, NUM_COLUMNS), np.float32), np.zeros((0,), np.int32), malformed, seconds
     return np.concatenate(images), np.concatenate(labels), malformed, seconds
 
 

@@ -38,6 +38,7 @@ from consumer.learning.changes import deletes
 from consumer.learning.models import build_model
 from consumer.learning.replay import Reservoir
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
+from consumer.store.grid_models import refuse_for_training
 
 LAG_EVERY_S = 2.0  # stream/lag asks the broker: at most this often
 RATE_EVERY_S = 1.0
@@ -183,7 +184,7 @@ def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, repl
 
     checkpoint = checkpoints.latest()
     if checkpoint is None:
-        model = keras.saving.load_model(from_model) if from_model else build_model()
+        model = refuse_for_training(keras.saving.load_model(from_model), from_model) if from_model else build_model()
         return model, Reservoir(replay_capacity), Counters(), None, None
     saved_topic = checkpoint.manifest.get("topic")
     if saved_topic not in (None, topic):
@@ -192,7 +193,7 @@ def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, repl
             "give each topic its own checkpoint directory"
         )
     try:
-        model = keras.saving.load_model(checkpoint.model_path)
+        model = refuse_for_training(keras.saving.load_model(checkpoint.model_path), checkpoint.model_path)
         reservoir = Reservoir.load(checkpoint.replay_path, replay_capacity)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"cannot load the checkpoint {checkpoint.directory}: {error}") from None

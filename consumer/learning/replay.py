@@ -1,8 +1,8 @@
 """Bounded samples of a stream: the replay reservoir of continual training and the shuffle buffer of epochs.
 
-Both hold images as ``uint8`` (the pixels as they travel, 784 bytes a record) and hand them back as the
-model's ``float32`` in [0, 1]: a decoded image is ``pixel / 255`` in float32, and ``round(x * 255)`` gives the
-pixel back exactly, so nothing is lost and the memory is a quarter.
+Both hold records as ``uint8`` ``(n, 784)`` (the pixels as they travel, 784 bytes a record) and hand them back
+as the model's flat ``float32`` vectors in [0, 1]: a decoded value is ``pixel / 255`` in float32, and
+``round(x * 255)`` gives the pixel back exactly, so nothing is lost and the memory is a quarter.
 
 Pure: NumPy only, no TensorFlow, no Kafka.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SHAPE = (28, 28, 1)
+from consumer.records.codec import NUM_COLUMNS
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:
-    """Decoded ``float32`` images in [0, 1] back to their ``uint8`` pixels (exact).
+    """Decoded ``float32`` values in [0, 1] back to their ``uint8`` pixels (exact, same shape).
 
     >>> to_pixels(np.array([0.0, 1 / 255, 1.0], np.float32)).tolist()
     [0, 1, 255]
@@ -27,7 +27,7 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def to_images(pixels: np.ndarray) -> np.ndarray:
-    """``uint8`` pixels to the model's ``float32`` images, as the decode makes them."""
+    """``uint8`` pixels to the model's ``float32`` values, as the decode makes them (same shape)."""
     return pixels.astype(np.float32) / np.float32(255)
 
 
@@ -36,7 +36,7 @@ class Reservoir:
     Vitter's algorithm R): after ``seen`` records each one is in the sample with probability capacity/seen.
 
     >>> reservoir = Reservoir(3, seed=0)
-    >>> reservoir.add(np.zeros((10, 28, 28, 1), np.float32), np.arange(10, dtype=np.int32))
+    >>> reservoir.add(np.zeros((10, 784), np.float32), np.arange(10, dtype=np.int32))
     >>> len(reservoir), reservoir.seen
     (3, 10)
     """
@@ -45,7 +45,7 @@ class Reservoir:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
-        self.pixels = np.zeros((capacity, *IMAGE_SHAPE), np.uint8)
+        self.pixels = np.zeros((capacity, NUM_COLUMNS), np.uint8)
         self.labels = np.zeros((capacity,), np.int32)
         self.seen = 0
         self.rng = np.random.default_rng(seed)
@@ -54,7 +54,7 @@ class Reservoir:
         return min(self.seen, self.capacity)
 
     def add(self, images: np.ndarray, labels: np.ndarray) -> None:
-        """Offer decoded records (``float32`` images, ``int32`` labels) to the sample."""
+        """Offer decoded records (``float32`` ``(n, 784)`` values, ``int32`` labels) to the sample."""
         n = len(labels)
         if n == 0 or self.capacity == 0:
             self.seen += n
@@ -71,7 +71,7 @@ class Reservoir:
         """``count`` records drawn uniformly (with replacement) from the sample; fewer when it is empty."""
         size = len(self)
         if size == 0 or count <= 0:
-            return np.zeros((0, *IMAGE_SHAPE), np.float32), np.zeros((0,), np.int32)
+            return np.zeros((0, NUM_COLUMNS), np.float32), np.zeros((0,), np.int32)
         chosen = self.rng.integers(0, size, count)
         return to_images(self.pixels[chosen]), self.labels[chosen]
 
@@ -93,7 +93,9 @@ class Reservoir:
         """The reservoir ``save`` wrote; ``capacity`` (default: the saved one) may differ from the saved one."""
         with np.load(path) as saved:
             reservoir = cls(int(saved["capacity"]) if capacity is None else capacity)
-            pixels, labels = saved["pixels"], saved["labels"]
+            labels = saved["labels"]
+            # A sample saved as 28 x 28 x 1 grids holds the same bytes in the same order as the flat records.
+            pixels = saved["pixels"].reshape(len(labels), NUM_COLUMNS)
             keep = min(len(labels), reservoir.capacity)
             reservoir.pixels[:keep], reservoir.labels[:keep] = pixels[:keep], labels[:keep]
             reservoir.seen = int(saved["seen"]) if keep == len(labels) else keep
@@ -109,14 +111,14 @@ class ShuffleBuffer:
     ``drain`` yields the rest in random order at the end of the epoch.
 
     >>> buffer = ShuffleBuffer(4, batch_size=2, seed=0)
-    >>> buffer.put(np.zeros((5, 28, 28, 1), np.float32), np.arange(5, dtype=np.int32))
+    >>> buffer.put(np.zeros((5, 784), np.float32), np.arange(5, dtype=np.int32))
     >>> [len(labels) for _, labels in buffer.batches()], [len(labels) for _, labels in buffer.drain()]
     ([2], [2, 1])
     """
 
     def __init__(self, capacity: int, batch_size: int, seed: int = 0) -> None:
         self.capacity, self.batch_size = max(capacity, batch_size), batch_size
-        self.pixels = np.zeros((0, *IMAGE_SHAPE), np.uint8)
+        self.pixels = np.zeros((0, NUM_COLUMNS), np.uint8)
         self.labels = np.zeros((0,), np.int32)
         self.size = 0
         self.rng = np.random.default_rng(seed)
@@ -129,7 +131,7 @@ class ShuffleBuffer:
         if self.size + n > len(self.labels):
             grown = max(self.size + n, min(2 * len(self.labels) + n, self.capacity + n))
             self.pixels = np.concatenate(
-                [self.pixels[: self.size], np.zeros((grown - self.size, *IMAGE_SHAPE), np.uint8)]
+                [self.pixels[: self.size], np.zeros((grown - self.size, NUM_COLUMNS), np.uint8)]
             )
             self.labels = np.concatenate([self.labels[: self.size], np.zeros((grown - self.size,), np.int32)])
         self.pixels[self.size : self.size + n] = to_pixels(images)

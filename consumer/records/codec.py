@@ -7,6 +7,9 @@ leaves out malformed records instead of failing the batch, with exactly the rule
 of the TensorFlow decode in ``consumer.records.tf_decode`` that the tfio source uses:
 ``tests/unit/consumer/records/test_codec.py`` runs both on the same valid and malformed records.
 
+Decoded, a record is what every model takes as it comes: a flat float32 vector of its 784 feature values in
+[0, 1]. A model that needs the 28 × 28 grid shapes the vector itself (``IMAGE_SHAPE``, its first layer).
+
 Speed (docs/benchmarks.md, bench/reading_bench.py): the checks below cost about as much as the parse, and a
 batch that passes them all is parsed at once by ``np.fromstring``. A batch holding a record that fails one of
 the fast checks is checked again record by record with the exact rules, so a bad record costs only its batch
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NUM_COLUMNS = 784
-IMAGE_SHAPE = (28, 28, 1)
+IMAGE_SHAPE = (28, 28, 1)  # the grid a convolutional model reshapes the 784 values into, row by row
 NUM_CLASSES = 10
 
 # The exact rules, as the TensorFlow decode has them: 784 integers of 1-3 digits in 0..255 joined by commas,
@@ -36,8 +39,9 @@ CHUNK = 256
 
 @dataclass(frozen=True)
 class Decoded:
-    """One decoded batch: ``images`` float32 ``(n, 28, 28, 1)`` in [0, 1], ``labels`` int32 ``(n,)``, and
-    ``valid``, one bool a record in, True for the ``n`` records that were decoded (in order)."""
+    """One decoded batch: ``images`` float32 ``(n, NUM_COLUMNS)`` in [0, 1] (the flat feature vectors every model
+    takes), ``labels`` int32 ``(n,)``, and ``valid``, one bool a record in, True for the ``n`` records that were
+    decoded (in order)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -90,8 +94,8 @@ def decode_batch(values: list[bytes], keys: list[bytes]) -> Decoded:
     >>> good = ",".join(["255"] + ["0"] * 783).encode()
     >>> batch = decode_batch([good, b"1,2,3", None, good], [b"7", b"7", b"7", b"3"])
     >>> batch.images.shape, batch.labels.tolist(), batch.valid.tolist(), batch.malformed
-    ((2, 28, 28, 1), [7, 3], [True, False, False, True], 2)
-    >>> float(batch.images[0, 0, 0, 0]), float(batch.images[0, 0, 1, 0])
+    ((2, 784), [7, 3], [True, False, False, True], 2)
+    >>> float(batch.images[0, 0]), float(batch.images[0, 1])
     (1.0, 0.0)
     """
     if len(values) > CHUNK:  # a few hundred records fit the CPU's cache: 4,096 at once decode at half the speed
@@ -118,7 +122,7 @@ def decode_batch(values: list[bytes], keys: list[bytes]) -> Decoded:
     valid[chosen[~in_range]] = False
     # x * (1/255) in float32, as TensorFlow computes x / 255.0 inside a tf.function (grappler turns division by a
     # constant into multiplication by its reciprocal): the two decodes agree bit for bit.
-    images = (pixels[in_range].astype(np.float32) * np.float32(1.0 / 255.0)).reshape(-1, *IMAGE_SHAPE)
+    images = (pixels[in_range].astype(np.float32) * np.float32(1.0 / 255.0)).reshape(-1, NUM_COLUMNS)
     return Decoded(images, labels[in_range], valid)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from consumer.records.codec import IMAGE_SHAPE, NUM_CLASSES, NUM_COLUMNS
+from consumer.records.codec import NUM_CLASSES, NUM_COLUMNS
 
 # Integers of 1-3 digits, comma-separated, nothing else (RE2, full match); the count of values is checked
 # apart, because RE2 refuses a repetition of {783} around {1,3}.
@@ -33,14 +33,14 @@ def decode_kafka_stream_record(message, key):
 def decode_csv_batch(messages: tf.Tensor, keys: tf.Tensor):
     """Decode a batch of ``(message, key)`` strings into images, labels and the count of skipped records.
 
-    Returns ``images`` float32 ``(n, 28, 28, 1)`` in [0, 1], ``labels`` int32 ``(n,)`` and ``malformed``, an
-    int32 scalar: records whose value is not 784 integers in 0..255 or whose key is not a label in 0..9
-    (empty, non-numeric, wrong count) are left out and counted, never raised.
+    Returns ``images`` float32 ``(n, 784)`` in [0, 1] (flat, as every model takes them), ``labels`` int32
+    ``(n,)`` and ``malformed``, an int32 scalar: records whose value is not 784 integers in 0..255 or whose key
+    is not a label in 0..9 (empty, non-numeric, wrong count) are left out and counted, never raised.
 
     >>> images, labels, malformed = decode_csv_batch(
     ...     tf.constant([",".join(["255"] * 784), "1,2,3", ""]), tf.constant(["7", "7", "7"]))
-    >>> images.shape.as_list(), labels.numpy().tolist(), int(malformed), float(images[0, 0, 0, 0])
-    ([1, 28, 28, 1], [7], 2, 1.0)
+    >>> images.shape.as_list(), labels.numpy().tolist(), int(malformed), float(images[0, 0])
+    ([1, 784], [7], 2, 1.0)
     """
     # The cheap regex first (only digits and commas, 1-3 digits a value), then the count from the split that
     # decoding needs anyway: counting commas with regex_replace cost more than all the rest together.
@@ -55,6 +55,6 @@ def decode_csv_batch(messages: tf.Tensor, keys: tf.Tensor):
     in_range = (tf.reduce_max(pixels, axis=1) <= 255) & (labels < NUM_CLASSES)
     pixels = tf.boolean_mask(pixels, in_range)
     labels = tf.boolean_mask(labels, in_range)
-    images = tf.reshape(tf.cast(pixels, tf.float32) / 255.0, (-1, *IMAGE_SHAPE))
+    images = tf.cast(pixels, tf.float32) / 255.0
     malformed = tf.size(well_formed) - tf.size(labels)
     return images, labels, malformed

@@ -71,7 +71,8 @@ class Checkpoint:
 
 
 class CheckpointError(Exception):
-    """A checkpoint directory that cannot be used; the message is the one line the user sees."""
+    """A checkpoint directory, or a model to train on from, that cannot be used; the message is the one line the
+    user sees."""
 
 
 def _fsync(path: Path) -> None:

@@ -1,10 +1,12 @@
 """The model a scoring command scores with: a plain ``.keras`` file (loaded once), or a model store's newest
-version, followed between batches."""
+version, followed between batches. A model saved when models took 28 × 28 × 1 images scores the flat records
+through a reshape (``consumer.store.grid_models``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from consumer.store.grid_models import for_scoring
 from consumer.store.versions import ModelStore
 from stack.errors import first_line
 
@@ -35,12 +37,13 @@ class ModelSource:
 
     def _load(self, file: Path):
         try:
-            return self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
+            model = self._keras.models.load_model(file, compile=False)  # scoring needs no optimizer state
         except Exception as error:  # noqa: BLE001 - a missing config.json is a KeyError, a non-zip a BadZipFile
             raise ModelError(
                 f"cannot load the model at {file}: not a Keras model saved by consumer.train "
                 f"({type(error).__name__}: {first_line(error, limit=200)})"
             ) from None
+        return for_scoring(model)
 
     @property
     def label(self) -> str:

@@ -110,8 +110,9 @@ def test_unreachable_broker_is_one_line_and_exit_1(pipeline, trained_model):
     ), lines[0]
 
 
-def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
-    """The talk's snippet, unchanged, after one call that gives its group committed offsets (Kafka 4 needs it)."""
+def test_the_talks_consumer_snippet_evaluates_our_model_on_our_records(pipeline, trained_model):
+    """The talk's snippet, unchanged to its last line ``model.evaluate(test_ds)``, with the model consumer.train
+    saved, after one call that gives its group committed offsets (Kafka 4 needs it)."""
     from consumer.kafka.client import KafkaClient
 
     group = f"talk-{time.time_ns()}"
@@ -120,10 +121,12 @@ def test_the_talks_consumer_snippet_reads_our_records(pipeline, trained_model):
     assert load.returncode == 0, load.stderr
 
     # The talk's snippet, run as written in a process of its own (tfio allows one Kafka consumer a process).
-    result = pipeline.run("tests.integration.support.talk_snippet", pipeline.bootstrap, group)
+    result = pipeline.run("tests.integration.support.talk_snippet", pipeline.bootstrap, group, str(trained_model))
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["100"]
+    records, accuracy = result.stdout.split()
+    assert records == "100"
+    assert float(accuracy) > 0.9, result.stderr[-3000:]
 
 
 def test_train_reads_the_same_records_with_either_source(pipeline, train_split_loaded, tmp_path):

@@ -4,13 +4,21 @@ from consumer.learning.models import build_model
 
 
 def synthetic_digits(n: int, seed: int = 0):
-    """Ten separable classes: class k lights up row band k of the image."""
+    """Ten separable classes: class k lights up row band k of the image; flat ``(n, 784)``, as records decode."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, n).astype("int32")
-    images = rng.uniform(0, 0.2, (n, 28, 28, 1)).astype("float32")
+    images = rng.uniform(0, 0.2, (n, 28, 28)).astype("float32")
     for i, label in enumerate(labels):
-        images[i, 2 + 2 * label : 4 + 2 * label, :, 0] = 1.0
-    return images, labels
+        images[i, 2 + 2 * label : 4 + 2 * label, :] = 1.0
+    return images.reshape(n, 784), labels
+
+
+def test_takes_the_flat_record_and_shapes_it_inside():
+    import keras
+
+    model = build_model()
+    assert model.input_shape == (None, 784)
+    assert isinstance(model.layers[0], keras.layers.Reshape) and model.layers[0].output.shape == (None, 28, 28, 1)
 
 
 def test_outputs_a_probability_per_class():
