@@ -1,4 +1,4 @@
-"""Models saved when models took 28 × 28 × 1 images instead of the record as it comes (784 flat values).
+"""Saved models whose input is the 28 × 28 × 1 grid rather than the record as it comes (784 flat values).
 
 Every model now takes the flat float32 vector a record decodes to and shapes it itself
 (``consumer.learning.models``). A saved model whose input is the 28 × 28 × 1 grid still scores: ``for_scoring``
@@ -36,7 +36,7 @@ def refuse_for_training(model, file: Path):
     """``model`` when it takes the flat record; ``CheckpointError`` (one line naming ``file``) when it takes grids."""
     if takes_grids(model):
         raise CheckpointError(
-            f"the model at {file} takes 28x28x1 images, from before models took the record's {NUM_COLUMNS} values "
-            "as they come: train a new one (python -m consumer.train, or --follow with a new --checkpoint-dir)"
+            f"the model at {file} takes 28x28x1 images, not the record's {NUM_COLUMNS} values as they come: "
+            "train a new one (python -m consumer.train, or --follow with a new --checkpoint-dir)"
         )
     return model

@@ -17,7 +17,7 @@ def change(row_id: int, op: bytes) -> list[tuple[str, bytes]]:
 def decoded(headers: list, valid: list[bool]) -> DecodedBatch:
     raw = Batch(headers=headers, values=[b""] * len(headers))
     count = sum(valid)
-    return DecodedBatch(np.zeros((count, 28, 28, 1)), np.zeros(count, int), len(valid) - count, lambda: None, raw,
+    return DecodedBatch(np.zeros((count, 784)), np.zeros(count, int), len(valid) - count, lambda: None, raw,
                         np.array(valid))  # fmt: skip
 
 
