@@ -316,10 +316,13 @@ class CommittingReader:
         if self.group or self.until is not None or time.monotonic() - self._partitions_checked_at < PARTITION_CHECK_S:
             return
         self._partitions_checked_at = time.monotonic()
-        added = [p for p in partitions_of(self.consumer, self.client, self.topic) if p not in self.position]
+        try:
+            added = [p for p in partitions_of(self.consumer, self.client, self.topic) if p not in self.position]
+            marks = watermarks(self.consumer, self.client, self.topic, added) if added else {}
+        except SourceError:
+            return  # an unanswered look is no answer: the read itself says when the broker is gone
         if not added:
             return
-        marks = watermarks(self.consumer, self.client, self.topic, added)
         self._restart_at({p: marks[p][0] for p in added})
         self.warn(f"note: {self.topic} gained partitions {added}: reading them from their first records")
 
