@@ -112,10 +112,10 @@ def _to_stderr(line: str) -> None:
 def _member_settings(options: ReadOptions) -> dict[str, object]:
     """librdkafka settings of a reader, and of a group member."""
     # A position retention overtook is an error event (``_overtaken``), not librdkafka's silent reset.
+    settings: dict[str, object] = {"auto.offset.reset": "error"}
     if not options.group:
-        return {"auto.offset.reset": "error"}
-    settings: dict[str, object] = {
-        "auto.offset.reset": "error",
+        return settings
+    settings |= {
         "partition.assignment.strategy": "cooperative-sticky",
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         # Partitions added to the topic reach the group within this, not librdkafka's default 5 minutes.
@@ -300,7 +300,7 @@ class CommittingReader:
         if partition not in self.position:
             return  # taken away meanwhile: its new owner resolves it
         first, _ = watermarks(self.consumer, self.client, self.topic, [partition])[partition]
-        position = self.position.get(partition, -1)
+        position = self.position[partition]  # -1: a group member's partition never read yet
         if position >= 0 and first > position:
             note = (
                 f"warning: retention deleted {self.topic} partition {partition} offsets {position}..{first - 1} "

@@ -1,6 +1,6 @@
 """Saved models whose input is the 28 × 28 × 1 grid rather than the record as it comes (784 flat values).
 
-Every model now takes the flat float32 vector a record decodes to and shapes it itself
+Every model of ours takes the flat float32 vector a record decodes to and shapes it itself
 (``consumer.learning.models``). A saved model whose input is the 28 × 28 × 1 grid still scores: ``for_scoring``
 puts a ``Reshape`` in front of it, which feeds it exactly the grid it was trained on (the flat values are the
 grid's rows one after another). Training is refused instead (``refuse_for_training``): wrapping would drop the

@@ -1,5 +1,5 @@
 """The model a scoring command scores with: a plain ``.keras`` file (loaded once), or a model store's newest
-version, followed between batches. A model saved when models took 28 × 28 × 1 images scores the flat records
+version, followed between batches. A saved model whose input is the 28 × 28 × 1 grid scores the flat records
 through a reshape (``consumer.store.grid_models``)."""
 
 from __future__ import annotations
