@@ -133,6 +133,8 @@ run_as() {  # run_as DIR USER LABEL COMMAND: COMMAND in the user's checkout, wit
   set -e
   echo "$label: $(($(date +%s) - started)) s" >>"$work/timings"
   if [ $status -ne 0 ]; then
+    # pytest's reasons sit above its summary: CI shows only what is printed here, so print them (bounded).
+    sed -n '/^=\+ FAILURES =\+$/,/^=\+ short test summary/p' "$log" | head -300 >&2
     tail -40 "$log" >&2
     fail "$label: '$command' exited $status"
   fi
