@@ -12,14 +12,11 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from stack.config import CONNECTOR_ROLE, REPO_ROOT, StackConfig
+from stack.config import CONNECTOR_ROLE, REPO_ROOT, SINK_ROLE, StackConfig
 from stack.errors import first_line
 from stack.processes import StepError, chown_for_service, run_as_service, service_user, wait_until
 
 SQL_DIR = REPO_ROOT / "postgres"
-
-#: The role Debezium's JDBC sink writes predictions as; created by postgres/04-predictions.sql.
-SINK_ROLE = "predictions_sink"
 
 # Appended to postgresql.conf once; stack.conf is rewritten on every start so a port change takes effect.
 INCLUDE_LINE = "include_if_exists = 'stack.conf'\n"
