@@ -263,6 +263,18 @@ def _apply_schema(cfg: StackConfig) -> None:
     conn.close()
 
 
+def apply_sql(cfg: StackConfig, statements: str, what: str) -> None:
+    """Run ``statements`` (idempotent SQL, such as a dataset's) as the owner in one transaction; one line naming
+    ``what`` when it fails."""
+    check_login(cfg)
+    try:
+        with connect(cfg) as conn, conn.cursor() as cur:
+            cur.execute(statements)
+        conn.close()
+    except psycopg2.Error as error:
+        raise StepError(f"postgres: applying {what} failed: {first_line(error)}") from None
+
+
 #: Slots that benchmarks and tests create are named bench_* and test_*; when such a run is killed its slot stays,
 #: inactive, holding WAL. ``up`` drops them. Other slots (the connector's mnist_slot, a user's own) are kept.
 STALE_SLOT_PATTERN = "^(bench|test)_"
