@@ -21,7 +21,7 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run PostgreSQL, Kafka and Kafka Connect with Debezium as local processes (no Docker). "
@@ -57,8 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     down = commands.add_parser("down", help="stop the services (data kept)")
     down.add_argument("--purge", action="store_true", help="also delete data, logs and pid files")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _status(cfg: StackConfig) -> int:
+    """Print one line per component, then the rows each added dataset set aside; 0 only when all are healthy."""
+    components = runner.status(cfg)
+    for component in components:
+        _say(f"{component.name:<10} {'ok  ' if component.ok else 'DOWN'} {component.detail}")
+    for line in runner.set_aside(cfg):
+        _say(line)
+    return 0 if all(c.ok for c in components) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
@@ -75,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.add(cfg, load(args.dataset), _say)
             return 0
         if args.command == "status":
-            components = runner.status(cfg)
-            for component in components:
-                _say(f"{component.name:<10} {'ok  ' if component.ok else 'DOWN'} {component.detail}")
-            for line in runner.set_aside(cfg):
-                _say(line)
-            return 0 if all(c.ok for c in components) else 1
+            return _status(cfg)
         runner.down(cfg, _say, purge=args.purge)
         return 0
     except (StepError, ConfigError, DatasetError) as error:

@@ -65,6 +65,9 @@ def source(dataset: Dataset, template: Mapping[str, str]) -> dict[str, str]:
             "table.include.list": tables,
             "snapshot.include.collection.list": tables,
             "transforms": ",".join(chain),
+            # Debezium names its JMX metrics after topic.prefix, which every dataset shares ("tf"): without a tag
+            # of its own, a second connector in the worker waits a minute per metric for the first's names to go.
+            "custom.metric.tags": f"dataset={dataset.name}",
         }
     )
     for key in config:

@@ -329,6 +329,7 @@ def test_iris_source_is_the_talks_connector_with_its_own_names_and_row_to_csv():
     assert config["table.include.list"] == "public.iris_train,public.iris_test"
     assert config["snapshot.include.collection.list"] == "public.iris_train,public.iris_test"
     assert config["transforms"] == "partition,unwrap,csv"
+    assert config["custom.metric.tags"] == "dataset=iris"
     assert {key: value for key, value in config.items() if key.startswith("transforms.csv.")} == {
         "transforms.csv.type": "io.debezium.transforms.RowToCsv",
         "transforms.csv.feature.fields": "sepal_length,sepal_width,petal_length,petal_width",
