@@ -42,6 +42,8 @@ DEFAULTS = {
     "DEBEZIUM_SERVER_PORT": "8084",
     # TensorBoard (make dashboard), on 127.0.0.1.
     "TENSORBOARD_PORT": "6006",
+    # Folders (os.pathsep between) searched for dataset descriptions before the built-in datasets/.
+    "DATASETS_PATH": "",
 }
 
 #: DELIVERY's values: Connect's exactly-once source support with transactions (the default), or at-least-once
@@ -206,6 +208,17 @@ FLAGS = {
 
 def tensorboard_port(env: Mapping[str, str] | None = None) -> int:
     return _port("TENSORBOARD_PORT", _lookup(env)("TENSORBOARD_PORT"))
+
+
+def dataset_dirs(env: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """Where dataset descriptions are looked for, first match wins: ``DATASETS_PATH``'s folders, then the built-in
+    ``datasets/``.
+
+    >>> [str(d.relative_to(REPO_ROOT)) for d in dataset_dirs({"DATASETS_PATH": ""})]
+    ['datasets']
+    """
+    extra = [Path(part) for part in _lookup(env)("DATASETS_PATH").split(os.pathsep) if part]
+    return (*extra, REPO_ROOT / "datasets")
 
 
 def add_flags(parser: argparse.ArgumentParser, *groups: str) -> None:

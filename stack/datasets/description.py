@@ -16,7 +16,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from stack.config import REPO_ROOT
+from stack.config import REPO_ROOT, dataset_dirs
 from stack.contract import MNIST, Contract
 from stack.datasets import registration, schema
 
@@ -157,20 +157,22 @@ class Dataset:
 
 
 def available() -> tuple[str, ...]:
-    """The names of the descriptions in ``datasets/``.
+    """The names of the descriptions in ``DATASETS_PATH``'s folders and ``datasets/``.
 
     >>> available()
     ('iris', 'mnist')
     """
-    return tuple(sorted(path.stem for path in DATASETS_DIR.glob("*.toml")))
+    return tuple(sorted({path.stem for folder in dataset_dirs() for path in folder.glob("*.toml")}))
 
 
 def path_of(name_or_path: str | Path) -> Path:
-    """The file ``load`` reads: a path as given (it has a ``/`` or ends in ``.toml``), else ``datasets/NAME.toml``."""
+    """The file ``load`` reads: a path as given (it has a ``/`` or ends in ``.toml``), else the first
+    ``NAME.toml`` of ``DATASETS_PATH``'s folders and ``datasets/``."""
     text = str(name_or_path)
     if "/" in text or text.endswith(".toml"):
         return Path(text)
-    return DATASETS_DIR / f"{text}.toml"
+    candidates = [folder / f"{text}.toml" for folder in dataset_dirs()]
+    return next((path for path in candidates if path.is_file()), candidates[-1])
 
 
 def load(name_or_path: str | Path) -> Dataset:
@@ -205,7 +207,7 @@ class _Reader:
     def dataset(self, document: Mapping) -> Dataset:
         self.known(document, "")
         name = self.identifier(document, "name", NAME_MAX)
-        if self.path.parent.resolve() == DATASETS_DIR.resolve() and name != self.path.stem:
+        if self.path.parent.resolve() in {d.resolve() for d in dataset_dirs()} and name != self.path.stem:
             raise self.fail("name", f"{name!r} differs from the file's name {self.path.stem!r}")
         tables = self.table("tables", document.get("tables"))
         label = self.table("label", document.get("label"))

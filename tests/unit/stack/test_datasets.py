@@ -211,8 +211,8 @@ def test_a_bad_name_is_refused(tmp_path, old, new, field, value):
     assert refusal(tmp_path, variant(old, new)).startswith(f"{field}: {value!r} is not a lower-case SQL identifier")
 
 
-def test_a_name_in_datasets_must_be_its_files(tmp_path, monkeypatch):
-    monkeypatch.setattr("stack.datasets.description.DATASETS_DIR", tmp_path)
+def test_a_name_on_the_datasets_path_must_be_its_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASETS_PATH", str(tmp_path))
     path = write(tmp_path, IRIS, "flowers.toml")
     with pytest.raises(DatasetError) as raised:
         load("flowers")
@@ -371,3 +371,10 @@ def test_iris_sink_writes_its_own_topic_into_its_own_table():
     assert {k: v for k, v in config.items() if k not in ("topics", "collection.name.format", "connection.url")} == {
         k: v for k, v in talk.items() if k not in ("topics", "collection.name.format", "connection.url")
     }
+
+
+def test_a_description_on_the_datasets_path_is_found_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATASETS_PATH", str(tmp_path))
+    write(tmp_path, variant('name = "iris"', 'name = "flowers"'), "flowers.toml")
+    assert load("flowers").name == "flowers" and "flowers" in available()
+    assert load("mnist").contract.predictions_table == "mnist_predictions"  # the built-in ones are still found
