@@ -116,12 +116,14 @@ class Contract:
 
     @property
     def tables(self) -> tuple[str, ...]:
-        """The dataset's tables, in split order.
+        """The dataset's tables, in split order, each once (a dataset may learn from and score one table).
 
         >>> MNIST.tables
         ('mnist_train', 'mnist_test')
+        >>> Contract("o", {"train": "o", "test": "o"}, "tf", "c", "s", "p").tables
+        ('o',)
         """
-        return tuple(self.splits.values())
+        return tuple(dict.fromkeys(self.splits.values()))
 
     @property
     def train_table(self) -> str:
@@ -175,7 +177,7 @@ class Contract:
         ('tf.public.mnist_train', 'tf.public.mnist_test', 'tf.public.mnist_train.invalid',
          'tf.public.mnist_test.invalid', 'mnist.predictions')
         """
-        topics = tuple(self.topic(split) for split in self.splits)
+        topics = tuple(self.of_table(table) for table in self.tables)
         return (*topics, *(self.invalid(topic) for topic in topics), self.predictions_topic)
 
     def replayed_topics(self) -> tuple[str, ...]:
