@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from stack import contract
-from stack.contract import MNIST
+from stack.contract import MNIST, Contract
 
 TABLE_HEADER = MNIST.table_header
 ID_HEADER = MNIST.id_header
@@ -90,8 +90,9 @@ def _number(raw: bytes, what: str, low: int, high: int) -> int:
     return value
 
 
-def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef:
-    """The row a record's headers name; ``HeaderError`` (the reason) when ``mnist.table`` or ``mnist.id`` is
+def row_ref(headers: list[tuple[str, bytes]] | None, names: Contract = MNIST) -> RowRef:
+    """The row a record's headers name (``names``: the dataset's contract, which spells them); ``HeaderError``
+    (the reason) when ``mnist.table`` or ``mnist.id`` is
     missing or unusable, or ``__source_ts_ms`` is there but no time a timestamp can show. The id is the table's
     ``bigint`` key, so it must fit in int64: a larger one would be another row's key to the sink.
 
@@ -107,7 +108,8 @@ def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef:
     consumer.records.predictions.HeaderError: id out of range
     """
     found = dict(headers or [])
-    table, row_id, committed = found.get(TABLE_HEADER), found.get(ID_HEADER), found.get(COMMIT_HEADER)
+    table, row_id = found.get(names.table_header), found.get(names.id_header)
+    committed = found.get(names.commit_header)
     if not table:
         raise HeaderError("no table header")
     if row_id is None:
@@ -207,10 +209,10 @@ class Plan:
         return sum(1 for index, _ in self.changes if index is None)
 
 
-def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool]) -> Plan:
+def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool], names: Contract = MNIST) -> Plan:
     """What to do with each raw record of a batch (``headers`` and ``valid`` are per raw record; decoded images
-    hold the valid records in order). A deletion names its row by its headers alone: it is retracted whether or
-    not its last version decodes.
+    hold the valid records in order; ``names``: the dataset's contract, which spells the headers). A deletion
+    names its row by its headers alone: it is retracted whether or not its last version decodes.
 
     >>> row = lambda i, op=b"c": [("mnist.table", b"t"), ("mnist.id", str(i).encode()), ("__op", op)]
     >>> plan = plan_batch([row(1), None, row(3), row(4, b"d"), row("x")], [True, True, False, True, True])
@@ -223,7 +225,7 @@ def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool])
         index = image if decoded else None
         image += 1 if decoded else 0
         try:
-            ref = row_ref(record_headers)
+            ref = row_ref(record_headers, names)
         except HeaderError as error:
             plan.malformed[str(error)] += 1
             continue

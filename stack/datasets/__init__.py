@@ -62,6 +62,14 @@ class Dataset:
     def scale(self) -> float:
         return 1 / 255 if self.image_shape else 1.0
 
+    def tables_sql(self) -> str:
+        columns = ", ".join(f"{f.column} {f.sql}" for f in self.features)
+        return "".join(
+            f"CREATE TABLE IF NOT EXISTS public.{table} ({self.key} SERIAL PRIMARY KEY, {self.label} {self.label_sql}, "
+            f"{columns});\n"
+            for table in dict.fromkeys(self.tables.values())
+        )
+
     @property
     def contract(self) -> Contract:
         if self.name == "mnist":
