@@ -104,7 +104,7 @@ def build_mlp(num_features: int, num_classes: int, features: np.ndarray | None =
         name="mlp",
     )
     # A higher rate than Keras' default: a table of a few hundred rows learns in a handful of epochs.
-    return compile_model(model, learning_rate=0.01)
+    return compile_model(model, learning_rate=0.05)
 
 
 def compile_model(model, learning_rate: float = 0.001):
