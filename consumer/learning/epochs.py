@@ -17,6 +17,7 @@ import resource
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from stack.contract import MNIST, Contract
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
 VALIDATION_KEPT = 10_000  # held-out records kept in memory to score after each epoch
+ADAPT_LIMIT = 100_000  # records a normalization's statistics are computed on: a sample of a large table is enough
 
 
 def held_out(pixels: np.ndarray, share: float) -> np.ndarray:
@@ -112,11 +114,12 @@ class EpochSource:
         self.read_seconds = 0.0
 
     def epoch(self, number: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields ``(images, labels)`` a read batch; counts malformed in the first epoch."""
+        """Yields ``(images, labels)`` a read batch; counts malformed in the first epoch (``number`` 0: a look at
+        the records before the epochs, ``training_features``)."""
         if self.args.source == "tfio":
             yield from self._from_memory()
             return
-        if number == 1:
+        if self.until is None:
             self._scan()
         yield from self._read_latest(first=number == 1)
 
@@ -174,6 +177,19 @@ class EpochSource:
                 yield batch.images[keep], batch.labels[keep]
         finally:
             stream.close()
+
+
+def training_features(source: EpochSource, limit: int = ADAPT_LIMIT) -> np.ndarray:
+    """Up to ``limit`` records' values of the training topic, read before the epochs: what a model's
+    normalization is adapted on (``consumer.learning.models``); float32 ``(n, num_features)``."""
+    kept, count = [], 0
+    with closing(source.epoch(0)) as batches:  # closed now when the limit stops the read early
+        for images, _ in batches:
+            kept.append(images[: limit - count])
+            count += len(kept[-1])
+            if count >= limit:
+                break
+    return np.concatenate(kept) if kept else source.fmt.empty()
 
 
 class _Validation:

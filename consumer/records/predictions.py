@@ -147,19 +147,31 @@ def _envelope(schema: dict, payload: dict) -> bytes:
     return json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode()
 
 
-def prediction_key(ref: RowRef) -> bytes:
-    """The record key: the prediction table's primary key, as JsonConverter reads it.
+def _named(schema: dict, names: Contract, part: str) -> dict:
+    """``schema`` named after ``names``' predictions topic (``mnist.predictions.Key``): the fields are every
+    dataset's."""
+    return schema if names is MNIST else {**schema, "name": f"{names.predictions_topic}.{part}"}
+
+
+def prediction_key(ref: RowRef, names: Contract = MNIST) -> bytes:
+    """The record key: the prediction table's primary key, as JsonConverter reads it (``names``: the dataset's
+    contract, which names the schema).
 
     >>> json.loads(prediction_key(RowRef("mnist_test", 7, None)))["payload"]
     {'source_table': 'mnist_test', 'id': 7}
     """
-    return _envelope(KEY_SCHEMA, {"source_table": ref.table, "id": ref.id})
+    return _envelope(_named(KEY_SCHEMA, names, "Key"), {"source_table": ref.table, "id": ref.id})
 
 
 def prediction_value(
-    ref: RowRef, predicted: int, confidence: float, model_version: int | None, predicted_ms: int
+    ref: RowRef,
+    predicted: int,
+    confidence: float,
+    model_version: int | None,
+    predicted_ms: int,
+    names: Contract = MNIST,
 ) -> bytes:
-    """The record value: one row of ``mnist_predictions``.
+    """The record value: one row of the dataset's predictions table (``mnist_predictions``).
 
     >>> payload = json.loads(prediction_value(RowRef("mnist_test", 7, 1700000000000), 3, 0.5, 2, 1700000000250))
     >>> payload["payload"]
@@ -168,7 +180,7 @@ def prediction_value(
     """
     committed = zoned_timestamp(ref.committed_ms) if ref.committed_ms is not None else None
     return _envelope(
-        VALUE_SCHEMA,
+        _named(VALUE_SCHEMA, names, "Value"),
         {
             "source_table": ref.table,
             "id": ref.id,
