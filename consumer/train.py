@@ -148,7 +148,10 @@ def add_follow_flags(follow: argparse._ArgumentGroup) -> None:
         "--from-model", type=Path, help="without a checkpoint, start from this saved model instead of a new one"
     )
     follow.add_argument(
-        "--run-dir", type=Path, help="TensorBoard run directory (--follow default: runs/train-<time>; 'none': off)"
+        "--run-dir",
+        type=Path,
+        help="TensorBoard run directory (--follow default: runs/train-<time>, runs/train-<dataset>-<time> for a "
+        "dataset other than mnist; 'none': off)",
     )
 
 
