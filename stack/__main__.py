@@ -1,4 +1,4 @@
-"""``python -m stack up|status|down``: the native stack, without Docker.
+"""``python -m stack up|add|status|down``: the native stack, without Docker.
 
 Settings come from the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, DEBEZIUM_PGPASSWORD,
 KAFKA_BOOTSTRAP_SERVERS, KAFKA_CONTROLLER_PORT, CONNECT_URL, STACK_HOME, STACK_ENGINE, DEBEZIUM_SERVER_PORT); see
@@ -13,6 +13,7 @@ import sys
 
 from stack import runner
 from stack.config import ENGINES, ConfigError, StackConfig
+from stack.datasets import DatasetError, available, load
 from stack.processes import StepError
 
 
@@ -20,7 +21,7 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stack",
         description="Run PostgreSQL, Kafka and Kafka Connect with Debezium as local processes (no Docker). "
@@ -41,11 +42,36 @@ def main(argv: list[str] | None = None) -> int:
         help="assemble (again after a version or transform change, restarting what uses the jars), start every "
         "service, register the connector, wait RUNNING",
     )
-    commands.add_parser("status", help="one line per component; exit 0 only when all are healthy")
+    add = commands.add_parser(
+        "add",
+        help="set up a dataset on the running stack (its tables, topics, connector and predictions sink) and "
+        "remember it, so up sets it up again",
+    )
+    add.add_argument(
+        "dataset", metavar="NAME|PATH", help=f"a dataset in datasets/ ({', '.join(available())}) or a .toml's path"
+    )
+    commands.add_parser(
+        "status",
+        help="one line per component (and per added dataset's connector), then the rows each added dataset set "
+        "aside; exit 0 only when all are healthy",
+    )
     down = commands.add_parser("down", help="stop the services (data kept)")
     down.add_argument("--purge", action="store_true", help="also delete data, logs and pid files")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _status(cfg: StackConfig) -> int:
+    """Print one line per component, then the rows each added dataset set aside; 0 only when all are healthy."""
+    components = runner.status(cfg)
+    for component in components:
+        _say(f"{component.name:<10} {'ok  ' if component.ok else 'DOWN'} {component.detail}")
+    for line in runner.set_aside(cfg):
+        _say(line)
+    return 0 if all(c.ok for c in components) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         cfg = StackConfig.from_env()
         if args.command == "assemble":
@@ -58,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             if not runner.up(cfg, _say):
                 _say("stack already running: nothing changed (python -m stack status for details)")
             return 0
+        if args.command == "add":
+            runner.add(cfg, load(args.dataset), _say)
+            return 0
         if args.command == "status":
-            components = runner.status(cfg)
-            for component in components:
-                _say(f"{component.name:<10} {'ok  ' if component.ok else 'DOWN'} {component.detail}")
-            return 0 if all(c.ok for c in components) else 1
+            return _status(cfg)
         runner.down(cfg, _say, purge=args.purge)
         return 0
-    except (StepError, ConfigError) as error:
+    except (StepError, ConfigError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

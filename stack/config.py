@@ -53,6 +53,8 @@ ENGINES = ("connect", "server")
 
 #: The role Debezium connects as; created by postgres/02-connector-role.sql.
 CONNECTOR_ROLE = "debezium"
+#: The role Debezium's JDBC sinks write predictions as (postgres/04-predictions.sql).
+SINK_ROLE = "predictions_sink"
 
 
 class ConfigError(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from stack.assembled import plugin_dir
@@ -146,12 +147,18 @@ def with_partitions(config: dict[str, str], partitions: int) -> dict[str, str]:
 
 def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str, str]:
     """The connector JSON's config with host, port and database from configuration, and the partition count of
-    TOPIC_PARTITIONS (nothing else changed).
+    TOPIC_PARTITIONS (nothing else changed): ``source_config`` of the file's config."""
+    return source_config(cfg, json.loads(path.read_text())["config"])
+
+
+def source_config(cfg: StackConfig, template: Mapping[str, str]) -> dict[str, str]:
+    """A Debezium source connector's ``template`` config with host, port and database from configuration, and the
+    partition count of TOPIC_PARTITIONS (nothing else changed).
 
     Host and port are PostgreSQL as Connect reaches it (``CONNECT_PGHOST``/``CONNECT_PGPORT``, default
     ``PGHOST``/``PGPORT``), which is not the host's address when Connect runs in a container.
     """
-    config = with_partitions(dict(json.loads(path.read_text())["config"]), cfg.partitions)
+    config = with_partitions(dict(template), cfg.partitions)
     config["database.hostname"] = cfg.connect_pg_host
     config["database.port"] = str(cfg.connect_pg_port)
     config["database.dbname"] = cfg.pg_database
@@ -162,9 +169,15 @@ def connector_config(cfg: StackConfig, path: Path = CONNECTOR_JSON) -> dict[str,
 
 
 def sink_config(cfg: StackConfig, path: Path = SINK_JSON) -> dict[str, str]:
-    """The JDBC sink JSON's config with the JDBC URL's host, port and database from configuration (as
-    ``connector_config``: PostgreSQL as Connect reaches it)."""
-    config = dict(json.loads(path.read_text())["config"])
+    """The JDBC sink JSON's config with the JDBC URL's host, port and database from configuration: ``jdbc_config``
+    of the file's config."""
+    return jdbc_config(cfg, json.loads(path.read_text())["config"])
+
+
+def jdbc_config(cfg: StackConfig, template: Mapping[str, str]) -> dict[str, str]:
+    """A JDBC sink's ``template`` config with the JDBC URL's host, port and database from configuration (as
+    ``source_config``: PostgreSQL as Connect reaches it)."""
+    config = dict(template)
     config["connection.url"] = f"jdbc:postgresql://{cfg.connect_pg_host}:{cfg.connect_pg_port}/{cfg.pg_database}"
     return config
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -219,3 +221,67 @@ def _add_partitions(cfg: StackConfig, admin: AdminClient, existing: dict[str, in
             future.result()
         except KafkaException as error:
             raise StepError(f"kafka: adding partitions failed: {error.args[0].str()}; see {log_file(cfg)}") from None
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """What an invalid topic holds: how many records, and the reason header of the newest one."""
+
+    records: int
+    last_reason: str | None
+    #: False when the read stopped at its deadline before the topic's end (``records`` is then a lower bound).
+    complete: bool = True
+
+
+def set_aside(cfg: StackConfig, topic: str, reason_header: str, timeout: float = 10.0) -> SetAside | None:
+    """Read ``topic`` (an invalid topic) as a read_committed reader of its own, nothing committed; None when it
+    does not exist or holds no record.
+
+    Counted by reading, not from offsets: with exactly-once capture each transaction's marker takes an offset too.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cfg.kafka_bootstrap,
+            "group.id": f"stack-status-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "log_level": 0,
+        }
+    )
+    try:
+        found = consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            return None
+        filled = [p for p in found.partitions if _holds_records(consumer, topic, p)]
+        if not filled:
+            return None
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in filled])
+        return _read_reasons(consumer, set(filled), reason_header, time.monotonic() + timeout)
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
+
+
+def _holds_records(consumer: Consumer, topic: str, partition: int) -> bool:
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+    return high > low
+
+
+def _read_reasons(consumer: Consumer, unread: set[int], reason_header: str, deadline: float) -> SetAside | None:
+    """Count the records of the assigned partitions up to each one's end; keep the newest record's reason."""
+    count, newest, reason = 0, -1, None
+    while unread and time.monotonic() < deadline:
+        for message in consumer.consume(num_messages=1000, timeout=0.5):
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    unread.discard(message.partition())
+                continue
+            count += 1
+            timestamp = message.timestamp()[1]
+            if timestamp >= newest:
+                newest = timestamp
+                values = [value for name, value in message.headers() or [] if name == reason_header]
+                reason = values[-1].decode(errors="replace") if values and values[-1] is not None else None
+    return SetAside(count, reason, complete=not unread) if count else None

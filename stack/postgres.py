@@ -12,14 +12,11 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from stack.config import CONNECTOR_ROLE, REPO_ROOT, StackConfig
+from stack.config import CONNECTOR_ROLE, REPO_ROOT, SINK_ROLE, StackConfig
 from stack.errors import first_line
 from stack.processes import StepError, chown_for_service, run_as_service, service_user, wait_until
 
 SQL_DIR = REPO_ROOT / "postgres"
-
-#: The role Debezium's JDBC sink writes predictions as; created by postgres/04-predictions.sql.
-SINK_ROLE = "predictions_sink"
 
 # Appended to postgresql.conf once; stack.conf is rewritten on every start so a port change takes effect.
 INCLUDE_LINE = "include_if_exists = 'stack.conf'\n"
@@ -264,6 +261,18 @@ def _apply_schema(cfg: StackConfig) -> None:
         for role, password in ((CONNECTOR_ROLE, cfg.connector_password), (SINK_ROLE, cfg.sink_password)):
             cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(role)), (password,))
     conn.close()
+
+
+def apply_sql(cfg: StackConfig, statements: str, what: str) -> None:
+    """Run ``statements`` (idempotent SQL, such as a dataset's) as the owner in one transaction; one line naming
+    ``what`` when it fails."""
+    check_login(cfg)
+    try:
+        with connect(cfg) as conn, conn.cursor() as cur:
+            cur.execute(statements)
+        conn.close()
+    except psycopg2.Error as error:
+        raise StepError(f"postgres: applying {what} failed: {first_line(error)}") from None
 
 
 #: Slots that benchmarks and tests create are named bench_* and test_*; when such a run is killed its slot stays,

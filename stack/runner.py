@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import assemble, connect, kafka, postgres, server
+from stack import added_datasets, assemble, connect, kafka, postgres, server
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir
 from stack.config import StackConfig
 from stack.connect import CONNECTOR_NAME
+from stack.datasets import Dataset
 from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
 
 Say = Callable[[str], None]
@@ -87,6 +88,7 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     _up_connectors(cfg, say, timeouts, running["debezium-server"])
     if cfg.engine == "server":
         _up_server(cfg, say, timeouts, running["debezium-server"], java_home)
+    added_datasets.set_up_recorded(cfg, say, wait_for_connector, timeouts.connector)
     say(f"up in {time.monotonic() - started:.1f} s")
     return True
 
@@ -322,7 +324,40 @@ def status(cfg: StackConfig) -> list[Component]:
         Component("kafka", kafka_ok, cfg.kafka_bootstrap),
         Component("connect", connect_ok, cfg.connect_url),
         *connectors,
+        *(Component(*line) for line in added_datasets.components(cfg, connect_ok)),
     ]
+
+
+def set_aside(cfg: StackConfig) -> list[str]:
+    """One line per added dataset's invalid topic that holds records (none while Kafka is down)."""
+    if not (port_answers(cfg.kafka_host, cfg.kafka_port) and kafka.answers_metadata(cfg)):
+        return []
+    return added_datasets.set_aside_lines(cfg)
+
+
+def add(cfg: StackConfig, dataset: Dataset, say: Say, timeouts: Timeouts = Timeouts()) -> None:
+    """``python -m stack add``: set ``dataset`` up on the running stack and record it, so ``up`` sets it up again.
+
+    MNIST is the stack's own: ``up`` sets it up, so adding it changes nothing.
+    """
+    if dataset.is_mnist:
+        say(f"added      {dataset.name} is built in: python -m stack up sets it up")
+        return
+    down = [
+        name
+        for name, answers in (
+            ("postgres", lambda: postgres.accepts_logins(cfg)),
+            ("kafka", lambda: port_answers(cfg.kafka_host, cfg.kafka_port) and kafka.answers_metadata(cfg)),
+            ("connect", lambda: connect.answers(cfg)),
+        )
+        if not answers()
+    ]
+    if down:
+        raise StepError(f"add {dataset.name}: the stack is not running ({', '.join(down)} down): python -m stack up")
+    with exclusive(lock_file(cfg), cfg.home):
+        added_datasets.set_up(cfg, dataset, say, wait_for_connector, timeouts.connector)
+        added_datasets.record(cfg, dataset)
+    say(f"added      {dataset.name}: recorded in {added_datasets.state_file(cfg)}; python -m stack up sets it up again")
 
 
 def is_healthy(cfg: StackConfig) -> bool:

@@ -1,30 +1,23 @@
 package io.debezium.transforms;
 
-import java.nio.ByteBuffer;
-import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 import org.apache.kafka.common.config.ConfigDef;
 import org.apache.kafka.common.config.ConfigDef.Importance;
 import org.apache.kafka.common.config.ConfigDef.Type;
 import org.apache.kafka.common.config.ConfigException;
-import org.apache.kafka.connect.components.Versioned;
 import org.apache.kafka.connect.connector.ConnectRecord;
 import org.apache.kafka.connect.data.Field;
-import org.apache.kafka.connect.data.Schema;
-import org.apache.kafka.connect.data.Struct;
-import org.apache.kafka.connect.header.Headers;
-import org.apache.kafka.connect.transforms.Transformation;
 import org.apache.kafka.connect.transforms.util.SimpleConfig;
 
 /**
- * Turns an MNIST row, as Debezium's {@code ExtractNewRecordState} leaves it, into the record TensorFlow reads.
+ * Turns an MNIST row, as Debezium's {@code ExtractNewRecordState} leaves it, into the record TensorFlow reads:
+ * {@link RowToCsv} with MNIST's options, defaults and reasons, under the class name the talk's configuration uses.
  *
- * <p>Input: a record whose value is a {@link Struct} with an integer label field and a bytes pixels field
- * (one unsigned byte a pixel, row-major, {@code image.width × image.height} of them).
+ * <p>Input: a record whose value is a {@link org.apache.kafka.connect.data.Struct} with an integer label field and
+ * a bytes pixels field (one unsigned byte a pixel, row-major, {@code image.width × image.height} of them).
  * Output: key = the label as a decimal string ({@code "7"}), value = the pixels as unsigned decimal integers
  * joined by commas ({@code "0,0,...,255"}), both with STRING schemas; topic, partition, timestamp and headers kept.
  *
@@ -41,45 +34,30 @@ import org.apache.kafka.connect.transforms.util.SimpleConfig;
  * with the reason in the {@value #ERROR_HEADER} header, the same source headers (the table of the original topic)
  * and its content kept, so nothing is lost.
  */
-public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>, Versioned {
+public class MnistToCsv<R extends ConnectRecord<R>> extends RowToCsv<R> {
 
     public static final String OVERVIEW_DOC = "Converts an MNIST row (label, pixels) into a record whose key is the label "
             + "as a decimal string and whose value is the pixels as comma-separated unsigned integers. Rows that cannot "
             + "be converted are re-routed to '<topic><invalid.topic.suffix>' with the reason in the 'mnist.error' header. "
             + "Both carry the source table and row id in the 'mnist.table' and 'mnist.id' headers.";
 
-    public static final String LABEL_FIELD_CONFIG = "label.field";
     public static final String PIXELS_FIELD_CONFIG = "pixels.field";
-    public static final String ID_FIELD_CONFIG = "id.field";
     public static final String IMAGE_WIDTH_CONFIG = "image.width";
     public static final String IMAGE_HEIGHT_CONFIG = "image.height";
     public static final String LABEL_MIN_CONFIG = "label.min";
     public static final String LABEL_MAX_CONFIG = "label.max";
-    public static final String INVALID_TOPIC_SUFFIX_CONFIG = "invalid.topic.suffix";
-    public static final String NULL_VALUE_HANDLING_CONFIG = "null.value.handling";
     /** Option name of the upstream example, accepted as an alias of {@link #LABEL_FIELD_CONFIG}. */
     public static final String LABEL_FIELD_ALIAS = "label_column";
     /** Option name of the upstream example, accepted as an alias of {@link #PIXELS_FIELD_CONFIG}. */
     public static final String PIXELS_FIELD_ALIAS = "pixels_column";
 
+    /** The {@link #HEADER_PREFIX_CONFIG} MNIST's records carry: the names the talk's consumers read. */
+    public static final String HEADER_PREFIX = "mnist";
     public static final String ERROR_HEADER = "mnist.error";
     /** The source table, e.g. {@code mnist_test}. */
     public static final String TABLE_HEADER = "mnist.table";
     /** The source row's id as decimal text, e.g. {@code 42}. */
     public static final String ID_HEADER = "mnist.id";
-    public static final String VERSION = "1.0.0";
-
-    /** What to do with a record whose value is NULL: since Debezium 3.2 every DELETE arrives as one. */
-    public enum NullValueHandling {
-        /** Keep the record as it is (a tombstone on the output topic). */
-        PASSTHROUGH,
-        /** Remove the record from the stream. */
-        DROP;
-
-        static NullValueHandling parse(String value) {
-            return valueOf(value.trim().toUpperCase(Locale.ROOT));
-        }
-    }
 
     public static final ConfigDef CONFIG_DEF = new ConfigDef()
             .define(LABEL_FIELD_CONFIG, Type.STRING, "label", new ConfigDef.NonEmptyString(), Importance.HIGH,
@@ -108,22 +86,16 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
             .define(PIXELS_FIELD_ALIAS, Type.STRING, null, Importance.LOW,
                     "Deprecated alias of pixels.field (the upstream example's option name).");
 
-    private String labelField;
-    private String pixelsField;
-    private String idField;
     private int pixelCount;
     private String imageShape;
     private int labelMin;
     private int labelMax;
-    private String invalidTopicSuffix;
-    private NullValueHandling nullValueHandling;
 
     @Override
     public void configure(Map<String, ?> props) {
         SimpleConfig config = new SimpleConfig(CONFIG_DEF, props);
-        labelField = resolveAlias(config, props, LABEL_FIELD_CONFIG, LABEL_FIELD_ALIAS);
-        pixelsField = resolveAlias(config, props, PIXELS_FIELD_CONFIG, PIXELS_FIELD_ALIAS);
-        idField = config.getString(ID_FIELD_CONFIG);
+        String labelField = resolveAlias(config, props, LABEL_FIELD_CONFIG, LABEL_FIELD_ALIAS);
+        String pixelsField = resolveAlias(config, props, PIXELS_FIELD_CONFIG, PIXELS_FIELD_ALIAS);
         int width = config.getInt(IMAGE_WIDTH_CONFIG);
         int height = config.getInt(IMAGE_HEIGHT_CONFIG);
         pixelCount = width * height;
@@ -134,8 +106,9 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
             throw new ConfigException(LABEL_MAX_CONFIG, labelMax,
                     "must be at least " + LABEL_MIN_CONFIG + " (" + labelMin + ")");
         }
-        invalidTopicSuffix = config.getString(INVALID_TOPIC_SUFFIX_CONFIG);
-        nullValueHandling = NullValueHandling.parse(config.getString(NULL_VALUE_HANDLING_CONFIG));
+        use(new RowConfig(labelField, List.of(pixelsField), config.getString(ID_FIELD_CONFIG), HEADER_PREFIX,
+                config.getString(INVALID_TOPIC_SUFFIX_CONFIG),
+                NullValueHandling.parse(config.getString(NULL_VALUE_HANDLING_CONFIG))));
     }
 
     /** The alias counts only when the canonical option is not given; both given and different is an error. */
@@ -155,87 +128,39 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
     }
 
     @Override
-    public R apply(R record) {
-        Object value = record.value();
+    protected String missingColumnReason(String name) {
+        return "missing field '" + name + "'";
+    }
+
+    /** MNIST's label is its own key, so it is an integer in a range rather than one of a list of texts. */
+    @Override
+    protected String labelProblem(Field column, Object value) {
         if (value == null) {
-            return nullValueHandling == NullValueHandling.DROP ? null : record;
-        }
-        if (!(value instanceof Struct struct)) {
-            return toInvalid(record, null, record.valueSchema(), value,
-                    "value is not a Struct but " + value.getClass().getSimpleName());
-        }
-        Field label = struct.schema().field(labelField);
-        Field pixels = struct.schema().field(pixelsField);
-        if (label == null && pixels == null) {
-            return record;
-        }
-        String reason = invalidReason(struct, label, pixels);
-        if (reason != null) {
-            return toInvalid(record, struct, Schema.STRING_SCHEMA, structToJson(struct), reason);
-        }
-        long labelValue = ((Number) struct.get(label)).longValue();
-        byte[] pixelBytes = toBytes(struct.get(pixels));
-        return record.newRecord(record.topic(), record.kafkaPartition(),
-                Schema.STRING_SCHEMA, Long.toString(labelValue),
-                Schema.STRING_SCHEMA, pixelsToCsv(pixelBytes),
-                record.timestamp(), sourceHeaders(record, struct));
-    }
-
-    /** A copy of the record's headers (the input is left alone) plus the row's table and, when known, its id. */
-    private Headers sourceHeaders(R record, Struct row) {
-        Headers headers = record.headers().duplicate();
-        if (record.topic() != null) {
-            headers.addString(TABLE_HEADER, tableOf(record.topic()));
-        }
-        String id = row == null ? null : idOf(row);
-        if (id != null) {
-            headers.addString(ID_HEADER, id);
-        }
-        return headers;
-    }
-
-    /** The table of a Debezium topic {@code <topic.prefix>.<schema>.<table>}: {@code "mnist_test"}. */
-    static String tableOf(String topic) {
-        return topic.substring(topic.lastIndexOf('.') + 1);
-    }
-
-    /** The row's id as decimal text, or null when it has no integer {@code id.field}. */
-    private String idOf(Struct row) {
-        Field field = row.schema().field(idField);
-        Object id = field == null ? null : row.get(field);
-        return isInteger(id) ? Long.toString(((Number) id).longValue()) : null;
-    }
-
-    private static boolean isInteger(Object value) {
-        return value instanceof Byte || value instanceof Short || value instanceof Integer || value instanceof Long;
-    }
-
-    /** Why the row cannot be converted, or null when it can. */
-    private String invalidReason(Struct struct, Field label, Field pixels) {
-        if (label == null) {
-            return "missing field '" + labelField + "'";
-        }
-        if (pixels == null) {
-            return "missing field '" + pixelsField + "'";
-        }
-        Object labelValue = struct.get(label);
-        if (labelValue == null) {
             return "label is NULL";
         }
-        if (!isInteger(labelValue)) {
-            return "label is not an integer but " + labelValue.getClass().getSimpleName();
+        if (!isInteger(value)) {
+            return "label is not an integer but " + value.getClass().getSimpleName();
         }
-        long labelNumber = ((Number) labelValue).longValue();
-        if (labelNumber < labelMin || labelNumber > labelMax) {
-            return "label " + labelNumber + " is outside " + labelMin + ".." + labelMax;
+        long label = ((Number) value).longValue();
+        if (label < labelMin || label > labelMax) {
+            return "label " + label + " is outside " + labelMin + ".." + labelMax;
         }
-        Object pixelValue = struct.get(pixels);
-        if (pixelValue == null) {
+        return null;
+    }
+
+    @Override
+    protected String labelKey(Object value) {
+        return Long.toString(((Number) value).longValue());
+    }
+
+    @Override
+    protected String featureProblem(Field column, Object value) {
+        if (value == null) {
             return "pixels is NULL";
         }
-        byte[] bytes = toBytes(pixelValue);
+        byte[] bytes = toBytes(value);
         if (bytes == null) {
-            return "pixels is not bytes but " + pixelValue.getClass().getSimpleName();
+            return "pixels is not bytes but " + value.getClass().getSimpleName();
         }
         if (bytes.length != pixelCount) {
             return "pixels has " + bytes.length + " bytes, expected " + pixelCount + " (" + imageShape + ")";
@@ -243,124 +168,23 @@ public class MnistToCsv<R extends ConnectRecord<R>> implements Transformation<R>
         return null;
     }
 
-    /** The record on the invalid topic; {@code row} is the value when it is a Struct, else null (no id known). */
-    private R toInvalid(R record, Struct row, Schema valueSchema, Object value, String reason) {
-        Headers headers = sourceHeaders(record, row);
-        headers.addString(ERROR_HEADER, reason);
-        return record.newRecord(record.topic() + invalidTopicSuffix, record.kafkaPartition(),
-                record.keySchema(), record.key(), valueSchema, value, record.timestamp(), headers);
-    }
-
-    /**
-     * The bytes of a BYTES field value. A {@link ByteBuffer} is read from its position to its limit: its backing
-     * array may be larger than the value (Kafka's own {@code Struct.getBytes} returns the whole array).
-     */
-    static byte[] toBytes(Object value) {
-        if (value instanceof byte[] bytes) {
-            return bytes;
-        }
-        if (value instanceof ByteBuffer buffer) {
-            ByteBuffer view = buffer.duplicate();
-            byte[] bytes = new byte[view.remaining()];
-            view.get(bytes);
-            return bytes;
-        }
-        return null;
-    }
-
-    /**
-     * Renders pixel bytes as unsigned decimal integers joined by commas: {@code {0, 0x7F, 0xFF}} gives
-     * {@code "0,127,255"}.
-     */
-    public static String pixelsToCsv(byte[] pixels) {
-        StringBuilder csv = new StringBuilder(pixels.length * 4);
-        for (int i = 0; i < pixels.length; i++) {
-            if (i > 0) {
-                csv.append(',');
-            }
-            csv.append(pixels[i] & 0xFF);
-        }
-        return csv.toString();
-    }
-
-    /** A lossless one-line JSON rendering of a row (bytes as base64), so an invalid row keeps its content. */
-    static String structToJson(Struct struct) {
-        StringBuilder json = new StringBuilder("{");
-        List<Field> fields = struct.schema().fields();
-        for (int i = 0; i < fields.size(); i++) {
-            Field field = fields.get(i);
-            if (i > 0) {
-                json.append(',');
-            }
-            appendJsonString(json, field.name());
-            json.append(':');
-            appendJsonValue(json, struct.get(field));
-        }
-        return json.append('}').toString();
-    }
-
-    private static void appendJsonValue(StringBuilder json, Object value) {
-        byte[] bytes = toBytes(value);
-        if (value == null) {
-            json.append("null");
-        } else if (bytes != null) {
-            appendJsonString(json, Base64.getEncoder().encodeToString(bytes));
-        } else if (value instanceof Number || value instanceof Boolean) {
-            json.append(value);
-        } else if (value instanceof Struct nested) {
-            json.append(structToJson(nested));
-        } else {
-            appendJsonString(json, value.toString());
-        }
-    }
-
-    private static void appendJsonString(StringBuilder json, String text) {
-        json.append('"');
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            switch (c) {
-                case '"' -> json.append("\\\"");
-                case '\\' -> json.append("\\\\");
-                case '\n' -> json.append("\\n");
-                case '\r' -> json.append("\\r");
-                case '\t' -> json.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        json.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        json.append(c);
-                    }
-                }
-            }
-        }
-        json.append('"');
-    }
-
     @Override
     public ConfigDef config() {
         return CONFIG_DEF;
     }
 
-    @Override
-    public String version() {
-        return VERSION;
-    }
-
-    @Override
-    public void close() {
-    }
-
     /** Effective settings, for tests and log lines. */
     Map<String, Object> settings() {
+        RowConfig row = rowConfig();
         Map<String, Object> settings = new HashMap<>();
-        settings.put(LABEL_FIELD_CONFIG, labelField);
-        settings.put(PIXELS_FIELD_CONFIG, pixelsField);
-        settings.put(ID_FIELD_CONFIG, idField);
+        settings.put(LABEL_FIELD_CONFIG, row.labelField());
+        settings.put(PIXELS_FIELD_CONFIG, row.featureFields().get(0));
+        settings.put(ID_FIELD_CONFIG, row.idField());
         settings.put("pixel.count", pixelCount);
         settings.put(LABEL_MIN_CONFIG, labelMin);
         settings.put(LABEL_MAX_CONFIG, labelMax);
-        settings.put(INVALID_TOPIC_SUFFIX_CONFIG, invalidTopicSuffix);
-        settings.put(NULL_VALUE_HANDLING_CONFIG, nullValueHandling);
+        settings.put(INVALID_TOPIC_SUFFIX_CONFIG, row.invalidTopicSuffix());
+        settings.put(NULL_VALUE_HANDLING_CONFIG, row.nullValueHandling());
         return settings;
     }
 }
