@@ -48,7 +48,8 @@ def test_an_unknown_dataset_is_one_line_and_exit_2(capsys):
 def test_a_dataset_without_a_loader_hook_says_to_insert_your_own_rows(tmp_path, capsys):
     description = tmp_path / "mine.toml"
     description.write_text(
-        'name = "mine"\n[tables]\ntrain = "mine"\ntest = "mine"\n'
+        'name = "mine"\nmodel = "mlp"\n'
+        '[tables]\ntrain = "mine"\ntest = "mine"\nkey = "id"\n'
         '[label]\ncolumn = "c"\nsql = "text"\nclasses = ["x", "y"]\n'
         '[[features]]\ncolumn = "f"\nsql = "real"\n'
     )
