@@ -341,7 +341,7 @@ def add(cfg: StackConfig, dataset: Dataset, say: Say, timeouts: Timeouts = Timeo
     MNIST is the stack's own: ``up`` sets it up, so adding it changes nothing.
     """
     if dataset.is_mnist:
-        say(f"added      {dataset.name} is built in: python -m stack up sets it up")
+        say(f"{'dataset':<10} {dataset.name} is built in: python -m stack up sets it up, nothing to add")
         return
     down = [
         name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stack import added_datasets
+from stack import added_datasets, runner
 from stack.config import StackConfig
 from stack.datasets import DATASETS_DIR, load
 from stack.processes import StepError
@@ -102,3 +102,13 @@ def test_up_says_which_recorded_dataset_no_longer_loads_and_goes_on(tmp_path):
     added_datasets.set_up_recorded(cfg, said.append, wait=None, timeout=1)
 
     assert said == [f"dataset    gone not set up: {gone}: file: no such file (datasets: iris, mnist)"]
+
+
+def test_adding_mnist_changes_nothing_since_up_sets_it_up(tmp_path):
+    cfg = StackConfig.from_env({"STACK_HOME": str(tmp_path)})
+    said: list[str] = []
+
+    runner.add(cfg, load("mnist"), said.append)
+
+    assert said == ["dataset    mnist is built in: python -m stack up sets it up, nothing to add"]
+    assert added_datasets.recorded(cfg) == {}
