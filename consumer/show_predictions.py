@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot reach PostgreSQL: {first_line(error)}", file=sys.stderr)
         return 1
     try:
-        queries = MNIST_QUERIES if dataset.contract is MNIST else queries_of(dataset)
+        queries = queries_of(dataset)
         rows, total, right = read_predictions(conn, args.rows, args.wait, queries, dataset.classes)
     except psycopg2.Error as error:
         print(f"error: {first_line(error)}", file=sys.stderr)
