@@ -1,5 +1,6 @@
 """What the commands share: errors as one line and an exit code, a quiet TensorFlow, Ctrl-C and SIGTERM that finish the
-batch in hand; and, for the scoring commands (``consumer.evaluate``, ``consumer.predict``,
+batch in hand, ``--dataset`` and the names it gives (topics, model store, groups, run names); and, for the scoring
+commands (``consumer.evaluate``, ``consumer.predict``,
 ``consumer.spark_predict``), the flags of a topic to score and where predictions go, the model they score with (a
 model store's newest version, followed between batches), and the checks before anything is read."""
 
@@ -16,10 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from consumer.kafka.client import KafkaClient
+from consumer.records.codec import RecordFormat
 from consumer.store.source import ModelError, ModelSource
-from consumer.store.versions import DEFAULT_MODEL
+from consumer.store.versions import LATEST_MODEL
+from stack import datasets
 from stack.config import ConfigError, add_flags
-from stack.contract import MNIST
+
+DEFAULT_DATASET = "mnist"
+MODELS = Path("models")
 
 
 class CommandError(Exception):
@@ -30,26 +35,82 @@ class CommandError(Exception):
         self.code = code
 
 
+def add_dataset_flag(parser: argparse.ArgumentParser) -> None:
+    """``--dataset``: the dataset whose topics, headers, records and model store a command uses."""
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"a dataset name in datasets/ or a path to its .toml description (default {DEFAULT_DATASET}); the "
+        "defaults of the topic, model and group flags are its own",
+    )
+
+
+def dataset_of(args: argparse.Namespace):
+    """The ``stack.datasets.Dataset`` ``--dataset`` names; ``CommandError`` (exit 2, one line) when unknown."""
+    try:
+        return datasets.load(args.dataset)
+    except datasets.DatasetError as error:
+        raise CommandError(f"error: {error}", 2) from None
+
+
+def store_of(dataset) -> Path:
+    """The dataset's default model store: ``models/<name>`` (``models/mnist`` for MNIST)."""
+    return MODELS / dataset.name
+
+
+def run_prefix(dataset, command: str) -> str:
+    """A run directory's name before its time: the command, and the dataset's name unless it is MNIST's.
+
+    >>> from types import SimpleNamespace
+    >>> run_prefix(SimpleNamespace(name="mnist"), "train"), run_prefix(SimpleNamespace(name="iris"), "train")
+    ('train', 'train-iris')
+    """
+    return command if dataset.name == DEFAULT_DATASET else f"{command}-{dataset.name}"
+
+
 def add_topic_flags(parser: argparse.ArgumentParser, predictions: bool) -> None:
-    """``--topic`` (the test topic), ``--predictions-topic`` when ``predictions``, and the Kafka flags."""
-    parser.add_argument("--topic", default=MNIST.test, help=f"topic to score (default {MNIST.test})")
+    """``--dataset``, ``--topic`` (the test topic), ``--predictions-topic`` when ``predictions``, and the Kafka
+    flags; ``apply_dataset`` fills in the defaults the dataset gives."""
+    add_dataset_flag(parser)
+    parser.add_argument("--topic", help="topic to score (default: the dataset's test topic, tf.public.mnist_test)")
     if predictions:
         parser.add_argument(
             "--predictions-topic",
-            default=MNIST.predictions_topic,
-            help=f"topic the predictions go to (default {MNIST.predictions_topic}, read by the JDBC sink)",
+            help="topic the predictions go to (default: the dataset's, mnist.predictions, read by the JDBC sink)",
         )
     add_flags(parser, "kafka")
 
 
 def add_model_flag(parser: argparse.ArgumentParser, verb: str) -> None:
+    default = MODELS / DEFAULT_DATASET / LATEST_MODEL
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"model to {verb} ({DEFAULT_MODEL}); a model store's latest.keras is followed: a newer version is "
-        "loaded between batches",
+        help=f"model to {verb} (default: the dataset's model store's latest, {default}); a model store's "
+        "latest.keras is followed: a newer version is loaded between batches",
     )
+
+
+def add_group_flag(parser: argparse.ArgumentParser, role: str, description: str) -> None:
+    """``--group-id``, by default ``<dataset>-<role>`` (``apply_dataset``)."""
+    parser.add_argument("--group-id", help=f"consumer group (default {DEFAULT_DATASET}-{role}: {description})")
+    parser.set_defaults(group_role=role)
+
+
+def apply_dataset(args: argparse.Namespace):
+    """The dataset ``--dataset`` names, with the flags left out filled in from it: topic (the test topic),
+    predictions topic, model (its store's latest), group (``<dataset>-<role>``). ``CommandError`` when unknown."""
+    dataset = dataset_of(args)
+    contract = dataset.contract
+    if getattr(args, "topic", "") is None:
+        args.topic = contract.test
+    if getattr(args, "predictions_topic", "") is None:
+        args.predictions_topic = contract.predictions_topic
+    if getattr(args, "model", "") is None:
+        args.model = store_of(dataset) / LATEST_MODEL
+    if getattr(args, "group_id", "") is None and getattr(args, "group_role", None):
+        args.group_id = f"{dataset.name}-{args.group_role}"
+    return dataset
 
 
 def kafka_client_of(args: argparse.Namespace) -> KafkaClient:
@@ -66,22 +127,34 @@ def check_batches(args: argparse.Namespace) -> None:
         raise CommandError("error: --batch-size must be >= 1 and --idle-timeout a finite number > 0", 2)
 
 
-def open_model(path: Path) -> ModelSource:
-    """The model to score with, loaded (TensorFlow quiet first); ``CommandError`` (exit 1) when there is none."""
+def open_model(path: Path, dataset=None) -> ModelSource:
+    """The model to score with, loaded (TensorFlow quiet first); ``CommandError`` (exit 1) when there is none, or
+    when it does not take ``dataset``'s records."""
     if not path.is_file():
-        raise CommandError(f"error: no model at {path}; train one first: python -m consumer.train", 1)
+        named = dataset is not None and dataset.name != DEFAULT_DATASET
+        train = "python -m consumer.train" + (f" --dataset {dataset.name}" if named else "")
+        raise CommandError(f"error: no model at {path}; train one first: {train}", 1)
     quiet_tensorflow()
     try:
-        return ModelSource(path)
+        return ModelSource(path, dataset.num_features if dataset is not None else None)
     except ModelError as error:
         raise CommandError(f"error: {error}", 1) from None
 
 
-def prepare(args: argparse.Namespace) -> tuple[KafkaClient, ModelSource]:
-    """A scoring command's checks before anything is read, in the order the user hears about them: the batch
-    flags, the Kafka settings, the model. Returns the Kafka client and the loaded model; ``CommandError`` else."""
+def prepare(args: argparse.Namespace):
+    """A scoring command's checks before anything is read, in the order the user hears about them: the dataset,
+    the batch flags, the source, the Kafka settings, the model. Returns the Kafka client, the loaded model and the
+    dataset (its defaults filled into ``args``); ``CommandError`` else."""
+    dataset = apply_dataset(args)
     check_batches(args)
-    return kafka_client_of(args), open_model(args.model)
+    check_source(args, dataset)
+    return kafka_client_of(args), open_model(args.model, dataset), dataset
+
+
+def check_source(args: argparse.Namespace, dataset) -> None:
+    """``--source tfio`` only with MNIST's records (its TensorFlow decode knows no other); ``CommandError`` (2)."""
+    if getattr(args, "source", "kafka") == "tfio" and RecordFormat.of(dataset) != RecordFormat():
+        raise CommandError(f"error: --source tfio decodes MNIST's records only, not dataset {dataset.name}'s", 2)
 
 
 def refuse(error: CommandError) -> int:

@@ -26,12 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
+from consumer.cli import (
+    CommandError,
+    add_group_flag,
+    add_model_flag,
+    add_topic_flags,
+    prepare,
+    refuse,
+    run_prefix,
+    stop_on_signals,
+)
 from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, add_source_flag, open_batches
 from consumer.kafka.client import SourceError
 from consumer.monitoring.tensorboard import Metrics, RateMeter, timestamped_run
+from consumer.records.codec import RecordFormat
 from consumer.records.predictions import HeaderError, is_delete, row_ref
 from consumer.store.source import ModelSource
+from stack.contract import MNIST, Contract
 from stack.errors import first_line
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600  # --follow: tfio's -1 ("forever") is broken, so wait a day instead
@@ -45,11 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate the saved model on the test topic as rows arrive, printing live accuracy.",
     )
     add_topic_flags(parser, predictions=False)
-    parser.add_argument(
-        "--group-id",
-        default="mnist-evaluate",
-        help="consumer group (default mnist-evaluate: a new run continues after the records an earlier run read)",
-    )
+    add_group_flag(parser, "evaluate", "a new run continues after the records an earlier run read")
     parser.add_argument(
         "--instance",
         help="a stable name for this process in the group (static membership: a restart takes its partitions back "
@@ -73,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=AUTO_RUN,
         help="write TensorBoard scalars (evaluate/accuracy, evaluate/loss, stream/records_per_s, stream/lag) to "
-        "this directory; the flag alone: runs/evaluate-<time> (default: none written)",
+        "this directory; the flag alone: runs/evaluate-<time> (runs/evaluate-<dataset>-<time> for a dataset other "
+        "than mnist; default: none written)",
     )
     return parser
 
@@ -139,9 +147,12 @@ class RunningScore:
         return self.loss_sum / self.rows if self.rows else 0.0
 
 
-def record_changes(batch: DecodedBatch) -> list[tuple[int | None, tuple[str, int] | None, bool]]:
+def record_changes(
+    batch: DecodedBatch, names: Contract = MNIST
+) -> list[tuple[int | None, tuple[str, int] | None, bool]]:
     """Per raw record, in order: its decoded image's index (None if it did not decode), its row (None when its
-    headers name none) and whether it deletes the row (a deletion names its row by its headers, decoded or not)."""
+    headers, as ``names`` spells them, name none) and whether it deletes the row (a deletion names its row by its
+    headers, decoded or not)."""
     headers = batch.headers()
     if not headers:  # tfio: no headers, every image a record of its own
         return [(i, None, False) for i in range(len(batch))]
@@ -149,7 +160,7 @@ def record_changes(batch: DecodedBatch) -> list[tuple[int | None, tuple[str, int
     image = 0
     for record_headers, decoded in zip(headers, batch.valid.tolist(), strict=True):
         try:
-            ref = row_ref(record_headers)
+            ref = row_ref(record_headers, names)
             row: tuple[str, int] | None = (ref.table, ref.id)
         except HeaderError:
             row = None
@@ -167,6 +178,7 @@ class Evaluation:
     stream: Stream
     metrics: Metrics
     score: RunningScore = field(default_factory=RunningScore)
+    names: Contract = MNIST  # the dataset's contract: its header names
     rate: RateMeter = field(default_factory=RateMeter)
     first_at: float | None = None
     last_at: float | None = None
@@ -177,7 +189,7 @@ class Evaluation:
         self.score.malformed += batch.malformed
         self.last_at = time.perf_counter()
         self.first_at = self.first_at or self.last_at
-        changes = record_changes(batch)
+        changes = record_changes(batch, self.names)
         scored = [index for index, _, gone in changes if index is not None and not gone]
         if not scored:
             for _, row, gone in changes:
@@ -231,7 +243,7 @@ class Evaluation:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        client, source = prepare(args)
+        client, source, dataset = prepare(args)
     except CommandError as error:
         return refuse(error)
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
@@ -240,23 +252,24 @@ def main(argv: list[str] | None = None) -> int:
         group=args.source == "kafka", instance=args.instance,
     )  # fmt: skip
     try:
-        stream = open_batches(client, options, args.source)
+        stream = open_batches(client, options, args.source, RecordFormat.of(dataset))
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for note in stream.notes:
         print(note, file=sys.stderr, flush=True)
     try:
-        return _evaluate(args, source, stream)
+        return _evaluate(args, source, stream, dataset)
     except Exception as error:  # noqa: BLE001 - whatever failed, the user gets one line and exit 1, no traceback
         print(f"error: {first_line(error)}", file=sys.stderr)
         return 1
 
 
-def _evaluate(args: argparse.Namespace, source: ModelSource, stream: Stream) -> int:
+def _evaluate(args: argparse.Namespace, source: ModelSource, stream: Stream, dataset) -> int:
     """Score the stream batch by batch; the summary line at the end."""
-    run_dir = timestamped_run("evaluate") if args.run_dir == AUTO_RUN else args.run_dir
-    run = Evaluation(source, stream, Metrics(Path(run_dir) if run_dir else None), RunningScore(not args.follow))
+    run_dir = timestamped_run(run_prefix(dataset, "evaluate")) if args.run_dir == AUTO_RUN else args.run_dir
+    metrics = Metrics(Path(run_dir) if run_dir else None)
+    run = Evaluation(source, stream, metrics, RunningScore(not args.follow), names=dataset.contract)
     version = f" version {source.label}" if source.version is not None else ""
     print(
         f"evaluating {args.model}{version} on {args.topic} (group {args.group_id}, {stream.describe()}); "

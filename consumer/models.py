@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from consumer.cli import CommandError, add_dataset_flag, dataset_of, refuse, store_of
 from consumer.store.versions import DEFAULT_STORE, ModelStore, StoreLockedError
 
 
@@ -23,7 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.models", description="List the versions of a model store, or promote one to latest."
     )
-    parser.add_argument("--model-dir", type=Path, default=DEFAULT_STORE, help=f"model store ({DEFAULT_STORE})")
+    add_dataset_flag(parser)
+    parser.add_argument(
+        "--model-dir", type=Path, help=f"model store (default: the dataset's, models/<dataset>; {DEFAULT_STORE})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="one line a version, oldest first; * marks latest")
     promote = commands.add_parser("promote", help="point latest at VERSION (a rollback)")
@@ -50,7 +54,11 @@ def version_line(info: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    store = ModelStore(args.model_dir)
+    try:
+        dataset = dataset_of(args) if args.model_dir is None else None
+    except CommandError as error:
+        return refuse(error)
+    store = ModelStore(args.model_dir if dataset is None else store_of(dataset))
     if not store.versions():
         print(f"error: no model versions in {store.directory} (train first: python -m consumer.train)", file=sys.stderr)
         return 1

@@ -34,14 +34,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
+from consumer.cli import CommandError, add_group_flag, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
 from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, open_batches
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.publisher import Publisher, Rebalanced, TransactionError, transactional_id
 from consumer.learning.scoring import prediction_records
+from consumer.records.codec import RecordFormat
 from consumer.records.predictions import describe_malformed, plan_batch
 from consumer.store.source import ModelSource
-from stack.contract import MNIST
+from stack.contract import MNIST, Contract
 from stack.errors import first_line
 
 FOLLOW_IDLE_TIMEOUT_S = 24 * 3600
@@ -52,15 +53,11 @@ __all__ = ["build_parser", "main", "transactional_id"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.predict",
-        description="Score the test topic's rows as they arrive and publish one prediction a row to "
-        f"{MNIST.predictions_topic}, exactly once (one Kafka transaction a batch).",
+        description="Score the test topic's rows as they arrive and publish one prediction a row to the dataset's "
+        f"predictions topic ({MNIST.predictions_topic} for mnist), exactly once (one Kafka transaction a batch).",
     )
     add_topic_flags(parser, predictions=True)
-    parser.add_argument(
-        "--group-id",
-        default="mnist-predict",
-        help="consumer group (default mnist-predict: a new run continues after the last committed batch)",
-    )
+    add_group_flag(parser, "predict", "a new run continues after the last committed batch")
     parser.add_argument(
         "--instance",
         help="a stable name for this process in the group (default: none, a transactional.id of its own each run); "
@@ -99,11 +96,11 @@ class Tally:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        client, source = prepare(args)
+        client, source, dataset = prepare(args)
     except CommandError as error:
         return refuse(error)
     try:
-        return _run(args, client, source)
+        return _run(args, client, source, dataset)
     except KeyboardInterrupt:  # before the stream started (init_transactions, the topic check)
         print("interrupted", file=sys.stderr)
         return 130
@@ -112,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str) -> tuple[Publisher, Stream]:
+def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str, dataset) -> tuple[Publisher, Stream]:
     """The publisher (its ``init_transactions`` first: it aborts what a killed predecessor left open, before the
     reader fetches the group's offsets) and the group member's stream."""
     client.check_topic(args.predictions_topic)
@@ -121,13 +118,13 @@ def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str) -> tuple[P
     options = ReadOptions(
         args.topic, args.group_id, args.batch_size, idle, args.start, group=True, instance=args.instance
     )
-    return publisher, open_batches(client, options)
+    return publisher, open_batches(client, options, fmt=RecordFormat.of(dataset))
 
 
-def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource) -> int:
+def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource, dataset) -> int:
     txn_id = transactional_id(args.group_id, args.instance)
     try:
-        publisher, stream = _open(args, client, txn_id)
+        publisher, stream = _open(args, client, txn_id, dataset)
     except (SourceError, TransactionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -145,7 +142,7 @@ def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource) -> 
     with stop_on_signals(stream.stop):
         try:
             for batch in stream.batches:
-                _score(args, source, publisher, stream, batch, tally)
+                _score(args, source, publisher, stream, batch, tally, dataset.contract)
         except KeyboardInterrupt:  # a second Ctrl-C: an open transaction is aborted when this id starts again
             pass
         except (SourceError, TransactionError) as error:
@@ -172,6 +169,7 @@ def _score(
     stream: Stream,
     batch: DecodedBatch,
     tally: Tally,
+    names: Contract = MNIST,
 ) -> None:
     """Score one batch and publish its predictions with the group's offsets in one transaction; a batch the
     group's rebalance aborted is read again (what this process still holds) instead."""
@@ -180,8 +178,8 @@ def _score(
     line = source.refresh()
     if line:
         print(line, flush=True)
-    plan = plan_batch(batch.headers(), batch.valid.tolist())
-    records = prediction_records(source.model, batch.images, plan, source.version)
+    plan = plan_batch(batch.headers(), batch.valid.tolist(), names)
+    records = prediction_records(source.model, batch.images, plan, source.version, names)
     try:
         publisher.publish(args.predictions_topic, records, args.topic, batch.offsets(), stream.group_metadata())
     except Rebalanced as why:

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, kafka_client_of, open_model
+from consumer.cli import CommandError, add_model_flag, add_topic_flags, apply_dataset, kafka_client_of, open_model
 from consumer.kafka.client import SourceError
 from consumer.learning.spark_scoring import score_batches
 from stack.assemble import spark_jars
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.spark_predict",
         description="Score the test topic with Spark Structured Streaming (Kafka source, mapInPandas, Kafka sink) "
-        f"and publish one prediction a row to {MNIST.predictions_topic}, as consumer.predict does.",
+        f"and publish one prediction a row to the dataset's predictions topic ({MNIST.predictions_topic} for mnist), "
+        "as consumer.predict does.",
     )
     add_topic_flags(parser, predictions=True)
     add_model_flag(parser, "score with")
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --interval must be a finite number > 0 and --max-records-per-trigger >= 1", file=sys.stderr)
         return 2
     try:
+        dataset = apply_dataset(args)
         client = kafka_client_of(args)
         cfg = StackConfig.from_env()
     except CommandError as error:
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no Spark Kafka connector jars in {spark_jars_dir(cfg)}; run: {SETUP_HINT}", file=sys.stderr)
         return 1
     try:
-        label = open_model(args.model).label  # fails here, in one line, rather than in a worker
+        label = open_model(args.model, dataset).label  # fails here, in one line, rather than in a worker
         client.check_topic(args.topic)
         client.check_topic(args.predictions_topic)
     except CommandError as error:
@@ -164,13 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     checkpoint = args.checkpoint_dir or default_checkpoint(cfg, args.topic)
     try:
-        return _run(args, client.servers, jars, checkpoint, label)
+        return _run(args, client.servers, jars, checkpoint, label, dataset)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _session(master: str, jars: list[Path]):
+def _session(master: str, jars: list[Path], name: str = "mnist"):
     # The workers must run this venv's python (TensorFlow, the project) and find the project from any cwd.
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
@@ -179,7 +181,7 @@ def _session(master: str, jars: list[Path]):
 
     return (
         SparkSession.builder.master(master)
-        .appName("mnist-spark-predict")
+        .appName(f"{name}-spark-predict")
         .config("spark.jars", ",".join(str(j) for j in jars))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
@@ -191,11 +193,11 @@ def _session(master: str, jars: list[Path]):
     )
 
 
-def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: Path, label: str) -> int:
+def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: Path, label: str, dataset) -> int:
     started = time.perf_counter()
-    spark = _session(args.master, jars)
+    spark = _session(args.master, jars, dataset.name)
     spark.sparkContext.setLogLevel("ERROR")
-    query = _start_query(spark, args, servers, checkpoint)
+    query = _start_query(spark, args, servers, checkpoint, dataset)
     print(
         f"predicting {args.topic} -> {args.predictions_topic} with {args.model} {label} on Spark {args.master} "
         f"(checkpoint {checkpoint}); {'Ctrl-C to stop' if args.follow else 'ends at the topic end'}",
@@ -228,21 +230,23 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoint: P
     return 0
 
 
-def _start_query(spark, args: argparse.Namespace, servers: str, checkpoint: Path):
+def _start_query(spark, args: argparse.Namespace, servers: str, checkpoint: Path, dataset):
     """The streaming query, started: Kafka source, ``score_batches`` in ``mapInPandas``, Kafka sink."""
     reader = spark.readStream.format("kafka").options(**source_options(args, servers))
     model = str(args.model.resolve())
+    # The workers read the description themselves: a path must not depend on their working directory.
+    described = args.dataset if Path(args.dataset).suffix != ".toml" else str(Path(args.dataset).resolve())
     predictions = (
         reader.load()
         .select("key", "value", "headers")
-        .mapInPandas(lambda batches: score_batches(model, batches), schema="key binary, value binary")
+        .mapInPandas(lambda batches: score_batches(model, batches, described), schema="key binary, value binary")
     )
     writer = (
         predictions.writeStream.format("kafka")
         .option("kafka.bootstrap.servers", servers)
         .option("topic", args.predictions_topic)
         .option("checkpointLocation", str(checkpoint))
-        .queryName("mnist_spark_predict")
+        .queryName(f"{dataset.name}_spark_predict")
     )
     writer = (
         writer.trigger(processingTime=f"{args.interval:g} seconds")

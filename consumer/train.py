@@ -1,4 +1,7 @@
-"""``python -m consumer.train``: train the CNN on the training topic and save it; ``--follow`` keeps learning.
+"""``python -m consumer.train``: train the dataset's model on its training topic and save it; ``--follow`` keeps
+learning. ``--dataset`` (default ``mnist``) names the dataset: its training topic, the headers that name its rows,
+its records' format, its model (``consumer.learning.models``: MNIST's CNN, an MLP normalized on the training
+records, or a builder of the user's) and its model store ``models/<name>/`` are the defaults.
 
 One-shot (default, ``consumer.learning.epochs``): reads the topic as its table: a first pass over the headers until
 the topic is idle (``--idle-timeout``) finds each row's latest version, deleted rows left out; every epoch then
@@ -21,7 +24,7 @@ Where the model goes: ``--model-dir DIR`` publishes into that model store (``con
 ``latest.keras`` (its directory is the store). One process publishes into a store at a time (a second refuses);
 the store keeps the newest ``--keep-versions`` versions, the latest and those a checkpoint still names
 (``python -m consumer.models list|promote``). Any other ``--model`` file is saved as it is (one-shot only;
-``--follow`` then publishes into ``models/mnist/``).
+``--follow`` then publishes into the dataset's store, ``models/mnist/`` for MNIST).
 
 Exit codes: 0 trained and saved (``--follow``: stopped cleanly), 1 failure with one line on stderr (broker
 unreachable at start or while reading, topic, no records, model or checkpoint directory not usable), 2 usage.
@@ -38,14 +41,24 @@ import sys
 import uuid
 from pathlib import Path
 
-from consumer.cli import quiet_tensorflow
+from consumer.cli import (
+    CommandError,
+    add_dataset_flag,
+    check_source,
+    dataset_of,
+    quiet_tensorflow,
+    refuse,
+    run_prefix,
+    store_of,
+)
 from consumer.kafka.batches import add_source_flag
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.learning.drift import DriftMonitor
-from consumer.learning.epochs import EpochSource, peak_memory_mb, train_epochs
-from consumer.learning.models import build_model
+from consumer.learning.epochs import EpochSource, peak_memory_mb, train_epochs, training_features
+from consumer.learning.models import ModelBuildError, build_model
 from consumer.learning.online import FollowSettings, FollowState, Stopper, follow
 from consumer.monitoring.tensorboard import Metrics, timestamped_run
+from consumer.records.codec import RecordFormat
 from consumer.store.checkpoints import CheckpointDir, CheckpointError
 from consumer.store.versions import DEFAULT_MODEL, DEFAULT_STORE, LATEST_MODEL, ModelStore, StoreLockedError
 from stack.config import ConfigError, add_flags
@@ -59,15 +72,19 @@ DEFAULT_KEEP_VERSIONS = 5
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m consumer.train",
-        description="Train the MNIST CNN on the records of the training topic and save it (epochs re-read the "
-        "topic from Kafka through a shuffle buffer); --follow keeps learning from new records, with checkpoints.",
+        description="Train the dataset's model (default: MNIST's CNN) on the records of its training topic and save "
+        "it (epochs re-read the topic from Kafka through a shuffle buffer); --follow keeps learning from new "
+        "records, with checkpoints.",
     )
-    parser.add_argument("--topic", default=MNIST.train, help=f"training topic (default {MNIST.train})")
+    add_dataset_flag(parser)
+    parser.add_argument(
+        "--topic", help=f"training topic (default: the dataset's training topic, {MNIST.train} for mnist)"
+    )
     add_flags(parser, "kafka")
     parser.add_argument(
         "--group-id",
         help="consumer group (default: a new group each one-shot run, so every run reads the whole topic; "
-        "--follow: mnist-train-follow)",
+        "--follow: <dataset>-train-follow, mnist-train-follow for mnist)",
     )
     add_source_flag(parser)
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10; not with --follow)")
@@ -85,11 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"where to save ({DEFAULT_MODEL}); a file named latest.keras publishes a version into its directory",
+        help=f"where to save (default: the dataset's store's latest.keras, {DEFAULT_MODEL} for mnist); a file "
+        "named latest.keras publishes a version into its directory",
     )
     parser.add_argument(
-        "--model-dir", type=Path, help=f"model store to publish versions into (--follow default: {DEFAULT_STORE})"
+        "--model-dir",
+        type=Path,
+        help=f"model store to publish versions into (--follow default: models/<dataset>, {DEFAULT_STORE} for mnist)",
     )
     parser.add_argument(
         "--keep-versions",
@@ -129,7 +148,10 @@ def add_follow_flags(follow: argparse._ArgumentGroup) -> None:
         "--from-model", type=Path, help="without a checkpoint, start from this saved model instead of a new one"
     )
     follow.add_argument(
-        "--run-dir", type=Path, help="TensorBoard run directory (--follow default: runs/train-<time>; 'none': off)"
+        "--run-dir",
+        type=Path,
+        help="TensorBoard run directory (--follow default: runs/train-<time>, runs/train-<dataset>-<time> for a "
+        "dataset other than mnist; 'none': off)",
     )
 
 
@@ -153,14 +175,26 @@ def check_directory(directory: Path, flag: str) -> tuple[int, str] | None:
     return None
 
 
-def model_store(args: argparse.Namespace) -> ModelStore | None:
+def model_store(args: argparse.Namespace, dataset) -> ModelStore | None:
     """The store to publish into: ``--model-dir``, or ``--model``'s directory when it names ``latest.keras``;
-    ``--follow`` falls back to the default store."""
+    ``--follow`` falls back to the dataset's store."""
     if args.model_dir is not None:
         return ModelStore(args.model_dir)
     if args.model.name == LATEST_MODEL:
         return ModelStore(args.model.parent)
-    return ModelStore(DEFAULT_STORE) if args.follow else None
+    return ModelStore(store_of(dataset)) if args.follow else None
+
+
+def apply_dataset(args: argparse.Namespace):
+    """The dataset ``--dataset`` names, its defaults filled into ``args`` (training topic, model path);
+    ``CommandError`` (exit 2, one line) when it is unknown or ``--source`` cannot read it."""
+    dataset = dataset_of(args)
+    if args.topic is None:
+        args.topic = dataset.contract.train
+    if args.model is None:
+        args.model = store_of(dataset) / LATEST_MODEL
+    check_source(args, dataset)
+    return dataset
 
 
 def usage_error(args: argparse.Namespace) -> str | None:
@@ -193,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle_timeout is None and not args.follow:
         args.idle_timeout = DEFAULT_IDLE_TIMEOUT_S
     try:
+        dataset = apply_dataset(args)
+    except CommandError as error:
+        return refuse(error)
+    try:
         client = KafkaClient.from_args(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -201,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if refused:
         print(refused[1], file=sys.stderr)
         return refused[0]
-    store = model_store(args)
+    store = model_store(args, dataset)
     if store is not None:
         refused = check_directory(store.directory, f"--model-dir {store.directory}")
         if refused:
@@ -215,18 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     try:
         if args.follow:
-            return follow_main(args, client, store)
-        return train_main(args, client, store)
+            return follow_main(args, client, store, dataset)
+        return train_main(args, client, store, dataset)
     finally:
         if lock is not None:
             lock.release()
 
 
-def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore | None) -> int:
+def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore | None, dataset) -> int:
     """One-shot training: epochs over the topic, then the model saved or published; the exit code."""
-    group_id = args.group_id or f"mnist-train-{uuid.uuid4().hex[:12]}"
+    group_id = args.group_id or f"{dataset.name}-train-{uuid.uuid4().hex[:12]}"
     warn = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    source = EpochSource(args, client, group_id, warn)
+    source = EpochSource(args, client, group_id, warn, RecordFormat.of(dataset), dataset.contract)
     try:
         if args.group_id:
             skipped = client.committed_records(group_id, args.topic)
@@ -236,16 +274,17 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
                     f"the model is trained only on the records after them and replaces {args.model} "
                     "(omit --group-id to train on the whole topic)"
                 )
-        model = build_model()
+        # A normalization learns the training records' statistics first; MNIST's CNN needs no look.
+        model = build_model(dataset, None if dataset.model == "cnn" else training_features(source))
         summary, fit_seconds = train_epochs(args, source, model, progress=not args.quiet)
-    except SourceError as error:
+    except (SourceError, ModelBuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if summary is None:
         held = f", all {source.records} held out for validation" if source.records else ""
         print(
             f"error: no usable records on {args.topic} (group {group_id}) within the {args.idle_timeout:g} s idle "
-            f"timeout ({source.malformed} malformed{held}); load data first: make load-mnist",
+            f"timeout ({source.malformed} malformed{held}); load data first: {load_hint(dataset)}",
             file=sys.stderr,
         )
         return 1
@@ -280,23 +319,32 @@ def train_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore 
     return 0
 
 
-def follow_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore) -> int:
+def load_hint(dataset) -> str:
+    """How to put rows in the dataset's tables, for the no-records error."""
+    if dataset.name == "mnist":
+        return "make load-mnist"
+    if dataset.loader:
+        return f"python -m loader --dataset {dataset.name}"
+    return f"insert rows into {dataset.contract.train_table}"
+
+
+def follow_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore, dataset) -> int:
     """Continual training until stopped, its lines printed as they come, then a summary line; the exit code."""
     checkpoint_dir = args.checkpoint_dir or DEFAULT_CHECKPOINTS / args.topic
     refused = check_directory(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")
     if refused:
         print(refused[1], file=sys.stderr)
         return refused[0]
-    run_dir = args.run_dir if args.run_dir is not None else timestamped_run("train")
+    run_dir = args.run_dir if args.run_dir is not None else timestamped_run(run_prefix(dataset, "train"))
     metrics = Metrics(run_dir) if str(run_dir) != "none" else None
-    settings = follow_settings(args, client)
+    settings = follow_settings(args, client, dataset)
     stopper = Stopper().install()
     try:
         state = follow(
             settings, CheckpointDir(checkpoint_dir), store, args.from_model, metrics, DriftMonitor(), stopper,
             say=lambda line: print(line, flush=True),
         )  # fmt: skip
-    except (SourceError, CheckpointError, OSError) as error:  # OSError: a full disk under the checkpoint or store
+    except (SourceError, CheckpointError, ModelBuildError, OSError) as error:  # OSError: a full disk
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
@@ -310,11 +358,12 @@ def follow_main(args: argparse.Namespace, client: KafkaClient, store: ModelStore
     return 0
 
 
-def follow_settings(args: argparse.Namespace, client: KafkaClient) -> FollowSettings:
-    """The continual-training settings the flags give."""
+def follow_settings(args: argparse.Namespace, client: KafkaClient, dataset) -> FollowSettings:
+    """The continual-training settings the flags and the dataset give. A new model starts without training
+    records to adapt a normalization on: it is the identity until the model learned (or ``--from-model``)."""
     return FollowSettings(
         topic=args.topic,
-        group_id=args.group_id or "mnist-train-follow",
+        group_id=args.group_id or f"{dataset.name}-train-follow",
         client=client,
         batch_size=args.batch_size,
         replay_capacity=args.replay_size,
@@ -324,6 +373,8 @@ def follow_settings(args: argparse.Namespace, client: KafkaClient) -> FollowSett
         idle_timeout_s=args.idle_timeout,
         keep_versions=args.keep_versions,
         from_start_on_new_topic=args.from_start_on_new_topic,
+        fmt=RecordFormat.of(dataset),
+        build=lambda: build_model(dataset),
     )
 
 

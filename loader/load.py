@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from loader.database import copy_rows
+from loader.rows import Writer
 from loader.source import Split
 
 BULK_CHUNK = 5000  # rows a COPY inside the one transaction: bounds memory and moves the progress bar
@@ -36,13 +37,19 @@ def chunks(splits: list[Split], size: int) -> Iterator[Split]:
             yield Split(split.name, split.images[start : start + size], split.labels[start : start + size])
 
 
-def bulk_load(conn, splits: list[Split], progress: Callable[[int], None], schema: str = "public") -> LoadResult:
-    """COPY every split in one transaction: all rows are committed, or none (any error rolls back)."""
+def bulk_load(
+    conn, splits: list[Split], progress: Callable[[int], None], schema: str = "public", write: Writer | None = None
+) -> LoadResult:
+    """COPY every split in one transaction (``write``: another dataset's writer, ``loader.rows``): all rows are
+    committed, or none (any error rolls back)."""
     started = time.perf_counter()
     rows = 0
     try:
         for chunk in chunks(splits, BULK_CHUNK):
-            copy_rows(conn, chunk.name, chunk.images, chunk.labels, schema)
+            if write is None:
+                copy_rows(conn, chunk.name, chunk.images, chunk.labels, schema)
+            else:
+                write(conn, chunk.name, chunk.images, chunk.labels)
             rows += len(chunk)
             progress(len(chunk))
         conn.commit()
@@ -60,8 +67,10 @@ def stream_load(
     progress: Callable[[int], None],
     clock: Callable[[], float] = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
+    write: Writer = copy_rows,
 ) -> LoadResult:
-    """Insert ``batch`` rows a transaction, paced so that row ``n`` commits at ``n / rate`` seconds.
+    """Insert ``batch`` rows a transaction (``write``: MNIST's COPY by default), paced so that row ``n`` commits
+    at ``n / rate`` seconds.
 
     Pacing follows a fixed schedule from the start (not a sleep after each batch), so slow batches do not
     accumulate drift. Ctrl-C stops after rolling back the batch in flight; committed batches stay.
@@ -73,7 +82,7 @@ def stream_load(
             delay = started + rows / rate - clock()
             if delay > 0:
                 sleep(delay)
-            copy_rows(conn, chunk.name, chunk.images, chunk.labels)
+            write(conn, chunk.name, chunk.images, chunk.labels)
             conn.commit()
             rows += len(chunk)
             progress(len(chunk))

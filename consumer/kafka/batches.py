@@ -19,11 +19,13 @@ import numpy as np
 
 from consumer.kafka.client import KafkaClient
 from consumer.kafka.reader import Batch, CommittingReader, ReadOptions
-from consumer.records.codec import decode_batch
+from consumer.records.codec import MNIST_FORMAT, RecordFormat, decode_batch
 
 __all__ = ["SOURCES", "DecodedBatch", "ReadOptions", "Stream", "add_source_flag", "open_batches", "source_name"]
 
 SOURCES = ("kafka", "tfio")
+#: The tfio source's TensorFlow decode knows MNIST's records only.
+TFIO_MNIST_ONLY = "the tfio source decodes MNIST's records only; read other datasets with --source kafka"
 
 
 def source_name(text: str) -> str:
@@ -154,14 +156,19 @@ class Stream:
         return self.reader
 
 
-def open_batches(client: KafkaClient, options: ReadOptions, source: str = "kafka") -> Stream:
-    """Decoded batches of ``options`` (see ``consumer.kafka.reader.ReadOptions``) from ``source``.
+def open_batches(
+    client: KafkaClient, options: ReadOptions, source: str = "kafka", fmt: RecordFormat = MNIST_FORMAT
+) -> Stream:
+    """Decoded batches of ``options`` (see ``consumer.kafka.reader.ReadOptions``) from ``source``, records of
+    ``fmt`` (MNIST's by default; the tfio source decodes MNIST's only, ``ValueError`` else).
 
     Raises ``consumer.kafka.client.SourceError`` (one line) when the broker or the topic is not usable, at the
     start or while reading. The tfio source reads a group from its committed offsets (``start`` for a new one)
     until idle: ``offsets``, ``until``, ``group`` and a ``None`` idle timeout are the kafka source's only.
     """
     if source == "tfio":
+        if fmt != MNIST_FORMAT:
+            raise ValueError(TFIO_MNIST_ONLY)
         if options.offsets is not None or options.until is not None or options.idle_timeout_s is None:
             raise ValueError("the tfio source reads a group from its committed offsets until idle, nothing else")
         return _tfio_batches(client, options)
@@ -170,7 +177,7 @@ def open_batches(client: KafkaClient, options: ReadOptions, source: str = "kafka
     def batches() -> Iterator[DecodedBatch]:
         try:
             for batch in reader.batches():
-                decoded = decode_batch(batch.values, batch.keys)
+                decoded = decode_batch(batch.values, batch.keys, fmt)
                 yield DecodedBatch(
                     decoded.images,
                     decoded.labels,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from consumer.records.predictions import is_delete
-from stack.contract import MNIST
+from stack.contract import MNIST, Contract
 
 Headers = Sequence[tuple[str, bytes]] | None
 
@@ -46,13 +46,14 @@ def deletes(headers: Sequence[Headers]) -> np.ndarray:
     return np.fromiter((is_delete(h) for h in headers), bool, len(headers))
 
 
-def row_of(headers: Headers) -> tuple[bytes, bytes] | None:
-    """``(table, id)`` the record is a version of, or None when it names no row.
+def row_of(headers: Headers, names: Contract = MNIST) -> tuple[bytes, bytes] | None:
+    """``(table, id)`` the record is a version of (the headers ``names``, a dataset's contract, spells), or None
+    when it names no row.
 
     >>> row_of([("mnist.table", b"mnist_train"), ("mnist.id", b"7")]), row_of([])
     ((b'mnist_train', b'7'), None)
     """
-    table, row_id = header(headers, MNIST.table_header), header(headers, MNIST.id_header)
+    table, row_id = header(headers, names.table_header), header(headers, names.id_header)
     return None if table is None or row_id is None else (table, row_id)
 
 
@@ -83,7 +84,8 @@ class LatestVersions:
     (5, 2, [(0, 2), (1, 0)])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, names: Contract = MNIST) -> None:
+        self.names = names  # the dataset whose headers name the rows
         self.places = Places()
         self._latest: dict[object, tuple[int, int] | None] = {}  # row -> place of its latest version, None: deleted
         self.records = 0
@@ -91,7 +93,7 @@ class LatestVersions:
     def add(self, partitions: Sequence[int], headers: Sequence[Headers]) -> None:
         """Take the next records read: their partitions and headers, in reading order."""
         for place, record_headers in zip(self.places.of(partitions), headers, strict=True):
-            row = row_of(record_headers)
+            row = row_of(record_headers, self.names)
             self._latest[row if row is not None else place] = None if is_delete(record_headers) else place
         self.records += len(partitions)
 

@@ -17,6 +17,7 @@ import resource
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 
 import numpy as np
 
@@ -24,16 +25,19 @@ from consumer.kafka.batches import open_batches
 from consumer.kafka.client import KafkaClient
 from consumer.kafka.reader import CommittingReader, ReadOptions
 from consumer.learning.changes import LatestVersions, Places
-from consumer.learning.replay import ShuffleBuffer, to_images, to_pixels
-from consumer.records.codec import NUM_COLUMNS
+from consumer.learning.replay import ShuffleBuffer
+from consumer.records.codec import MNIST_FORMAT, RecordFormat
+from stack.contract import MNIST, Contract
 
 READ_BATCH = 1024  # records decoded together: batch first, then decode
 VALIDATION_KEPT = 10_000  # held-out records kept in memory to score after each epoch
+ADAPT_LIMIT = 100_000  # records a normalization's statistics are computed on: a sample of a large table is enough
 
 
 def held_out(pixels: np.ndarray, share: float) -> np.ndarray:
-    """Which records (``uint8`` pixel arrays) are held out for validation: a hash of the pixels below
-    ``share``, so a record is on the same side in every epoch and whatever partition it came from.
+    """Which records (packed: ``uint8`` pixel arrays, a numeric dataset's float32 values) are held out for
+    validation: a hash of the values below ``share``, so a record is on the same side in every epoch and whatever
+    partition it came from.
 
     >>> mask = held_out(np.random.default_rng(0).integers(0, 256, (2000, 784), dtype=np.uint8), 0.1)
     >>> 150 < mask.sum() < 250
@@ -50,10 +54,18 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def read_topic(client: KafkaClient, topic: str, group_id: str, idle_timeout: float, source: str = "kafka", notes=print):
+def read_topic(
+    client: KafkaClient,
+    topic: str,
+    group_id: str,
+    idle_timeout: float,
+    source: str = "kafka",
+    notes=print,
+    fmt: RecordFormat = MNIST_FORMAT,
+):
     """Well-formed records of ``topic`` as numpy arrays, the count of malformed ones skipped, and the seconds
     from the start of reading to the last record (the whole topic in memory: the tfio source's epochs)."""
-    stream = open_batches(client, ReadOptions(topic, group_id, READ_BATCH, idle_timeout), source)
+    stream = open_batches(client, ReadOptions(topic, group_id, READ_BATCH, idle_timeout), source, fmt)
     for note in stream.notes:
         notes(note)
     images, labels, malformed = [], [], 0
@@ -67,7 +79,7 @@ def read_topic(client: KafkaClient, topic: str, group_id: str, idle_timeout: flo
         last_record_at = time.perf_counter()
     seconds = last_record_at - started
     if not images:
-        return np.zeros((0, NUM_COLUMNS), np.float32), np.zeros((0,), np.int32), malformed, seconds
+        return fmt.empty(), np.zeros((0,), np.int32), malformed, seconds
     return np.concatenate(images), np.concatenate(labels), malformed, seconds
 
 
@@ -79,13 +91,21 @@ class EpochSource:
     (``LatestVersions``); every epoch then re-reads the same offsets range (``start_offsets`` to ``until``) and
     learns only those records. Nothing is committed while reading: ``commit`` commits ``until`` for the group
     once the caller saved the model that learned them. ``args`` are ``consumer.train``'s flags: ``topic``,
-    ``source`` and ``idle_timeout``.
+    ``source`` and ``idle_timeout``; ``fmt`` the records' format and ``names`` the contract whose headers name
+    the rows (MNIST's by default).
     """
 
     def __init__(
-        self, args: argparse.Namespace, client: KafkaClient, group_id: str, warn: Callable[[str], None]
+        self,
+        args: argparse.Namespace,
+        client: KafkaClient,
+        group_id: str,
+        warn: Callable[[str], None],
+        fmt: RecordFormat = MNIST_FORMAT,
+        names: Contract = MNIST,
     ) -> None:
         self.args, self.client, self.group_id, self.warn = args, client, group_id, warn
+        self.fmt, self.names = fmt, names
         self.start_offsets: dict[int, int] | None = None
         self.until: dict[int, int] | None = None
         self.live: set[tuple[int, int]] = set()
@@ -94,11 +114,12 @@ class EpochSource:
         self.read_seconds = 0.0
 
     def epoch(self, number: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields ``(images, labels)`` a read batch; counts malformed in the first epoch."""
+        """Yields ``(images, labels)`` a read batch; counts malformed in the first epoch (``number`` 0: a look at
+        the records before the epochs, ``training_features``)."""
         if self.args.source == "tfio":
             yield from self._from_memory()
             return
-        if number == 1:
+        if self.until is None:
             self._scan()
         yield from self._read_latest(first=number == 1)
 
@@ -111,7 +132,7 @@ class EpochSource:
         args = self.args
         if self.memory is None:
             images, labels, self.malformed, self.read_seconds = read_topic(
-                self.client, args.topic, self.group_id, args.idle_timeout, "tfio", self.warn
+                self.client, args.topic, self.group_id, args.idle_timeout, "tfio", self.warn, self.fmt
             )
             self.memory, self.records = (images, labels), len(labels)
             self.rows = self.records
@@ -128,7 +149,7 @@ class EpochSource:
         if not args.quiet:
             starts = ", ".join(f"partition {p} offset {o}" for p, o in sorted(reader.start_offsets.items()))
             print(f"reading {args.topic} (group {self.group_id}) from {starts}", flush=True)
-        latest = LatestVersions()
+        latest = LatestVersions(self.names)
         started = time.perf_counter()
         try:
             self.start_offsets = dict(reader.start_offsets)
@@ -145,7 +166,7 @@ class EpochSource:
         options = ReadOptions(
             args.topic, self.group_id, READ_BATCH, args.idle_timeout, offsets=self.start_offsets, until=self.until
         )
-        stream = open_batches(self.client, options)
+        stream = open_batches(self.client, options, fmt=self.fmt)
         places = Places()
         try:
             for batch in stream.batches:
@@ -158,18 +179,31 @@ class EpochSource:
             stream.close()
 
 
+def training_features(source: EpochSource, limit: int = ADAPT_LIMIT) -> np.ndarray:
+    """Up to ``limit`` records' values of the training topic, read before the epochs: what a model's
+    normalization is adapted on (``consumer.learning.models``); float32 ``(n, num_features)``."""
+    kept, count = [], 0
+    with closing(source.epoch(0)) as batches:  # closed now when the limit stops the read early
+        for images, _ in batches:
+            kept.append(images[: limit - count])
+            count += len(kept[-1])
+            if count >= limit:
+                break
+    return np.concatenate(kept) if kept else source.fmt.empty()
+
+
 class _Validation:
     """The held-out records: counted in the first epoch, up to ``VALIDATION_KEPT`` of them kept to score."""
 
-    def __init__(self, share: float) -> None:
-        self.share = share
+    def __init__(self, share: float, fmt: RecordFormat = MNIST_FORMAT) -> None:
+        self.share, self.fmt = share, fmt
         self.count = 0
         self.pixels: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
 
     def split(self, images: np.ndarray, labels: np.ndarray, first_epoch: bool) -> tuple[np.ndarray, np.ndarray]:
         """The records to train on; the held-out ones are kept (first epoch only: later epochs are the same)."""
-        pixels = to_pixels(images)
+        pixels = self.fmt.pack(images)
         out = held_out(pixels, self.share)
         if first_epoch and out.any():
             self.count += int(out.sum())
@@ -183,7 +217,7 @@ class _Validation:
         """``model``'s accuracy on the kept records; None when none are held out."""
         if not self.labels:
             return None
-        x_val, y_val = to_images(np.concatenate(self.pixels)), np.concatenate(self.labels)
+        x_val, y_val = self.fmt.unpack(np.concatenate(self.pixels)), np.concatenate(self.labels)
         return float(model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["accuracy"])
 
 
@@ -212,12 +246,12 @@ def train_epochs(args: argparse.Namespace, source: EpochSource, model, progress:
     the seconds."""
     import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only training needs it, not --help or bad flags
 
-    validation = _Validation(args.validation_split)
+    validation = _Validation(args.validation_split, source.fmt)
     train_count = None
     started = time.perf_counter()
     summary = None
     for epoch in range(1, args.epochs + 1):
-        buffer = ShuffleBuffer(args.shuffle_buffer, args.batch_size, seed=epoch)
+        buffer = ShuffleBuffer(args.shuffle_buffer, args.batch_size, seed=epoch, fmt=source.fmt)
         totals = _EpochTotals(keras.utils.Progbar(train_count, verbose=1 if progress else 0, stateful_metrics=None))
         shown = False
         for images, labels in source.epoch(epoch):

@@ -37,6 +37,7 @@ from consumer.kafka.reader import ReadOptions
 from consumer.learning.changes import deletes
 from consumer.learning.models import build_model
 from consumer.learning.replay import Reservoir
+from consumer.records.codec import MNIST_FORMAT, RecordFormat
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
 from consumer.store.grid_models import refuse_for_training
 
@@ -98,6 +99,8 @@ class FollowSettings:
     window: int = 500
     keep_versions: int | None = None  # versions the store keeps (None: all)
     from_start_on_new_topic: bool = False  # a recreated topic: read it from its start instead of refusing
+    fmt: RecordFormat = MNIST_FORMAT  # the records' format (the dataset's)
+    build: Callable[[], object] = build_model  # a new model, when there is no checkpoint nor --from-model
 
 
 @dataclass
@@ -177,15 +180,26 @@ class _Window:
         return self.correct / self.count if self.count else None
 
 
-def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, replay_capacity: int):
+def resume(
+    checkpoints: CheckpointDir,
+    topic: str,
+    from_model: Path | None,
+    replay_capacity: int,
+    fmt: RecordFormat = MNIST_FORMAT,
+    build: Callable[[], object] = build_model,
+):
     """``(model, reservoir, counters, offsets or None, checkpoint or None)`` to continue from: the newest
-    checkpoint in ``checkpoints``, else ``from_model`` (or a new model) with an empty reservoir."""
+    checkpoint in ``checkpoints``, else ``from_model`` (or a new model, ``build()``) with an empty reservoir; the
+    records are ``fmt``'s, and a model that takes another count of values is refused (``CheckpointError``)."""
     import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only loading a model needs it, not --help
 
     checkpoint = checkpoints.latest()
     if checkpoint is None:
-        model = refuse_for_training(keras.saving.load_model(from_model), from_model) if from_model else build_model()
-        return model, Reservoir(replay_capacity), Counters(), None, None
+        if from_model:
+            model = _fits(refuse_for_training(keras.saving.load_model(from_model), from_model), from_model, fmt)
+        else:
+            model = build()
+        return model, Reservoir(replay_capacity, fmt=fmt), Counters(), None, None
     saved_topic = checkpoint.manifest.get("topic")
     if saved_topic not in (None, topic):
         raise CheckpointError(
@@ -194,10 +208,22 @@ def resume(checkpoints: CheckpointDir, topic: str, from_model: Path | None, repl
         )
     try:
         model = refuse_for_training(keras.saving.load_model(checkpoint.model_path), checkpoint.model_path)
-        reservoir = Reservoir.load(checkpoint.replay_path, replay_capacity)
+        model = _fits(model, checkpoint.model_path, fmt)
+        reservoir = Reservoir.load(checkpoint.replay_path, replay_capacity, fmt)
     except (OSError, ValueError) as error:
         raise CheckpointError(f"cannot load the checkpoint {checkpoint.directory}: {error}") from None
     return model, reservoir, Counters.from_manifest(checkpoint.manifest), checkpoint.offsets, checkpoint
+
+
+def _fits(model, file: Path, fmt: RecordFormat):
+    """``model`` when it takes ``fmt``'s records; ``CheckpointError`` (one line naming ``file``) else."""
+    takes = model.input_shape[-1]
+    if takes != fmt.num_features:
+        raise CheckpointError(
+            f"the model at {file} takes {takes} values a record, this dataset's records hold {fmt.num_features}: "
+            "start a new one (another --checkpoint-dir, no --from-model)"
+        )
+    return model
 
 
 class _Run:
@@ -211,7 +237,7 @@ class _Run:
             settings, checkpoints, store, metrics, drift,
         )  # fmt: skip
         self.model, self.reservoir, self.counters, self.resumed_offsets, self.checkpoint = resume(
-            checkpoints, settings.topic, from_model, settings.replay_capacity
+            checkpoints, settings.topic, from_model, settings.replay_capacity, settings.fmt, settings.build
         )
         self.window = _Window(settings.window)
         self.version: int | None = None
@@ -463,7 +489,7 @@ def _open(run: _Run, settings: FollowSettings, offsets: dict[int, int] | None) -
     options = ReadOptions(
         settings.topic, settings.group_id, settings.batch_size, _wake_after(settings), offsets=offsets
     )
-    stream = open_batches(settings.client, options)
+    stream = open_batches(settings.client, options, fmt=settings.fmt)
     # The reader's notes say a group's offsets moved; a checkpoint's are said here, with the records lost.
     notes = stream.notes if offsets is None else moved_offsets(settings.topic, offsets, stream.start_offsets())
     for note in notes:

@@ -1,8 +1,9 @@
 """Bounded samples of a stream: the replay reservoir of continual training and the shuffle buffer of epochs.
 
-Both hold records as ``uint8`` ``(n, 784)`` (the pixels as they travel, 784 bytes a record) and hand them back
-as the model's flat ``float32`` vectors in [0, 1]: a decoded value is ``pixel / 255`` in float32, and
-``round(x * 255)`` gives the pixel back exactly, so nothing is lost and the memory is a quarter.
+Both hold records packed by their ``RecordFormat`` (``consumer.records.codec``) and hand them back as the model's
+flat ``float32`` vectors. MNIST's (the default) are ``uint8`` ``(n, 784)``, the pixels as they travel: a decoded
+value is ``pixel / 255`` in float32, and ``round(x * 255)`` gives the pixel back exactly, so nothing is lost and
+the memory is a quarter. A numeric dataset's values are held as the float32 they decoded to.
 
 Pure: NumPy only, no TensorFlow, no Kafka.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.records.codec import NUM_COLUMNS
+from consumer.records.codec import MNIST_FORMAT, RecordFormat
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:
@@ -41,11 +42,11 @@ class Reservoir:
     (3, 10)
     """
 
-    def __init__(self, capacity: int, seed: int = 0) -> None:
+    def __init__(self, capacity: int, seed: int = 0, fmt: RecordFormat = MNIST_FORMAT) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
-        self.capacity = capacity
-        self.pixels = np.zeros((capacity, NUM_COLUMNS), np.uint8)
+        self.capacity, self.fmt = capacity, fmt
+        self.pixels = np.zeros((capacity, fmt.num_features), fmt.packed_dtype())
         self.labels = np.zeros((capacity,), np.int32)
         self.seen = 0
         self.rng = np.random.default_rng(seed)
@@ -63,7 +64,7 @@ class Reservoir:
         slots = np.where(index < self.capacity, index, self.rng.integers(0, index + 1))
         keep = slots < self.capacity
         # Repeated slots: the later record wins, as in the one-at-a-time algorithm (NumPy assigns in order).
-        self.pixels[slots[keep]] = to_pixels(images[keep])
+        self.pixels[slots[keep]] = self.fmt.pack(images[keep])
         self.labels[slots[keep]] = labels[keep]
         self.seen += n
 
@@ -71,9 +72,9 @@ class Reservoir:
         """``count`` records drawn uniformly (with replacement) from the sample; fewer when it is empty."""
         size = len(self)
         if size == 0 or count <= 0:
-            return np.zeros((0, NUM_COLUMNS), np.float32), np.zeros((0,), np.int32)
+            return self.fmt.empty(), np.zeros((0,), np.int32)
         chosen = self.rng.integers(0, size, count)
-        return to_images(self.pixels[chosen]), self.labels[chosen]
+        return self.fmt.unpack(self.pixels[chosen]), self.labels[chosen]
 
     def save(self, path: Path) -> None:
         """Write the sample, the count and the random state to ``path`` (an ``.npz`` file)."""
@@ -89,13 +90,16 @@ class Reservoir:
             )
 
     @classmethod
-    def load(cls, path: Path, capacity: int | None = None) -> Reservoir:
-        """The reservoir ``save`` wrote; ``capacity`` (default: the saved one) may differ from the saved one."""
+    def load(cls, path: Path, capacity: int | None = None, fmt: RecordFormat = MNIST_FORMAT) -> Reservoir:
+        """The reservoir ``save`` wrote; ``capacity`` (default: the saved one) may differ from the saved one.
+        ``ValueError`` when the saved records are not ``fmt``'s (another dataset's checkpoint)."""
         with np.load(path) as saved:
-            reservoir = cls(int(saved["capacity"]) if capacity is None else capacity)
+            reservoir = cls(int(saved["capacity"]) if capacity is None else capacity, fmt=fmt)
             labels = saved["labels"]
+            if saved["pixels"].size != len(labels) * fmt.num_features:
+                raise ValueError(f"its replay sample holds records of another size than {fmt.num_features} values")
             # A sample saved as 28 x 28 x 1 grids holds the same bytes in the same order as the flat records.
-            pixels = saved["pixels"].reshape(len(labels), NUM_COLUMNS)
+            pixels = saved["pixels"].reshape(len(labels), fmt.num_features)
             keep = min(len(labels), reservoir.capacity)
             reservoir.pixels[:keep], reservoir.labels[:keep] = pixels[:keep], labels[:keep]
             reservoir.seen = int(saved["seen"]) if keep == len(labels) else keep
@@ -116,9 +120,9 @@ class ShuffleBuffer:
     ([2], [2, 1])
     """
 
-    def __init__(self, capacity: int, batch_size: int, seed: int = 0) -> None:
-        self.capacity, self.batch_size = max(capacity, batch_size), batch_size
-        self.pixels = np.zeros((0, NUM_COLUMNS), np.uint8)
+    def __init__(self, capacity: int, batch_size: int, seed: int = 0, fmt: RecordFormat = MNIST_FORMAT) -> None:
+        self.capacity, self.batch_size, self.fmt = max(capacity, batch_size), batch_size, fmt
+        self.pixels = np.zeros((0, fmt.num_features), fmt.packed_dtype())
         self.labels = np.zeros((0,), np.int32)
         self.size = 0
         self.rng = np.random.default_rng(seed)
@@ -131,16 +135,16 @@ class ShuffleBuffer:
         if self.size + n > len(self.labels):
             grown = max(self.size + n, min(2 * len(self.labels) + n, self.capacity + n))
             self.pixels = np.concatenate(
-                [self.pixels[: self.size], np.zeros((grown - self.size, NUM_COLUMNS), np.uint8)]
+                [self.pixels[: self.size], np.zeros((grown - self.size, self.fmt.num_features), self.pixels.dtype)]
             )
             self.labels = np.concatenate([self.labels[: self.size], np.zeros((grown - self.size,), np.int32)])
-        self.pixels[self.size : self.size + n] = to_pixels(images)
+        self.pixels[self.size : self.size + n] = self.fmt.pack(images)
         self.labels[self.size : self.size + n] = labels
         self.size += n
 
     def _take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         chosen = self.rng.choice(self.size, size=count, replace=False)
-        images, labels = to_images(self.pixels[chosen]), self.labels[chosen].copy()
+        images, labels = self.fmt.unpack(self.pixels[chosen]), self.labels[chosen].copy()
         # Fill the holes with the last records that are not taken themselves, then shrink.
         tail = np.setdiff1d(np.arange(self.size - count, self.size), chosen, assume_unique=True)
         holes = np.sort(chosen[chosen < self.size - count])

@@ -7,10 +7,14 @@ import time
 import numpy as np
 
 from consumer.records.predictions import Plan, prediction_key, prediction_value
+from stack.contract import MNIST, Contract
 
 
-def prediction_records(model, images, plan: Plan, version: int | None) -> list[tuple[bytes, bytes | None]]:
-    """``(key, value)`` for each change of ``plan`` (``consumer.records.predictions.plan_batch``), in record order:
+def prediction_records(
+    model, images, plan: Plan, version: int | None, names: Contract = MNIST
+) -> list[tuple[bytes, bytes | None]]:
+    """``(key, value)`` for each change of ``plan`` (``consumer.records.predictions.plan_batch``), in record order
+    (``names``: the dataset's contract):
     a prediction scored by ``model`` (one call for the batch), or a tombstone (value None) for a deleted row. Order
     matters: a row inserted and deleted within one batch must end with its tombstone."""
     if not plan.changes:
@@ -25,6 +29,6 @@ def prediction_records(model, images, plan: Plan, version: int | None) -> list[t
     now_ms = int(time.time() * 1000)
     records: list[tuple[bytes, bytes | None]] = []
     for index, ref in plan.changes:
-        value = None if index is None else prediction_value(ref, *scored[index], version, now_ms)
-        records.append((prediction_key(ref), value))
+        value = None if index is None else prediction_value(ref, *scored[index], version, now_ms, names)
+        records.append((prediction_key(ref, names), value))
     return records

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from stack import contract
-from stack.contract import MNIST
+from stack.contract import MNIST, Contract
 
 TABLE_HEADER = MNIST.table_header
 ID_HEADER = MNIST.id_header
@@ -90,8 +90,9 @@ def _number(raw: bytes, what: str, low: int, high: int) -> int:
     return value
 
 
-def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef:
-    """The row a record's headers name; ``HeaderError`` (the reason) when ``mnist.table`` or ``mnist.id`` is
+def row_ref(headers: list[tuple[str, bytes]] | None, names: Contract = MNIST) -> RowRef:
+    """The row a record's headers name (``names``: the dataset's contract, which spells them); ``HeaderError``
+    (the reason) when ``mnist.table`` or ``mnist.id`` is
     missing or unusable, or ``__source_ts_ms`` is there but no time a timestamp can show. The id is the table's
     ``bigint`` key, so it must fit in int64: a larger one would be another row's key to the sink.
 
@@ -107,7 +108,8 @@ def row_ref(headers: list[tuple[str, bytes]] | None) -> RowRef:
     consumer.records.predictions.HeaderError: id out of range
     """
     found = dict(headers or [])
-    table, row_id, committed = found.get(TABLE_HEADER), found.get(ID_HEADER), found.get(COMMIT_HEADER)
+    table, row_id = found.get(names.table_header), found.get(names.id_header)
+    committed = found.get(names.commit_header)
     if not table:
         raise HeaderError("no table header")
     if row_id is None:
@@ -145,19 +147,31 @@ def _envelope(schema: dict, payload: dict) -> bytes:
     return json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode()
 
 
-def prediction_key(ref: RowRef) -> bytes:
-    """The record key: the prediction table's primary key, as JsonConverter reads it.
+def _named(schema: dict, names: Contract, part: str) -> dict:
+    """``schema`` named after ``names``' predictions topic (``mnist.predictions.Key``): the fields are every
+    dataset's."""
+    return schema if names is MNIST else {**schema, "name": f"{names.predictions_topic}.{part}"}
+
+
+def prediction_key(ref: RowRef, names: Contract = MNIST) -> bytes:
+    """The record key: the prediction table's primary key, as JsonConverter reads it (``names``: the dataset's
+    contract, which names the schema).
 
     >>> json.loads(prediction_key(RowRef("mnist_test", 7, None)))["payload"]
     {'source_table': 'mnist_test', 'id': 7}
     """
-    return _envelope(KEY_SCHEMA, {"source_table": ref.table, "id": ref.id})
+    return _envelope(_named(KEY_SCHEMA, names, "Key"), {"source_table": ref.table, "id": ref.id})
 
 
 def prediction_value(
-    ref: RowRef, predicted: int, confidence: float, model_version: int | None, predicted_ms: int
+    ref: RowRef,
+    predicted: int,
+    confidence: float,
+    model_version: int | None,
+    predicted_ms: int,
+    names: Contract = MNIST,
 ) -> bytes:
-    """The record value: one row of ``mnist_predictions``.
+    """The record value: one row of the dataset's predictions table (``mnist_predictions``).
 
     >>> payload = json.loads(prediction_value(RowRef("mnist_test", 7, 1700000000000), 3, 0.5, 2, 1700000000250))
     >>> payload["payload"]
@@ -166,7 +180,7 @@ def prediction_value(
     """
     committed = zoned_timestamp(ref.committed_ms) if ref.committed_ms is not None else None
     return _envelope(
-        VALUE_SCHEMA,
+        _named(VALUE_SCHEMA, names, "Value"),
         {
             "source_table": ref.table,
             "id": ref.id,
@@ -207,10 +221,10 @@ class Plan:
         return sum(1 for index, _ in self.changes if index is None)
 
 
-def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool]) -> Plan:
+def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool], names: Contract = MNIST) -> Plan:
     """What to do with each raw record of a batch (``headers`` and ``valid`` are per raw record; decoded images
-    hold the valid records in order). A deletion names its row by its headers alone: it is retracted whether or
-    not its last version decodes.
+    hold the valid records in order; ``names``: the dataset's contract, which spells the headers). A deletion
+    names its row by its headers alone: it is retracted whether or not its last version decodes.
 
     >>> row = lambda i, op=b"c": [("mnist.table", b"t"), ("mnist.id", str(i).encode()), ("__op", op)]
     >>> plan = plan_batch([row(1), None, row(3), row(4, b"d"), row("x")], [True, True, False, True, True])
@@ -223,7 +237,7 @@ def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool])
         index = image if decoded else None
         image += 1 if decoded else 0
         try:
-            ref = row_ref(record_headers)
+            ref = row_ref(record_headers, names)
         except HeaderError as error:
             plan.malformed[str(error)] += 1
             continue

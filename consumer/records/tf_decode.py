@@ -5,6 +5,10 @@ per-message ``decode_csv``) and skips malformed records instead of failing the b
 and output as the NumPy ``consumer.records.codec.decode_batch`` of the default reading path
 (tests/unit/consumer/records/test_codec.py checks both on the same records). ``decode_kafka_stream_record`` is
 the talk's per-message function, kept verbatim for compatibility.
+
+Both know MNIST's records only (784 bytes, ten classes): the commands refuse ``--source tfio`` for another
+dataset in one line (``consumer.cli.check_source``), whose records the NumPy decode reads
+(``consumer.records.codec.RecordFormat``).
 """
 
 from __future__ import annotations

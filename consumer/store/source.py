@@ -18,11 +18,12 @@ class ModelSource:
     returns a line for the user; ``version`` is None for a plain file.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, width: int | None = None) -> None:
         import keras  # noqa: PLC0415 - TensorFlow loads in seconds; only a loaded model needs it, not --help
 
         self._keras = keras
         self.path = path
+        self.width = width  # the values a record of the dataset holds: a model taking another count is refused
         self.store = None
         self.version: int | None = None
         if path.name == "latest.keras" and (path.parent / "latest.json").is_file():
@@ -43,7 +44,14 @@ class ModelSource:
                 f"cannot load the model at {file}: not a Keras model saved by consumer.train "
                 f"({type(error).__name__}: {first_line(error, limit=200)})"
             ) from None
-        return for_scoring(model)
+        model = for_scoring(model)
+        takes = model.input_shape[-1]
+        if self.width is not None and takes != self.width:
+            raise ModelError(
+                f"the model at {file} takes {takes} values a record, the dataset's records hold {self.width}: "
+                "train one on this dataset (python -m consumer.train --dataset NAME)"
+            )
+        return model
 
     @property
     def label(self) -> str:
