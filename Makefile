@@ -10,6 +10,11 @@ IDX_DIR ?=
 LIMIT ?=
 BATCH ?=
 DEMO_RATE ?= 50
+# The dataset the demo and the model-side targets use (datasets/<name>.toml): mnist, iris, or one of your own.
+DATASET ?= mnist
+DS = --dataset $(DATASET)
+# The demo's test split streams in at DEMO_RATE rows/s: iris's 30 test rows stream at 5 a second.
+DEMO_STREAM_RATE = $(if $(filter mnist,$(DATASET)),$(DEMO_RATE),5)
 STATE = $${STACK_HOME:-.stack}
 
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
@@ -44,19 +49,19 @@ status:
 	$(PY) -m stack status
 
 load-mnist:
-	$(PY) -m loader $(LOADER_ARGS)
+	$(PY) -m loader $(DS) $(LOADER_ARGS)
 
 train:
-	$(PY) -m consumer.train
+	$(PY) -m consumer.train $(DS)
 
 train-follow:  ## keep learning from the training topic (checkpoints, versions, TensorBoard) until Ctrl-C
-	$(PY) -m consumer.train --follow
+	$(PY) -m consumer.train $(DS) --follow
 
 evaluate:
-	$(PY) -m consumer.evaluate --run-dir
+	$(PY) -m consumer.evaluate $(DS) --run-dir
 
-predict:  ## one prediction a row of the test topic into mnist.predictions -> mnist_predictions (exactly once)
-	$(PY) -m consumer.predict
+predict:  ## one prediction a row of the test topic into <dataset>.predictions -> <dataset>_predictions (exactly once)
+	$(PY) -m consumer.predict $(DS)
 
 dashboard:  ## TensorBoard over runs/ on http://127.0.0.1:$TENSORBOARD_PORT (default 6006)
 	$(PY) -m consumer.dashboard
@@ -67,18 +72,19 @@ demo-drift:  ## on the running stack: digits, then the same digits inverted; tra
 
 demo: setup  ## fresh clone -> live accuracy: stack up, load + train, evaluate while the test split streams in
 	$(PY) -m stack up
-	$(PY) -m loader --split train
-	$(PY) -m consumer.train
+	$(if $(filter-out mnist,$(DATASET)),$(PY) -m stack add $(DATASET))
+	$(PY) -m loader $(DS) --split train
+	$(PY) -m consumer.train $(DS)
 	@mkdir -p $(STATE)/logs
-	@echo "Streaming the test split into PostgreSQL at $(DEMO_RATE) rows/s (log: $(STATE)/logs/demo-loader.log)."
+	@echo "Streaming the test split into PostgreSQL at $(DEMO_STREAM_RATE) rows/s (log: $(STATE)/logs/demo-loader.log)."
 	@echo "Each line is one batch of rows that went PostgreSQL -> Debezium -> Kafka -> the model:"
-	@( sleep 2; $(PY) -m loader --split test --rate $(DEMO_RATE) --no-progress \
+	@( sleep 2; $(PY) -m loader $(DS) --split test --rate $(DEMO_STREAM_RATE) --no-progress \
 	    > $(STATE)/logs/demo-loader.log 2>&1 ) & \
-	$(PY) -m consumer.evaluate --idle-timeout 15
+	$(PY) -m consumer.evaluate $(DS) --idle-timeout 15
 	@echo "Scoring every test row and writing the predictions back to PostgreSQL (log: $(STATE)/logs/demo-predict.log):"
-	@$(PY) -m consumer.predict --idle-timeout 5 > $(STATE)/logs/demo-predict.log
+	@$(PY) -m consumer.predict $(DS) --idle-timeout 5 > $(STATE)/logs/demo-predict.log
 	@tail -n 1 $(STATE)/logs/demo-predict.log
-	$(PY) -m consumer.show_predictions --wait 30
+	$(PY) -m consumer.show_predictions $(DS) --wait 30
 	@echo "The stack is still running (python -m stack status). Stop it with: python -m stack down"
 
 bench:  ## benchmarks against the running native stack (python -m stack up first); JSON in bench/results/
