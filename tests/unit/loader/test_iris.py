@@ -6,8 +6,8 @@ import collections
 import numpy as np
 import pytest
 
-from loader import iris
 from loader.__main__ import main
+from loader.hooks import iris
 from stack.datasets import load
 
 

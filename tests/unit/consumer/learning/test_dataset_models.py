@@ -12,7 +12,7 @@ import pytest
 from consumer.learning.epochs import train_epochs
 from consumer.learning.models import ModelBuildError, build_model
 from consumer.records.codec import RecordFormat, decode_batch, encode_numbers
-from loader.iris import read_splits
+from loader.hooks.iris import read_splits
 from stack.datasets import load
 
 IRIS = load("iris")

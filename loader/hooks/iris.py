@@ -12,6 +12,8 @@ import numpy as np
 
 from loader.source import Split
 
+#: Where the rows come from, as the loader says it.
+SOURCE = "scikit-learn's bundled iris"
 TEST_EVERY = 5  # the 5th, 10th, ... row of each class is a test row
 
 
