@@ -67,7 +67,7 @@ def test_the_readme_s_own_table_steps_give_every_live_row_a_prediction_from_its_
     rng = np.random.default_rng(11)
     features = rng.normal(size=(ROWS, 3)).astype(np.float32)
     labels = (features[:, 0] + features[:, 1] > 0).astype(int)
-    rows = [(*map(float, f), int(y)) for f, y in zip(features, labels)]
+    rows = [(*map(float, f), int(y)) for f, y in zip(features, labels, strict=True)]
     execute(pipeline, f"INSERT INTO {name} (f1, f2, f3, label) VALUES " + ",".join(["(%s,%s,%s,%s)"] * ROWS),
             [v for row in rows for v in row])  # fmt: skip
 
