@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from probes.database import connect, drop_slot
+from probes.database import connect
 from probes.rows import execute
 from probes.topics import Record, read_from
-from stack import added_datasets
-from stack.connect import rest
 from stack.datasets import load
+from tests.integration.support.datasets import remove_dataset
 
 IRIS_ROWS = [
     ("Iris-virginica", 6.3, 3.3, 6.0, 2.5),
@@ -42,12 +41,8 @@ def added(native):
         return result
 
     yield add
-    cfg = native.config
-    for name, contract in contracts.items():
-        added_datasets.forget(cfg, name)
-        for connector in (contract.connector, contract.sink_connector):
-            rest(cfg, "DELETE", f"/connectors/{connector}", timeout=30)
-        drop_slot(native.postgres, contract.slot)
+    for contract in contracts.values():
+        remove_dataset(native, contract)
 
 
 def insert_rows(pg, table: str, columns: list[str], rows: list[tuple]) -> list[int]:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from probes.database import connect, query_all
 from probes.deadline import poll
+from stack.datasets import load
 from tests.integration.support.backend import stop
+from tests.integration.support.datasets import remove_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 400
@@ -72,11 +75,14 @@ def test_the_readme_s_own_table_steps_give_every_live_row_a_prediction_from_its_
             [v for row in rows for v in row])  # fmt: skip
 
     add, train, predict = commands(bash)
-    for step in (add, train):
-        result = user.run(*step, timeout=600)
-        assert result.returncode == 0, f"{' '.join(step)}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    predictor = user.start(*predict)
+    store = ROOT / "models" / name  # where the README's train publishes; a store the test made goes with it
+    assert not store.exists(), f"{store} exists: this test would publish into it"
+    predictor = None
     try:
+        for step in (add, train):
+            result = user.run(*step, timeout=600)
+            assert result.returncode == 0, f"{' '.join(step)}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        predictor = user.start(*predict)
         table = f"{name}_predictions"
         scored = poll(lambda: query_all(pipeline.postgres, f"SELECT count(*) FROM {table}")[0][0] >= ROWS, 180)
         assert scored, f"{query_all(pipeline.postgres, f'SELECT count(*) FROM {table}')} of {ROWS} predicted"
@@ -101,7 +107,9 @@ def test_the_readme_s_own_table_steps_give_every_live_row_a_prediction_from_its_
             query_all(pipeline.postgres, f"SELECT id, predicted FROM {table} WHERE id < 40"),
         )
     finally:
-        out, err = stop(predictor)
+        out, err = stop(predictor) if predictor else ("", "")
+        remove_dataset(pipeline, load(tmp_path / f"{name}.toml").contract)
+        shutil.rmtree(store, ignore_errors=True)
     live = query_all(pipeline.postgres, f"SELECT count(*), count(p.id) FROM {name} LEFT JOIN {table} p USING (id)")
     assert live == [(ROWS - len(DELETED), ROWS - len(DELETED))], (live, out[-1500:], err[-1500:])
     assert query_all(pipeline.postgres, f"SELECT count(*) FROM {table}")[0][0] == ROWS - len(DELETED)
