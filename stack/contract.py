@@ -1,11 +1,10 @@
 """The names of the data contract, in one place: tables, topics, record headers, connectors, replication slot,
 publication and the predictions' topic and table (docs/design.md, Data contract).
 
-A dataset is one ``Contract`` instance: its name and its tables are given, the rest is read from the Debezium
-registration files beside the compose file (``debezium/register-postgres.json``, the talk's JSON, and
-``debezium/register-predictions-sink.json``), so the Python side never spells what those files already say. A
-second dataset is a second instance (``Contract.from_files("iris", {...}, its_source_json, its_sink_json)``),
-not a copy of this module.
+A dataset is one ``Contract`` instance. MNIST's names are read from the Debezium registration files beside the
+compose file (``debezium/register-postgres.json``, the talk's JSON, and ``debezium/register-predictions-sink.json``),
+so the Python side never spells what those files already say. Every other dataset's contract derives from its
+description (``datasets/<name>.toml``, read by ``stack.datasets``), not from a copy of this module.
 
 The other side of the contract keeps its own literals: the SQL under ``postgres/`` (tables, publication,
 predictions table), the compose file (connector names) and the transform ``MnistToCsv`` (header names, the

@@ -15,7 +15,7 @@ import pytest
 from probes.database import connect
 from probes.rows import execute
 from probes.topics import Record, read_from
-from stack.datasets import load
+from stack.datasets import DATASETS_DIR, load
 from tests.integration.support.datasets import remove_dataset
 
 IRIS_ROWS = [
@@ -79,20 +79,30 @@ def records_with_ids(
     return found(read_from(bootstrap, topic, None, lambda records: len(found(records)) == len(ids), timeout))
 
 
-def test_added_iris_streams_each_row_as_its_class_index_and_four_values(native, added):
-    first = added("iris")
-    again = added("iris")  # adding twice changes nothing
+def iris_copy(directory: Path) -> tuple[str, Path]:
+    """iris's description under a name and tables of the test's own (the iris tables are the iris test's)."""
+    name = f"flowers_{uuid.uuid4().hex[:8]}"
+    text = (DATASETS_DIR / "iris.toml").read_text()
+    text = text.replace('name = "iris"', f'name = "{name}"').replace('loader = "iris"\n', "")
+    path = directory / f"{name}.toml"
+    path.write_text(text.replace("iris_train", f"{name}_train").replace("iris_test", f"{name}_test"))
+    return name, path
+
+
+def test_an_added_iris_like_dataset_streams_each_row_as_its_class_index_and_four_values(native, added, tmp_path):
+    name, path = iris_copy(tmp_path)
+    first = added(str(path))
+    again = added(str(path))  # adding twice changes nothing
 
     for result in (first, again):
-        assert "connector  iris-connector RUNNING" in result.stdout
-        assert "sink       iris-predictions-sink RUNNING" in result.stdout
-    assert "postgres   iris: tables iris_train, iris_test, iris_predictions; publication iris_publication" in (
-        first.stdout
-    )
+        assert f"connector  {name}-connector RUNNING" in result.stdout
+        assert f"sink       {name}-predictions-sink RUNNING" in result.stdout
+    tables = f"tables {name}_train, {name}_test, {name}_predictions; publication {name}_publication"
+    assert f"postgres   {name}: {tables}" in first.stdout
     columns = ["iris_class", "sepal_length", "sepal_width", "petal_length", "petal_width"]
-    ids = insert_rows(native.postgres, "iris_train", columns, IRIS_ROWS)
+    ids = insert_rows(native.postgres, f"{name}_train", columns, IRIS_ROWS)
 
-    found = records_with_ids(native.bootstrap, "tf.public.iris_train", "iris.id", ids)
+    found = records_with_ids(native.bootstrap, f"tf.public.{name}_train", f"{name}.id", ids)
 
     assert set(found) == set(ids)
     for row_id, row in zip(ids, IRIS_ROWS, strict=True):
@@ -100,10 +110,10 @@ def test_added_iris_streams_each_row_as_its_class_index_and_four_values(native, 
         assert record.key == str(CLASSES.index(row[0])).encode()
         values = record.value.decode().split(",")
         assert [float(v) for v in values] == pytest.approx(row[1:], rel=1e-6)
-        assert record.headers["iris.table"] == b"iris_train"
+        assert record.headers[f"{name}.table"] == f"{name}_train".encode()
     status = native.run("stack", "status")
-    assert "iris-connector RUNNING (task 0 RUNNING)" in status.stdout
-    assert "iris-predictions-sink RUNNING (task 0 RUNNING)" in status.stdout
+    assert f"{name}-connector RUNNING (task 0 RUNNING)" in status.stdout
+    assert f"{name}-predictions-sink RUNNING (task 0 RUNNING)" in status.stdout
 
 
 def scratch_description(directory: Path) -> tuple[str, Path]:
