@@ -131,3 +131,18 @@ def model_store(tmp_path_factory):
     store = ModelStore(tmp_path_factory.mktemp("store"))
     assert store.publish(build_model()) == 1
     return str(store.latest_model)
+
+
+@pytest.fixture(scope="session")
+def spark_ready(pipeline):
+    """The connector jars assembled into the test stack's STACK_HOME (from ~/.m2 after the first time)."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"{error.name} is not installed (pip install -e '.[spark]')")
+    if pipeline.backend != "native":
+        pytest.skip("runs Spark on the host against the native stack's STACK_HOME")
+    assembled = pipeline.run("stack.assemble", "--part", "spark", timeout=300)
+    if assembled.returncode != 0:
+        pytest.skip(f"the Spark Kafka connector jars cannot be assembled: {assembled.stderr.strip()[:200]}")

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import uuid
 
-import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -47,21 +46,6 @@ from tests.integration.support.changes import ROWS as CHANGE_ROWS
 
 ROWS = 300
 PER_TRIGGER = 100  # micro-batches of at most this many records: the kill lands after the first, before the last
-
-
-@pytest.fixture(scope="module")
-def spark_ready(pipeline):
-    """The connector jars assembled into the test stack's STACK_HOME (from ~/.m2 after the first time)."""
-    try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"{error.name} is not installed (pip install -e '.[spark]')")
-    if pipeline.backend != "native":
-        pytest.skip("runs Spark on the host against the native stack's STACK_HOME")
-    assembled = pipeline.run("stack.assemble", "--part", "spark", timeout=300)
-    if assembled.returncode != 0:
-        pytest.skip(f"the Spark Kafka connector jars cannot be assembled: {assembled.stderr.strip()[:200]}")
 
 
 def test_a_sigkill_of_spark_then_a_restart_leaves_one_prediction_per_row(pipeline, spark_ready, model_store, tmp_path):
