@@ -236,6 +236,9 @@ def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: 
         say(f"assemble   up to date: {jar_dirs(cfg)}")
         return
     assemble.build(cfg, stale)  # the running JVMs keep their jars meanwhile
+    if any(server.SERVICE.name in USERS[part] for part in stale):
+        # The datasets' servers load the same distribution and transform; set_up_recorded starts them again.
+        dataset_servers.stop_all(cfg, say)
     users = sorted({name for part in stale for name in USERS[part] if running[name]})
     if not users:
         assemble.swap(cfg, stale)
@@ -243,9 +246,6 @@ def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: 
         return
     reasons = "; ".join(REASONS[part] for part in assemble.PARTS if part in stale)
     say(f"assemble   re-assembled ({reasons}); restarting {' and '.join(users)}")
-    if any(server.SERVICE.name in USERS[part] for part in stale):
-        # The datasets' servers load the same distribution and transform; set_up_recorded starts them again.
-        dataset_servers.stop_all(cfg, say)
     for service in (server.SERVICE, connect.SERVICE, kafka.SERVICE):  # Kafka's clients first
         if service.name in users:
             service.stop(cfg)
