@@ -223,3 +223,12 @@ def tail(path: Path, lines: int = 5) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def wait_for_process(name: str, pid: int, ready: Callable[[], bool], timeout: float, log: Path) -> None:
+    """Wait until ``ready()``; fail at once if the process died, else after ``timeout`` seconds (one line naming
+    its log and its last line)."""
+    if not wait_until(lambda: ready() or not pid_alive(pid), timeout, 0.5) or not pid_alive(pid):
+        detail = tail(log, 1)
+        reason = "exited" if not pid_alive(pid) else f"not ready after {timeout:.0f} s"
+        raise StepError(f"{name}: {reason}; see {log}" + (f" (last line: {detail.strip()[:200]})" if detail else ""))

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import added_datasets, assemble, connect, kafka, postgres, server
+from stack import added_datasets, assemble, connect, dataset_servers, kafka, postgres, server
 from stack.assembled import lib_dir, plugin_dir, server_dist_dir
 from stack.config import StackConfig
 from stack.connect import CONNECTOR_NAME
 from stack.datasets import Dataset
-from stack.processes import StepError, ensure_port_free, exclusive, pid_alive, port_answers, tail, wait_until
+from stack.processes import StepError, ensure_port_free, exclusive, port_answers, wait_for_process, wait_until
 
 Say = Callable[[str], None]
 
@@ -27,14 +27,6 @@ class Timeouts:
     connect: float = 120
     connector: float = 120
     server: float = 180
-
-
-def _wait_process(name: str, pid: int, ready: Callable[[], bool], timeout: float, log) -> None:
-    """Wait until ``ready()``; fail at once if the process died, else after ``timeout`` seconds."""
-    if not wait_until(lambda: ready() or not pid_alive(pid), timeout, 0.5) or not pid_alive(pid):
-        detail = tail(log, 1)
-        reason = "exited" if not pid_alive(pid) else f"not ready after {timeout:.0f} s"
-        raise StepError(f"{name}: {reason}; see {log}" + (f" (last line: {detail.strip()[:200]})" if detail else ""))
 
 
 def prepare_home(cfg: StackConfig) -> None:
@@ -88,9 +80,14 @@ def _up(cfg: StackConfig, say: Say, timeouts: Timeouts) -> bool:
     _up_connectors(cfg, say, timeouts, running["debezium-server"])
     if cfg.engine == "server":
         _up_server(cfg, say, timeouts, running["debezium-server"], java_home)
-    added_datasets.set_up_recorded(cfg, say, wait_for_connector, timeouts.connector)
+    added_datasets.set_up_recorded(cfg, say, wait_for_connector, _dataset_timeout(timeouts))
     say(f"up in {time.monotonic() - started:.1f} s")
     return True
+
+
+def _dataset_timeout(timeouts: Timeouts) -> float:
+    """A dataset's capture starts as a connector or as a Debezium Server of its own: the longer wait of the two."""
+    return max(timeouts.connector, timeouts.server)
 
 
 def _running(cfg: StackConfig) -> dict[str, bool]:
@@ -147,7 +144,7 @@ def _up_kafka(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool)
     else:
         kafka.ensure_formatted(cfg)
         pid = kafka.start(cfg)
-        _wait_process("kafka", pid, lambda: kafka.answers_metadata(cfg), timeouts.kafka, kafka.log_file(cfg))
+        wait_for_process("kafka", pid, lambda: kafka.answers_metadata(cfg), timeouts.kafka, kafka.log_file(cfg))
         say(f"kafka      started on {cfg.kafka_bootstrap} (controller port {cfg.controller_port})")
     kafka.ensure_topics(cfg)
 
@@ -158,7 +155,7 @@ def _up_connect(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: boo
         say(f"connect    already running on {cfg.connect_url}")
     else:
         pid = connect.start(cfg)
-        _wait_process("connect", pid, lambda: connect.answers(cfg), timeouts.connect, connect.log_file(cfg))
+        wait_for_process("connect", pid, lambda: connect.answers(cfg), timeouts.connect, connect.log_file(cfg))
         say(f"connect    started on {cfg.connect_url}")
 
 
@@ -193,14 +190,14 @@ def _up_server(cfg: StackConfig, say: Say, timeouts: Timeouts, was_running: bool
         say(f"server     already running on 127.0.0.1:{cfg.server_port}")
     else:
         pid = server.start(cfg)
-        _wait_process(
+        wait_for_process(
             "debezium-server",
             pid,
             lambda: server.is_up(server.health(cfg.server_port)),
             timeouts.server,
             server.SERVICE.log_file(cfg),
         )
-        _wait_process(
+        wait_for_process(
             "debezium-server (streaming from its slot)",
             pid,
             lambda: server.slot_active(cfg),
@@ -239,6 +236,9 @@ def _assemble(cfg: StackConfig, stale: set[str], running: dict[str, bool], say: 
         say(f"assemble   up to date: {jar_dirs(cfg)}")
         return
     assemble.build(cfg, stale)  # the running JVMs keep their jars meanwhile
+    if any(server.SERVICE.name in USERS[part] for part in stale):
+        # The datasets' servers load the same distribution and transform; set_up_recorded starts them again.
+        dataset_servers.stop_all(cfg, say)
     users = sorted({name for part in stale for name in USERS[part] if running[name]})
     if not users:
         assemble.swap(cfg, stale)
@@ -355,7 +355,7 @@ def add(cfg: StackConfig, dataset: Dataset, say: Say, timeouts: Timeouts = Timeo
     if down:
         raise StepError(f"add {dataset.name}: the stack is not running ({', '.join(down)} down): python -m stack up")
     with exclusive(lock_file(cfg), cfg.home):
-        added_datasets.set_up(cfg, dataset, say, wait_for_connector, timeouts.connector)
+        added_datasets.set_up(cfg, dataset, say, wait_for_connector, _dataset_timeout(timeouts))
         added_datasets.record(cfg, dataset)
     say(f"added      {dataset.name}: recorded in {added_datasets.state_file(cfg)}; python -m stack up sets it up again")
 
@@ -372,15 +372,20 @@ def down(cfg: StackConfig, say: Say, purge: bool = False) -> None:
         return
     prepare_home(cfg)
     with exclusive(lock_file(cfg), cfg.home):
+        dataset_servers.stop_all(cfg, say)
         if server.SERVICE.running_pid(cfg) is not None or cfg.engine == "server":
             say(f"{'server':<10} {'stopped' if server.SERVICE.stop(cfg) else 'was not running'}")
-        if purge and postgres.is_running(cfg) and server.drop_slot(cfg):
-            # Its offsets go with the purge: a slot left behind would hold WAL for a reader that never comes.
-            say(f"{'server':<10} dropped replication slot {server.SLOT_NAME}")
+        if purge and postgres.is_running(cfg):
+            # Their offsets go with the purge: a slot left behind would hold WAL for a reader that never comes.
+            for slot in (server.SLOT_NAME, *added_datasets.server_slots(cfg)):
+                if server.drop_slot(cfg, slot):
+                    say(f"{'server':<10} dropped replication slot {slot}")
         for name, stop in (("connect", connect.stop), ("kafka", kafka.stop), ("postgres", postgres.stop)):
             say(f"{name:<10} {'stopped' if stop(cfg) else 'was not running'}")
     if purge:
         postgres.purge(cfg)
         for part in ("postgres", "kafka", "connect", server.SERVICE.name, "run", "logs"):
             shutil.rmtree(cfg.home / part, ignore_errors=True)
+        for home in cfg.home.glob(f"{dataset_servers.PREFIX}*"):  # the datasets' servers' offsets
+            shutil.rmtree(home, ignore_errors=True)
         say(f"purged     data, logs and pid files under {cfg.home} (assembled jars kept)")

@@ -21,6 +21,7 @@ import re
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +59,14 @@ class ServerRun:
     """One Debezium Server: its service (files, pid), HTTP port and what it overrides of the connector JSON.
 
     The stack runs ``STACK_SERVER``; a benchmark may run a second one beside the Connect connector, with its own
-    service name, slot, topic prefix and tables.
+    service name, slot, topic prefix and tables; an added dataset runs one of its own whose ``source`` is its
+    Connect registration's config (``stack.dataset_servers``). An empty ``source`` means the talk's connector JSON.
     """
 
     service: JvmService
     port: int
     overrides: tuple[tuple[str, str], ...] = ()
+    source: tuple[tuple[str, str], ...] = ()
 
 
 def stack_run(cfg: StackConfig) -> ServerRun:
@@ -74,10 +77,15 @@ def offsets_file(cfg: StackConfig, service: JvmService = SERVICE) -> Path:
     return service.home(cfg) / "offsets.dat"
 
 
-def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, path: Path = CONNECTOR_JSON) -> dict:
-    """The connector JSON's settings as Debezium Server takes them: ``debezium.source.*`` and
-    ``debezium.transforms.*``, PostgreSQL's address and the partition count (TOPIC_PARTITIONS) from
-    configuration, ``${env:X}`` as ``${X}``.
+def source_settings(
+    cfg: StackConfig,
+    overrides: dict[str, str] | None = None,
+    path: Path = CONNECTOR_JSON,
+    config: Mapping[str, str] | None = None,
+) -> dict:
+    """The connector JSON's settings (or those of ``config``, a connector config of a dataset's registration) as
+    Debezium Server takes them: ``debezium.source.*`` and ``debezium.transforms.*``, PostgreSQL's address (as this
+    host reaches it) and the partition count (TOPIC_PARTITIONS) from configuration, ``${env:X}`` as ``${X}``.
 
     >>> from stack.config import StackConfig
     >>> s = source_settings(StackConfig.from_env({}), {"slot.name": "mnist_server_slot"})
@@ -86,7 +94,9 @@ def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, p
     >>> "debezium.source.key.converter" in s, s["debezium.source.publication.autocreate.mode"]
     (False, 'disabled')
     """
-    config = with_partitions(dict(json.loads(path.read_text())["config"]), cfg.partitions)
+    if config is None:
+        config = json.loads(path.read_text())["config"]
+    config = with_partitions(dict(config), cfg.partitions)
     config.update(
         {"database.hostname": cfg.pg_host, "database.port": str(cfg.pg_port), "database.dbname": cfg.pg_database}
     )
@@ -108,7 +118,8 @@ def source_settings(cfg: StackConfig, overrides: dict[str, str] | None = None, p
 
 def properties(cfg: StackConfig, run: ServerRun) -> list[str]:
     """``application.properties``: the derived source settings, file offsets, the Kafka sink, HTTP on 127.0.0.1."""
-    lines = [f"{key}={value}" for key, value in source_settings(cfg, dict(run.overrides)).items()]
+    settings = source_settings(cfg, dict(run.overrides), config=dict(run.source) or None)
+    lines = [f"{key}={value}" for key, value in settings.items()]
     lines += [
         # Offsets (the WAL position) in a file, flushed every second, as Connect's worker does (stack/connect.py).
         "debezium.source.offset.storage=org.apache.kafka.connect.storage.FileOffsetBackingStore",
@@ -254,18 +265,18 @@ def is_up(document: dict | None) -> bool:
     return bool(document) and document.get("status") == "UP"
 
 
-def describe(document: dict | None, port: int) -> str:
-    """``debezium-server UP on 127.0.0.1:8084`` or the state and failing checks.
+def describe(document: dict | None, port: int, name: str = SERVICE.name) -> str:
+    """``debezium-server UP on 127.0.0.1:8084`` (or the server ``name``'s) or the state and failing checks.
 
     >>> describe({"status": "DOWN", "checks": [{"name": "debezium", "status": "DOWN"}]}, 8084)
     'debezium-server DOWN on 127.0.0.1:8084 (debezium DOWN)'
+    >>> describe(None, 8085, "debezium-server-iris")
+    'debezium-server-iris not answering on 127.0.0.1:8085'
     """
     if document is None:
-        return f"debezium-server not answering on 127.0.0.1:{port}"
+        return f"{name} not answering on 127.0.0.1:{port}"
     failing = [f"{c.get('name')} {c.get('status')}" for c in document.get("checks", []) if c.get("status") != "UP"]
-    return f"debezium-server {document.get('status')} on 127.0.0.1:{port}" + (
-        f" ({', '.join(failing)})" if failing else ""
-    )
+    return f"{name} {document.get('status')} on 127.0.0.1:{port}" + (f" ({', '.join(failing)})" if failing else "")
 
 
 def java_description(home: Path) -> str:

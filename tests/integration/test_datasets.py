@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from probes.database import connect
 from probes.rows import execute
-from probes.topics import Record, read_from
 from stack.datasets import DATASETS_DIR, load
-from tests.integration.support.datasets import remove_dataset
+from tests.integration.support.datasets import insert_rows, records_with_ids, remove_dataset
 
 IRIS_ROWS = [
     ("Iris-virginica", 6.3, 3.3, 6.0, 2.5),
@@ -43,40 +41,6 @@ def added(native):
     yield add
     for contract in contracts.values():
         remove_dataset(native, contract)
-
-
-def insert_rows(pg, table: str, columns: list[str], rows: list[tuple]) -> list[int]:
-    """Insert ``rows`` of ``columns`` as the owner in one transaction; their ids, in order."""
-    conn = connect(pg)
-    try:
-        with conn, conn.cursor() as cur:
-            ids = []
-            for row in rows:
-                placeholders = ", ".join(["%s"] * len(columns))
-                cur.execute(
-                    f"INSERT INTO public.{table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id", row
-                )
-                ids.append(cur.fetchone()[0])
-            return ids
-    finally:
-        conn.close()
-
-
-def records_with_ids(
-    bootstrap: str, topic: str, header: str, ids: list[int], timeout: float = 120
-) -> dict[int, Record]:
-    """The first record of each of ``ids`` (by their ``header``) on ``topic``, read from its beginning."""
-    wanted = {str(i).encode(): i for i in ids}
-
-    def found(records: list[Record]) -> dict[int, Record]:
-        matches: dict[int, Record] = {}
-        for record in records:
-            row_id = wanted.get(record.headers.get(header))
-            if row_id is not None:
-                matches.setdefault(row_id, record)
-        return matches
-
-    return found(read_from(bootstrap, topic, None, lambda records: len(found(records)) == len(ids), timeout))
 
 
 def iris_copy(directory: Path) -> tuple[str, Path]:
