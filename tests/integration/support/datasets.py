@@ -21,7 +21,9 @@ def remove_dataset(pipeline, contract: Contract) -> None:
     source = f"/connectors/{contract.connector}"
     if rest(cfg, "GET", f"{source}/status")[0] == 200:  # none when the server engine captures
         rest(cfg, "PUT", f"{source}/stop", timeout=30)
-        stopped = poll(lambda: (rest(cfg, "GET", f"{source}/status")[1] or {}).get("connector", {}).get("state") == "STOPPED", 60)
+        stopped = poll(
+            lambda: (rest(cfg, "GET", f"{source}/status")[1] or {}).get("connector", {}).get("state") == "STOPPED", 60
+        )
         assert stopped, rest(cfg, "GET", f"{source}/status")
         status, answer = rest(cfg, "DELETE", f"{source}/offsets", timeout=60)
         assert status == 200, f"deleting {contract.connector}'s offsets: {status} {answer}"
