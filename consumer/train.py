@@ -13,8 +13,10 @@ the ``--validation-split`` share (stable across epochs and partitions; up to 10,
 each epoch). The ``tfio`` source cannot seek: it reads the topic once into memory.
 
 ``--follow``: continual training (``consumer.learning.online``): test-then-train on every batch with replay, checkpoints
-in ``--checkpoint-dir`` that a restart resumes from, a model version published with each (also when the topic goes
-quiet: within ``--checkpoint-every-seconds`` of the last record); until Ctrl-C / SIGTERM (or ``--idle-timeout``
+in ``--checkpoint-dir`` that a restart resumes from, a model version published with each, and between them the model
+alone published every ``--publish-every-seconds`` (default 5; also when the topic goes quiet: within that interval
+of the last record), so a row reaches a published model seconds after its commit while offsets are committed only
+with checkpoints; until Ctrl-C / SIGTERM (or ``--idle-timeout``
 when given), then a final checkpoint and a summary line. Every change is a new example (a corrected label too);
 deletes are skipped and counted, since a model cannot unlearn a row. A checkpoint knows its topic's Kafka id: a
 topic deleted and created again is refused (``--from-start-on-new-topic`` reads the new one from its start).
@@ -67,6 +69,7 @@ from stack.contract import MNIST
 DEFAULT_IDLE_TIMEOUT_S = 10.0
 DEFAULT_CHECKPOINTS = Path("models/checkpoints")
 DEFAULT_KEEP_VERSIONS = 5
+DEFAULT_PUBLISH_EVERY_S = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +141,14 @@ def add_follow_flags(follow: argparse._ArgumentGroup) -> None:
     )
     follow.add_argument(
         "--checkpoint-every-seconds", type=float, default=60.0, help="checkpoint after this many seconds (60)"
+    )
+    follow.add_argument(
+        "--publish-every-seconds",
+        type=float,
+        default=DEFAULT_PUBLISH_EVERY_S,
+        help=f"between checkpoints, publish the model alone (no optimizer state, no offsets committed) as a new "
+        f"version after this many seconds when it learned anything ({DEFAULT_PUBLISH_EVERY_S:g}; 0: publish only "
+        "at checkpoints)",
     )
     follow.add_argument(
         "--from-start-on-new-topic",
@@ -232,6 +243,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
             return "error: --replay-size and --replay-ratio must be >= 0"
         if args.checkpoint_every_records < 1 or not args.checkpoint_every_seconds > 0:
             return "error: --checkpoint-every-records must be >= 1 and --checkpoint-every-seconds > 0"
+        if not (math.isfinite(args.publish_every_seconds) and args.publish_every_seconds >= 0):
+            return "error: --publish-every-seconds must be a finite number >= 0 (0: only at checkpoints)"
     return None
 
 
@@ -392,6 +405,8 @@ def follow_settings(args: argparse.Namespace, client: KafkaClient, dataset) -> F
         from_start_on_new_topic=args.from_start_on_new_topic,
         fmt=RecordFormat.of(dataset),
         build=lambda: build_model(dataset),
+        publish_every_seconds=args.publish_every_seconds,
+        commit_header=dataset.contract.commit_header,
     )
 
 

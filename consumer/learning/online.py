@@ -13,6 +13,12 @@ last checkpoint are learned again by the restarted process, which did not keep t
 offsets are the checkpoint's, committed only once the checkpoint is durable: they never lead it. Each checkpoint
 also publishes the model as a new version in the model store (``consumer.store.versions``).
 
+Freshness (``consumer.learning.freshness``): between checkpoints, every ``publish_every_seconds`` (when the model
+learned anything since) the model alone is published as a version too: its weights, no optimizer state, no replay
+sample, no offsets committed, so a row reaches the readers of the store seconds after its commit while checkpoints
+stay as costly and as rare as configured. Every version's ``vNNNN.json`` says what it learned: ``kind``
+(``checkpoint`` or ``model``), ``offsets``, ``records``, ``newest_commit_ms`` and ``checkpoint_version``.
+
 ``iter_follow`` is the loop as a generator that prints nothing: it yields a ``FollowState`` after every batch
 (counters, window accuracy, the last checkpoint, the lines for the user), as river's
 ``iter_progressive_val_score`` does; ``follow`` runs it to the end and says its lines.
@@ -35,11 +41,13 @@ from consumer.kafka.batches import Stream, open_batches
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.reader import ReadOptions
 from consumer.learning.changes import deletes
-from consumer.learning.models import build_model
+from consumer.learning.freshness import Learned, commit_times_ms, publish_due
+from consumer.learning.models import build_model, compile_model
 from consumer.learning.replay import Reservoir
 from consumer.records.codec import MNIST_FORMAT, RecordFormat
 from consumer.store.checkpoints import Checkpoint, CheckpointDir, CheckpointError
 from consumer.store.grid_models import refuse_for_training
+from stack.contract import MNIST
 
 LAG_EVERY_S = 2.0  # stream/lag asks the broker: at most this often
 RATE_EVERY_S = 1.0
@@ -101,6 +109,8 @@ class FollowSettings:
     from_start_on_new_topic: bool = False  # a recreated topic: read it from its start instead of refusing
     fmt: RecordFormat = MNIST_FORMAT  # the records' format (the dataset's)
     build: Callable[[], object] = build_model  # a new model, when there is no checkpoint nor --from-model
+    publish_every_seconds: float = 5.0  # the model alone, between checkpoints (0: only at checkpoints)
+    commit_header: str = MNIST.commit_header  # the records' commit time (ms), the dataset's contract spells it
 
 
 @dataclass
@@ -196,7 +206,9 @@ def resume(
     checkpoint = checkpoints.latest()
     if checkpoint is None:
         if from_model:
-            model = _fits(refuse_for_training(keras.saving.load_model(from_model), from_model), from_model, fmt)
+            # A version published alone has no optimizer: it learns on with a new one.
+            model = compile_model(refuse_for_training(keras.saving.load_model(from_model), from_model))
+            model = _fits(model, from_model, fmt)
         else:
             model = build()
         return model, Reservoir(replay_capacity, fmt=fmt), Counters(), None, None
@@ -249,6 +261,10 @@ class _Run:
         self.error: str | None = None
         self.messages: list[Message] = []
         self.learned_to: dict[int, int] = {}  # next offset per partition: every record before it is counted
+        manifest = self.checkpoint.manifest if self.checkpoint is not None else {}
+        self.learned = Learned(manifest.get("newest_commit_ms"))
+        self.checkpoint_version: int | None = manifest.get("model_version")  # the last checkpoint's, resumed too
+        self._alone = None  # the optimizer-less copy that model versions publish, made on the first
         self.start({})
 
     def say(self, text: str) -> None:
@@ -264,6 +280,7 @@ class _Run:
             time.monotonic()
         )
         self.since_checkpoint, self.since_rate = 0, 0
+        self.last_published_at, self.unpublished = self.started, 0
 
     def state(self, batch_records: int = 0, **end) -> FollowState:
         """The state now, with the messages since the last one (handed over: they are not said twice)."""
@@ -281,6 +298,11 @@ class _Run:
         images, labels = batch.images[learned], batch.labels[learned]
         n, skipped = len(labels), len(batch) - len(labels)
         correct, logs = self._learn(images, labels) if n else (0, None)
+        if n and batch.raw is not None:
+            headers = batch.headers()
+            learned_headers = [headers[i] for i in np.flatnonzero(batch.valid)[learned]]
+            self.learned.add(commit_times_ms(learned_headers, self.settings.commit_header))
+        self.unpublished += n
         self.counters.records += n
         self.counters.malformed += batch.malformed
         self.counters.deletes += skipped
@@ -300,6 +322,8 @@ class _Run:
                 self.warn(message)
         if self._due(now):
             self.checkpoint_now(stream)
+        elif publish_due(now, self.last_published_at, self.settings.publish_every_seconds, self.unpublished):
+            self.publish_model()
 
     def checkpoint_now(self, stream: Stream | None) -> None:
         """Write a checkpoint when anything was read since the last one, and restart the timers."""
@@ -359,6 +383,7 @@ class _Run:
             "topic_id": self.topic_id,
             "group_id": settings.group_id,
             "model_version": self.store.next_version() if self.store is not None else None,
+            "newest_commit_ms": self.learned.newest_commit_ms,
             "replay": {"size": len(self.reservoir), "capacity": self.reservoir.capacity, "seen": self.reservoir.seen},
         }
         if self.drift is not None:
@@ -379,13 +404,12 @@ class _Run:
         store = self.store
         version = None
         if store is not None:
-            info = {
-                "checkpoint": str(checkpoint.directory.resolve()),
-                "records": counters.records,
-                "prequential_accuracy": counters.scored_correct / counters.records if counters.records else None,
-                "topic": settings.topic,
-            }
+            # Retention keeps a version whose "checkpoint" names a live checkpoint; model versions name none.
+            info = {"checkpoint": str(checkpoint.directory.resolve()), **self._learned_info("checkpoint")}
+            info["checkpoint_version"] = manifest["model_version"]
             version = store.publish(self.model, info, keep=settings.keep_versions)
+            self.checkpoint_version = version
+            self._published()
         self.checkpoint, self.version = checkpoint, version
         self.checkpoint_seconds.append(written)
         published = f"; model version {version} in {store.directory}" if version is not None else ""
@@ -394,6 +418,41 @@ class _Run:
             f"offsets {_offsets_text(learned_to)}; written in {written:.2f} s, "
             f"{checkpoint.size_bytes() / 1e6:.1f} MB{published}"
         )
+
+    def publish_model(self) -> None:
+        """Publish the model alone (weights: no optimizer state, no replay sample) as a new version when it
+        learned anything since the last publish; no offsets are committed, a restart resumes the last checkpoint."""
+        if self.store is None or not self.unpublished:
+            return
+        started = time.perf_counter()
+        info = {**self._learned_info("model"), "checkpoint_version": self.checkpoint_version}
+        self._alone = _weights_only(self.model, self._alone)
+        version = self.store.publish(self._alone, info, keep=self.settings.keep_versions)
+        self._published()
+        self.say(
+            f"model version {version}: {self.counters.records} records learned, offsets "
+            f"{_offsets_text(self.learned_to)}; published in {time.perf_counter() - started:.2f} s"
+        )
+
+    def _learned_info(self, kind: str) -> dict:
+        """What a version learned, for its ``vNNNN.json``."""
+        counters = self.counters
+        return {
+            "kind": kind,
+            "records": counters.records,
+            "prequential_accuracy": counters.scored_correct / counters.records if counters.records else None,
+            "topic": self.settings.topic,
+            "offsets": {str(p): o for p, o in sorted(self.learned_to.items())},
+            "newest_commit_ms": self.learned.newest_commit_ms,
+        }
+
+    def _published(self) -> None:
+        """A version was just published: restart the publish timer and log how fresh it is."""
+        now = time.time()
+        self.last_published_at, self.unpublished = time.monotonic(), 0
+        for tag, seconds in self.learned.delays(now).items():
+            if self.metrics is not None:
+                self.metrics.scalar(tag, seconds, self.counters.records)
 
     def finish(self, stopper: Stopper) -> FollowState:
         """The final checkpoint (unless the last batch was checkpointed already) and the final state."""
@@ -443,9 +502,13 @@ def iter_follow(
             yield from _learn_stream(run, stream, stopper)
             if stopper.requested is not None or _idle_over(run, settings):
                 break
-            # The stream went quiet for a while: checkpoint what was learned since the last one (a quiet follower
-            # publishes too), then read on with a new reader, which also sees partitions added to the topic.
-            run.checkpoint_now(stream)
+            # The stream went quiet: publish what the model learned since the last publish, and once it is quiet
+            # for half the checkpoint interval checkpoint what was read since the last one (a quiet follower's
+            # offsets are committed too); then read on with a new reader, which also sees partitions added since.
+            if _quiet_checkpoint_due(run, settings):
+                run.checkpoint_now(stream)
+            else:
+                run.publish_model()
             stream.close()
             stream = _open(run, settings, dict(run.learned_to))
             run.learned_to.update({p: o for p, o in stream.start_offsets().items() if p not in run.learned_to})
@@ -472,10 +535,19 @@ def _learn_stream(run: _Run, stream: Stream, stopper: Stopper) -> Iterator[Follo
 
 
 def _wake_after(settings: FollowSettings) -> float | None:
-    """How long a reader may wait for records before the loop wakes up: half the checkpoint interval, so that a
-    quiet follower's last records are checkpointed and published within it; at most the idle timeout."""
-    waits = [w for w in (settings.idle_timeout_s, (settings.checkpoint_every_seconds or 0) / 2 or None) if w]
+    """How long a reader may wait for records before the loop wakes up: half the publish interval (or of the
+    checkpoint interval, when only checkpoints publish), so that a quiet follower's last records are published
+    within it; at most the idle timeout."""
+    halves = (settings.checkpoint_every_seconds or 0) / 2, (settings.publish_every_seconds or 0) / 2
+    waits = [w for w in (settings.idle_timeout_s, *halves) if w]
     return min(waits) if waits else None
+
+
+def _quiet_checkpoint_due(run: _Run, settings: FollowSettings) -> bool:
+    """Whether the stream has been quiet for half the checkpoint interval (the reader's wake-ups may come
+    sooner, to publish), so what was read since the last checkpoint is checkpointed now."""
+    half = (settings.checkpoint_every_seconds or 0) / 2
+    return time.monotonic() - run.last_batch_at >= half - 0.5
 
 
 def _idle_over(run: _Run, settings: FollowSettings) -> bool:
@@ -557,6 +629,19 @@ def follow(
         for message in state.messages:
             (warn if message.warning else say)(message.text)
     return state
+
+
+def _weights_only(model, alone=None):
+    """A model of ``model``'s architecture and weights without its optimizer (readers need the weights; the
+    file is a third of the size for MNIST's CNN): ``alone`` (the copy an earlier call returned) refreshed, or a
+    new one; ``model`` itself when its class cannot be rebuilt from its configuration (a subclassed model)."""
+    if alone is None:
+        try:
+            alone = model.__class__.from_config(model.get_config())
+        except Exception:  # noqa: BLE001 - a model that cannot be rebuilt is published whole, optimizer and all
+            return model
+    alone.set_weights(model.get_weights())
+    return alone
 
 
 def _offsets_text(offsets: dict[int, int]) -> str:
