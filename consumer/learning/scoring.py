@@ -10,6 +10,13 @@ from consumer.records.predictions import Plan, prediction_key, prediction_value
 from stack.contract import MNIST, Contract
 
 
+def class_probabilities(model, images: np.ndarray) -> np.ndarray:
+    """The model's class probabilities for a batch of decoded records, through its traced ``predict_on_batch``:
+    about twice as fast as calling the model eagerly, and one trace serves every batch size once the model was
+    warmed up (``consumer.store.source.warm_up``)."""
+    return np.asarray(model.predict_on_batch(np.asarray(images, dtype=np.float32)))
+
+
 def prediction_records(
     model, images, plan: Plan, version: int | None, names: Contract = MNIST
 ) -> list[tuple[bytes, bytes | None]]:
@@ -22,7 +29,7 @@ def prediction_records(
     wanted = plan.images()
     scored: dict[int, tuple[int, float]] = {}
     if wanted:
-        probabilities = np.asarray(model(np.asarray(images)[wanted], training=False))
+        probabilities = class_probabilities(model, np.asarray(images)[wanted])
         predicted = np.argmax(probabilities, axis=1)
         confidence = probabilities[np.arange(len(predicted)), predicted]
         scored = {index: (int(predicted[n]), float(confidence[n])) for n, index in enumerate(wanted)}

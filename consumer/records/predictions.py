@@ -19,6 +19,7 @@ not a number, out of range) is malformed: it gets nothing, and ``plan_batch`` sa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -143,14 +144,18 @@ def zoned_timestamp(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _envelope(schema: dict, payload: dict) -> bytes:
-    return json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode()
+def _envelope(schema: str, payload: dict) -> bytes:
+    return b'{"schema":' + schema.encode() + b',"payload":' + json.dumps(payload, separators=(",", ":")).encode() + b"}"
 
 
-def _named(schema: dict, names: Contract, part: str) -> dict:
-    """``schema`` named after ``names``' predictions topic (``mnist.predictions.Key``): the fields are every
-    dataset's."""
-    return schema if names is MNIST else {**schema, "name": f"{names.predictions_topic}.{part}"}
+@functools.cache
+def _named(predictions_topic: str, part: str) -> str:
+    """The JSON of the ``part`` (``Key``/``Value``) schema named after a predictions topic
+    (``mnist.predictions.Key``): the fields are every dataset's. Serialised once, not for every record."""
+    schema = KEY_SCHEMA if part == "Key" else VALUE_SCHEMA
+    if predictions_topic != MNIST.predictions_topic:
+        schema = {**schema, "name": f"{predictions_topic}.{part}"}
+    return json.dumps(schema, separators=(",", ":"))
 
 
 def prediction_key(ref: RowRef, names: Contract = MNIST) -> bytes:
@@ -160,7 +165,7 @@ def prediction_key(ref: RowRef, names: Contract = MNIST) -> bytes:
     >>> json.loads(prediction_key(RowRef("mnist_test", 7, None)))["payload"]
     {'source_table': 'mnist_test', 'id': 7}
     """
-    return _envelope(_named(KEY_SCHEMA, names, "Key"), {"source_table": ref.table, "id": ref.id})
+    return _envelope(_named(names.predictions_topic, "Key"), {"source_table": ref.table, "id": ref.id})
 
 
 def prediction_value(
@@ -180,7 +185,7 @@ def prediction_value(
     """
     committed = zoned_timestamp(ref.committed_ms) if ref.committed_ms is not None else None
     return _envelope(
-        _named(VALUE_SCHEMA, names, "Value"),
+        _named(names.predictions_topic, "Value"),
         {
             "source_table": ref.table,
             "id": ref.id,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from consumer.store.grid_models import for_scoring
 from consumer.store.versions import ModelStore
 from stack.errors import first_line
@@ -51,6 +53,7 @@ class ModelSource:
                 f"the model at {file} takes {takes} values a record, the dataset's records hold {self.width}: "
                 "train one on this dataset (python -m consumer.train --dataset NAME)"
             )
+        warm_up(model)
         return model
 
     @property
@@ -73,6 +76,15 @@ class ModelSource:
             return f"warning: keeping model {previous}: {error}"
         self.version = found[0]
         return f"model {self.label} loaded (was {previous})"
+
+
+def warm_up(model) -> None:
+    """Trace ``model``'s ``predict_on_batch`` now, when it is loaded, not on the first batches: two batch sizes
+    make TensorFlow's reduced retracing settle on one trace for any batch size (each new size would otherwise
+    cost a trace of about half a second in the middle of the stream)."""
+    width = model.input_shape[-1]
+    for size in (1, 2):
+        model.predict_on_batch(np.zeros((size, width), dtype=np.float32))
 
 
 class ModelError(Exception):

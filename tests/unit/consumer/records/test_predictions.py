@@ -128,14 +128,15 @@ def test_scoring_writes_predictions_and_tombstones_in_record_order():
     images = np.zeros((3, 784), np.float32)
     images[1] += 1
 
-    def model(batch, training):  # digit 3 for a blank image, 5 for a white one
-        assert not training and len(batch) == 2
-        out = np.full((len(batch), 10), 0.05, np.float32)
-        out[:, 3] = np.where(batch.sum(axis=1) > 0, 0.0, 0.55)
-        out[:, 5] = 0.55 - out[:, 3]
-        return out
+    class Model:  # digit 3 for a blank image, 5 for a white one
+        def predict_on_batch(self, batch):
+            assert len(batch) == 2
+            out = np.full((len(batch), 10), 0.05, np.float32)
+            out[:, 3] = np.where(batch.sum(axis=1) > 0, 0.0, 0.55)
+            out[:, 5] = 0.55 - out[:, 3]
+            return out
 
-    records = prediction_records(model, images, plan, 4)
+    records = prediction_records(Model(), images, plan, 4)
 
     assert [key_of(key) for key, _ in records] == [(MNIST.test_table, 7), (MNIST.test_table, 8), (MNIST.test_table, 7)]
     assert records[2][1] is None, "the deleted row's tombstone comes last"
