@@ -38,6 +38,7 @@ from consumer.cli import (
 )
 from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, add_source_flag, open_batches
 from consumer.kafka.client import SourceError
+from consumer.learning.scoring import class_probabilities
 from consumer.monitoring.tensorboard import Metrics, RateMeter, timestamped_run
 from consumer.records.codec import RecordFormat
 from consumer.records.predictions import HeaderError, is_delete, row_ref
@@ -201,7 +202,7 @@ class Evaluation:
         switched = source.refresh()  # between batches: the batch below is scored by one version only
         if switched:
             print(switched, file=sys.stderr if switched.startswith("warning") else sys.stdout, flush=True)
-        probabilities = np.asarray(source.model(batch.images[scored], training=False))
+        probabilities = class_probabilities(source.model, batch.images[scored])
         labels = batch.labels[scored]
         hits = np.argmax(probabilities, axis=1) == labels
         losses = -np.log(np.clip(probabilities[np.arange(len(scored)), labels], EPSILON, 1.0))
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     options = ReadOptions(
         args.topic, args.group_id, args.batch_size, idle, args.start,
-        group=args.source == "kafka", instance=args.instance,
+        group=args.source == "kafka", instance=args.instance, adaptive=True,
     )  # fmt: skip
     try:
         stream = open_batches(client, options, args.source, RecordFormat.of(dataset))

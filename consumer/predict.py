@@ -22,6 +22,10 @@ at once.
 Predictions follow the row: a deleted row (``__op`` = ``d``) gets a tombstone in the batch's transaction, which
 the sink turns into a DELETE. A record the decode rejects, or whose headers name no row (missing, not a number,
 out of range), gets nothing: it is counted malformed, with its reason. Prints a line a batch and a summary.
+Batches adapt to the stream: caught up, a batch is what has arrived (each row is scored as soon as it comes);
+behind, batches grow up to ``--batch-size``, so transactions and model calls amortise. A batch is scored on a
+thread of its own while the next one is read (``Pipeline``).
+
 Exit codes: 0 done, 1 failure with one line on stderr (model, broker, topic, transaction, anything unexpected),
 2 usage.
 """
@@ -32,6 +36,7 @@ import argparse
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from consumer.cli import CommandError, add_group_flag, add_model_flag, add_topic_flags, prepare, refuse, stop_on_signals
@@ -40,7 +45,7 @@ from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.publisher import Publisher, Rebalanced, TransactionError, transactional_id
 from consumer.learning.scoring import prediction_records
 from consumer.records.codec import RecordFormat
-from consumer.records.predictions import describe_malformed, plan_batch
+from consumer.records.predictions import Plan, describe_malformed, plan_batch
 from consumer.store.source import ModelSource
 from stack.contract import MNIST, Contract
 from stack.errors import first_line
@@ -71,7 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="earliest",
         help="where a new group starts: the whole topic (earliest, default) or only rows arriving from now (latest)",
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="records a transaction (default 256)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=2048,
+        help="at most this many records a transaction (default 2048); a batch is what has arrived, so caught up "
+        "each row is scored as soon as it comes, and behind, batches grow to this bound",
+    )
     parser.add_argument(
         "--idle-timeout", type=float, default=10.0, help="end after this many seconds without records (10)"
     )
@@ -116,7 +127,7 @@ def _open(args: argparse.Namespace, client: KafkaClient, txn_id: str, dataset) -
     publisher = Publisher(client, txn_id)
     idle = FOLLOW_IDLE_TIMEOUT_S if args.follow else args.idle_timeout
     options = ReadOptions(
-        args.topic, args.group_id, args.batch_size, idle, args.start, group=True, instance=args.instance
+        args.topic, args.group_id, args.batch_size, idle, args.start, group=True, instance=args.instance, adaptive=True
     )
     return publisher, open_batches(client, options, fmt=RecordFormat.of(dataset))
 
@@ -136,66 +147,131 @@ def _run(args: argparse.Namespace, client: KafkaClient, source: ModelSource, dat
         f"{'Ctrl-C to stop' if args.follow else f'ends after {args.idle_timeout:g} s without records'}",
         flush=True,
     )
-    tally = Tally()
+    pipeline = Pipeline(args, source, publisher, stream, dataset.contract)
     # Ctrl-C / SIGTERM stop the reader after the batch in hand, its transaction committed (or aborted and left to
     # be read again), instead of interrupting the transaction.
     with stop_on_signals(stream.stop):
         try:
             for batch in stream.batches:
-                _score(args, source, publisher, stream, batch, tally, dataset.contract)
+                pipeline.take(batch)
+            pipeline.land()
         except KeyboardInterrupt:  # a second Ctrl-C: an open transaction is aborted when this id starts again
             pass
         except (SourceError, TransactionError) as error:
-            print(f"error: {error} (published {tally.predictions} predictions before)", file=sys.stderr)
+            print(f"error: {error} (published {pipeline.tally.predictions} predictions before)", file=sys.stderr)
             return 1
         finally:
             # Now, not when the interpreter finalizes the generator at exit: a consumer closed then leaves its
             # group from a dying interpreter (rebalance callbacks into Python, a new thread) and can hang forever.
             stream.close()
-    seconds = (tally.last_at - tally.first_at) if tally.first_at else 0.0
-    rate = tally.records / seconds if seconds > 0 else 0.0
-    print(
-        f"predicted {tally.predictions} of {tally.records} records ({tally.retracted} retracted, "
-        f"{describe_malformed(tally.malformed)}) in {tally.batches} transactions, {seconds:.1f} s: "
-        f"{rate:,.1f} records/s; model {source.label or args.model}"
-    )
+            pipeline.close()
+    _summary(args, source, pipeline.tally)
     return 0
 
 
-def _score(
-    args: argparse.Namespace,
-    source: ModelSource,
-    publisher: Publisher,
-    stream: Stream,
-    batch: DecodedBatch,
-    tally: Tally,
-    names: Contract = MNIST,
-) -> None:
-    """Score one batch and publish its predictions with the group's offsets in one transaction; a batch the
-    group's rebalance aborted is read again (what this process still holds) instead."""
-    tally.last_at = time.perf_counter()
-    tally.first_at = tally.first_at or tally.last_at
-    line = source.refresh()
-    if line:
-        print(line, flush=True)
-    plan = plan_batch(batch.headers(), batch.valid.tolist(), names)
-    records = prediction_records(source.model, batch.images, plan, source.version, names)
-    try:
-        publisher.publish(args.predictions_topic, records, args.topic, batch.offsets(), stream.group_metadata())
-    except Rebalanced as why:
-        stream.rewind(batch)  # what we still hold is read again; the rest is the new owner's
-        print(f"note: the group rebalanced during a batch ({why}): aborted, read again", file=sys.stderr)
-        return
-    tally.batches += 1
-    tally.records += batch.received()
-    tally.predictions += len(records) - plan.retracted
-    tally.retracted += plan.retracted
-    tally.malformed.update(plan.malformed)
+def _summary(args: argparse.Namespace, source: ModelSource, tally: Tally) -> None:
+    seconds = (tally.last_at - tally.first_at) if tally.first_at and tally.last_at else 0.0
+    rate = tally.records / seconds if seconds > 0 else 0.0
+    noun = "transaction" if tally.batches == 1 else "transactions"
     print(
-        f"batch {tally.batches:>5}  records {batch.received():>4}  predictions {len(records) - plan.retracted:>4}  "
-        f"model {source.label or args.model.name}  total {tally.predictions}",
-        flush=True,
+        f"predicted {tally.predictions} of {tally.records} records ({tally.retracted} retracted, "
+        f"{describe_malformed(tally.malformed)}) in {tally.batches} {noun}, {seconds:.1f} s: "
+        f"{rate:,.1f} records/s; model {source.label or args.model}"
     )
+
+
+@dataclass
+class InFlight:
+    """A batch being scored on the scoring thread, and what publishing it needs."""
+
+    batch: DecodedBatch
+    plan: Plan
+    records: Future  # of [(key, value)]: the batch's prediction records and tombstones
+    revocations: int  # the group's revocations when it was read
+    model: str
+
+
+class Pipeline:
+    """Read, score and publish, overlapped: a batch is scored on a thread of its own (the model call releases the
+    GIL) while the main thread reads and decodes the next one, and its transaction commits while the next one is
+    scored. Every transaction is begun and committed on the main thread, one at a time, in reading order.
+
+    A batch read before the group took partitions away is not published (the new owner of those partitions may
+    have started from the offsets before it): it and the batch read after it are read again from what this
+    process still holds, as after a transaction the rebalance aborted. When the stream is quiet, the batch in
+    flight is published at once instead of waiting for the next record."""
+
+    def __init__(
+        self, args: argparse.Namespace, source: ModelSource, publisher: Publisher, stream: Stream, names: Contract
+    ):
+        self.args, self.source, self.publisher, self.stream, self.names = args, source, publisher, stream, names
+        self.tally = Tally()
+        self.in_flight: InFlight | None = None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="scoring")
+        stream.when_quiet(lambda: self.in_flight is not None, self.land)
+
+    def take(self, batch: DecodedBatch) -> None:
+        """Start scoring ``batch``, then publish the batch before it."""
+        now = time.perf_counter()
+        self.tally.first_at = self.tally.first_at or now
+        before, self.in_flight = self.in_flight, self._start(batch)
+        if before is not None:
+            self._publish(before)
+
+    def land(self) -> None:
+        """Publish the batch in flight now (the stream is quiet, or it ended)."""
+        before, self.in_flight = self.in_flight, None
+        if before is not None:
+            self._publish(before)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start(self, batch: DecodedBatch) -> InFlight:
+        line = self.source.refresh()
+        if line:
+            print(line, flush=True)
+        plan = plan_batch(batch.headers(), batch.valid.tolist(), self.names)
+        model, version = self.source.model, self.source.version
+        records = self.pool.submit(prediction_records, model, batch.images, plan, version, self.names)
+        return InFlight(batch, plan, records, self.stream.revocations(), self.source.label or self.args.model.name)
+
+    def _publish(self, item: InFlight) -> None:
+        """Publish ``item``'s predictions with the group's offsets in one transaction; a batch the group's
+        rebalance aborted, or read before partitions were taken away, is read again (what this process still
+        holds) instead, with the batch read after it."""
+        records = item.records.result()
+        args = self.args
+        try:
+            if self.stream.revocations() != item.revocations:
+                raise Rebalanced("partitions were taken away while it was scored")
+            self.publisher.publish(
+                args.predictions_topic, records, args.topic, item.batch.offsets(), self.stream.group_metadata()
+            )
+        except Rebalanced as why:
+            self._read_again(item, why)
+            return
+        tally, plan = self.tally, item.plan
+        tally.last_at = time.perf_counter()
+        tally.batches += 1
+        tally.records += item.batch.received()
+        tally.predictions += len(records) - plan.retracted
+        tally.retracted += plan.retracted
+        tally.malformed.update(plan.malformed)
+        print(
+            f"batch {tally.batches:>5}  records {item.batch.received():>4}  "
+            f"predictions {len(records) - plan.retracted:>4}  model {item.model}  total {tally.predictions}",
+            flush=True,
+        )
+
+    def _read_again(self, item: InFlight, why: Rebalanced) -> None:
+        """Drop ``item`` and the batch read after it; what this process still holds of them is read again (the
+        later one rewound first, so the earlier one's offsets win where both read a partition)."""
+        if self.in_flight is not None:
+            self.stream.rewind(self.in_flight.batch)
+            self.in_flight = None
+        self.stream.rewind(item.batch)
+        print(f"note: the group rebalanced during a batch ({why}): not published, read again", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,17 @@ class Stream:
         if batch.raw is not None:
             self._kafka().rewind(batch.raw)
 
+    def when_quiet(self, busy: Callable[[], bool], work: Callable[[], None]) -> None:
+        """While ``busy()``, reading the next batch does not wait for records: when none is queued, it calls
+        ``work()`` (finish what is in hand) and then waits (kafka source)."""
+        reader = self._kafka()
+        reader.busy, reader.on_quiet = busy, work
+
+    def revocations(self) -> int:
+        """How many times the group took partitions away so far (kafka source): a batch read before a change of
+        this count may hold records that are no longer this process's."""
+        return self._kafka().revocations
+
     def commit_offsets(self, offsets: dict[int, int]) -> None:
         """Commit ``{partition: next offset}`` through the stream's consumer (kafka source)."""
         self._kafka().commit_offsets(offsets)

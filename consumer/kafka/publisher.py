@@ -55,6 +55,10 @@ class Publisher:
                 "transaction.timeout.ms": 10_000,
                 # Idempotent and acks=all are implied by transactional.id; linger bounds the added latency.
                 "linger.ms": 5,
+                # After a commit the transaction coordinator answers the next transaction's first request with
+                # CONCURRENT_TRANSACTIONS until it has written the markers; the default 100 ms back-off before
+                # the retry then lands in every prediction's latency.
+                "retry.backoff.ms": 5,
                 "socket.connection.setup.timeout.ms": int(TRANSACTION_TIMEOUT_S * 1000),
             }
         )

@@ -53,7 +53,9 @@ class ReadOptions:
     offset}``, e.g. the end offsets taken at the start: a bounded read of what was there). It starts at
     ``offsets`` when given (a checkpoint's), else at the group's committed offsets, else at ``start``
     (``earliest``/``latest``) for a new group. ``group``: join the consumer group, so processes with the same
-    ``group_id`` share the partitions; ``instance`` makes the membership static.
+    ``group_id`` share the partitions; ``instance`` makes the membership static. ``adaptive``: a batch is what
+    has arrived, handed over at once (up to ``batch_size``), instead of a full batch or one that lingered
+    ``LINGER_S``: caught up, each record is handed over as soon as it comes; behind, batches grow to the bound.
     """
 
     topic: str
@@ -65,6 +67,7 @@ class ReadOptions:
     until: Mapping[int, int] | None = None
     group: bool = False
     instance: str | None = None
+    adaptive: bool = False
 
 
 @dataclass
@@ -152,6 +155,11 @@ class CommittingReader:
         self.notes: list[str] = []
         self.warn: Callable[[str], None] = _to_stderr  # what a reader finds mid-run, said when it happens
         self.stopping = False  # set by stop(): batches() ends after its current wait for records
+        # A caller with work in hand (a scored batch to publish) while the next batch is read: ``busy`` says so,
+        # and when nothing is queued the reader does that work (``on_quiet``) instead of waiting for records.
+        self.busy: Callable[[], bool] = lambda: False
+        self.on_quiet: Callable[[], None] = lambda: None
+        self.revocations = 0  # partitions taken away so far: a batch read before a revocation may hold theirs
         self._closer: threading.Thread | None = None
         self.consumer = client.consumer(options.group_id, **_member_settings(options))
         try:
@@ -238,6 +246,7 @@ class CommittingReader:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
+        self.revocations += 1 if revoked else 0
         self._pending = self._pending.without(revoked)
         for p in revoked:
             self.position.pop(p, None)
@@ -264,9 +273,17 @@ class CommittingReader:
         return all(positions[p] >= self.until.get(p, 0) for p in self.partitions)
 
     def _consume(self, wait: float) -> list[Message]:
-        """Up to the rest of a batch's records, waiting at most ``wait`` seconds; ``SourceError`` on a failure."""
+        """Up to the rest of a batch's records, waiting at most ``wait`` seconds; ``SourceError`` on a failure.
+        librdkafka's ``consume(n, timeout)`` returns only once it has all n records or the timeout passed, so an
+        adaptive read waits for one record and then takes what is queued behind it without waiting."""
+        wanted = self.options.batch_size - len(self._pending)
         try:
-            return self.consumer.consume(num_messages=self.options.batch_size - len(self._pending), timeout=wait)
+            if not self.options.adaptive:
+                return self.consumer.consume(num_messages=wanted, timeout=wait)
+            first = self.consumer.consume(num_messages=1, timeout=wait)
+            if not first or wanted <= 1:
+                return first
+            return first + self.consumer.consume(num_messages=wanted - 1, timeout=0)
         except KafkaException as error:
             reason = kafka_reason(error)
             raise SourceError(f"reading {self.topic} from Kafka at {self.client.servers} failed: {reason}") from None
@@ -349,21 +366,26 @@ class CommittingReader:
         """Batches of up to ``batch_size`` records, a partial one when the stream pauses; ends when idle."""
         self._pending = Batch()
         last_record_at = first_record_at = time.monotonic()
+        linger = 0.0 if self.options.adaptive else LINGER_S
         while not self._done():
             if self.stopping:
                 return  # a batch in progress is not yielded, so not committed: the next run reads it
-            wait = LINGER_S if not self._pending else max(0.0, first_record_at + LINGER_S - time.monotonic())
+            busy = self.busy()
+            wait = LINGER_S if not self._pending else max(0.0, first_record_at + linger - time.monotonic())
             self._assign_added_partitions()
-            messages = self._consume(wait)
+            messages = self._consume(0.0 if busy else wait)
             batch = self._pending  # after consume: a revocation inside it already dropped its partitions' records
             if messages and not batch:
                 first_record_at = time.monotonic()
             self._take(batch, messages)
             if messages:
                 last_record_at = time.monotonic()
+            elif busy and not batch:
+                self.on_quiet()
+                continue
             elif not batch and self._committed:
                 self._commit_markers()
-            lingered = time.monotonic() - first_record_at >= LINGER_S
+            lingered = time.monotonic() - first_record_at >= linger
             if len(batch) >= self.options.batch_size or (batch and (not messages or lingered or self._done())):
                 self._pending = Batch()
                 yield batch
