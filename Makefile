@@ -97,6 +97,7 @@ bench:  ## benchmarks against the running native stack (python -m stack up first
 	$(PY) -m bench.predict_scaling_bench
 	$(PY) -m bench.train_bench
 	$(PY) -m bench.train_stream_bench
+	$(PY) -m bench.freshness_bench
 	$(PY) -m bench.report
 
 soak:  ## 500k rows through the running stack with memory sampled (minutes; not part of CI)

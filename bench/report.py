@@ -25,11 +25,13 @@ TARGETS = {
     "predict_scaling": "1, 2, 4 consumer.predict processes on 4 partitions: records/s and CPU (2 cores: a plateau)",
     "delivery": "exactly-once's cost in latency and throughput, shown beside at-least-once",
     "training_stream": "Fashion-MNIST test accuracy >= 0.91; one epoch's peak memory flat in the topic's size",
+    "freshness": "train --follow: a row in a published model within seconds of its commit (default 5 s) beside "
+    "versions at checkpoints only",
     "soak": "no loss; memory within the stated bound",
 }
 ORDER = [
     "loader", "latency", "delivery", "engine_latency", "prediction_latency", "predict_scaling", "spark",
-    "reading", "pipeline", "training", "training_stream", "soak",
+    "reading", "pipeline", "training", "training_stream", "freshness", "soak",
 ]  # fmt: skip
 
 #: The reading path with kafka-python and the TF decode beside today's: label -> the older figure (None when there
@@ -213,6 +215,26 @@ def _training_stream_table(doc: dict) -> list[str]:
     return markdown_table(["run", "train records", "wall s", "peak RSS MiB", "test accuracy"], rows) + ["", note]
 
 
+def _freshness_table(doc: dict) -> list[str]:
+    return markdown_table(
+        ["train --follow", "p50 s", "p95 s", "p99 s", "max s", "versions: checkpoint + model"],
+        [
+            [
+                mode,
+                *(f"{f['latency_ms'][k] / 1000:.1f}" for k in ("p50", "p95", "p99", "max")),
+                f"{f['versions']['checkpoint']} + {f['versions']['model']}",
+            ]
+            for mode, f in doc["modes"].items()
+        ],
+    ) + [
+        "",
+        f"{doc['rows']:,} rows at {doc['rate']:,} rows/s into the benchmark's table, both followers at once on the "
+        f"same rows (checkpoints every {doc['checkpoint_every_seconds']:g} s or 5,000 records). A row's figure: its "
+        "COMMIT to the `published_at` of the first version whose `vNNNN.json` offsets cover the row's offset. "
+        "Command: `python -m bench.freshness_bench` (`--rate`, `--seconds`, `--modes`).",
+    ]
+
+
 def _soak_table(doc: dict) -> list[str]:
     return [
         f"{doc['rows']:,} rows at {doc['rate']:g} rows/s in {doc['seconds']:.0f} s: delivered "
@@ -247,6 +269,7 @@ BODIES = {
     "reading": _reading_table,
     "training": _training_table,
     "training_stream": _training_stream_table,
+    "freshness": _freshness_table,
     "soak": _soak_table,
 }
 

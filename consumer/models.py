@@ -1,7 +1,8 @@
 """``python -m consumer.models``: the versions in a model store, and a rollback.
 
 ``list`` prints one line a version, oldest first: when it was published, from which checkpoint, how many records
-the model had learned and its prequential accuracy (what ``consumer.train`` wrote in ``vNNNN.json``), ``*``
+the model had learned and its prequential accuracy (what ``consumer.train`` wrote in ``vNNNN.json``; a version
+``train --follow`` published between checkpoints says "model alone" and the checkpoint's version before it), ``*``
 marking the version latest points to. ``promote VERSION`` points latest at that version: ``consumer.evaluate``
 and ``consumer.predict`` following latest pick it up at their next batch. Promoting takes the store's publisher
 lock, so it refuses while a trainer publishes into the store (that trainer would move latest on again).
@@ -41,6 +42,8 @@ def version_line(info: dict) -> str:
     >>> version_line({"version": 3, "latest": True, "records": 1200, "prequential_accuracy": 0.91234,
     ...               "checkpoint": "ckpt/ckpt-000004", "published_at": 0})
     '* v0003  1970-01-01 00:00:00 UTC  1200 records  prequential accuracy 0.9123  from ckpt/ckpt-000004'
+    >>> version_line({"version": 4, "records": 1264, "kind": "model", "checkpoint_version": 3, "published_at": 5})
+    '  v0004  1970-01-01 00:00:05 UTC  1264 records  model alone, after checkpoint v0003'
     """
     mark = "*" if info.get("latest") else " "
     when = info.get("published_at")
@@ -49,6 +52,9 @@ def version_line(info: dict) -> str:
     accuracy = info.get("prequential_accuracy")
     accuracy_text = f"  prequential accuracy {accuracy:.4f}" if isinstance(accuracy, (int, float)) else ""
     source = f"  from {info['checkpoint']}" if info.get("checkpoint") else ""
+    if info.get("kind") == "model":  # published between checkpoints by train --follow: weights only
+        after = info.get("checkpoint_version")
+        source = "  model alone" + (f", after checkpoint v{after:04d}" if isinstance(after, int) else "")
     return f"{mark} v{info['version']:04d}  {when_text}{records}{accuracy_text}{source}"
 
 

@@ -27,6 +27,11 @@ from tests.integration.support.demo_data import demo_data
             ["--accuracy-epochs", "1", "--copies", "1", "2", "--limit", "300"],
             ["test accuracy", "memory: 1 epoch over 2x", "peak memory"],
         ),
+        (
+            "bench.freshness_bench",
+            ["--rate", "50", "--seconds", "3", "--warm-up-rows", "10", "--checkpoint-every-seconds", "6"],
+            ["checkpoints only (--publish-every-seconds 0)", "--publish-every-seconds 5", "p99"],
+        ),
         ("bench.soak", ["--rows", "1000", "--rate", "500", "--every", "0.5"], ["consumed by the model 1000"]),
     ],
 )
