@@ -231,9 +231,10 @@ def _freshness_table(doc: dict) -> list[str]:
         f"{doc['rows']:,} rows at {doc['rate']:,} rows/s into the benchmark's table, both followers at once on the "
         f"same rows (checkpoints every {doc['checkpoint_every_seconds']:g} s or 5,000 records). A row's figure: its "
         "COMMIT to the `published_at` of the first version whose `vNNNN.json` offsets cover the row's offset. "
-        "With checkpoints only, a version comes with every 5,000 records (25 s at 200 rows/s) or 60 s, and the "
-        "last rows wait for the checkpoint a quiet follower writes after 30 s; between checkpoints the model alone "
-        "is published every 5 s. Flags: `--rate`, `--seconds`, `--modes`, `--checkpoint-every-seconds`.",
+        f"With checkpoints only, a version comes with every 5,000 records ({5000 / doc['rate']:.0f} s at "
+        f"{doc['rate']:,} rows/s) or {doc['checkpoint_every_seconds']:g} s, and the last rows wait for the checkpoint "
+        f"a quiet follower writes after {doc['checkpoint_every_seconds'] / 2:g} s; between checkpoints the other "
+        "publishes the model alone. Flags: `--rate`, `--seconds`, `--modes`, `--checkpoint-every-seconds`.",
     ]
 
 
