@@ -115,7 +115,7 @@ class Scorer:
         else:
             group = f"bench-predict-{kind}-{uuid.uuid4().hex[:8]}"
             predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group]
-            predict += ["--batch-size", str(args.batch_size)]
+            predict += ["--batch-size", str(args.batch_size)] if args.batch_size else []
             self.argvs = [[*predict, "--instance", f"bench-{n}"] for n in range(PROCESSES[kind])]
         self.children: list[Child] = []
         self.starts = 0
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     flags.add_argument(
         "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark only after make setup-spark)"
     )
-    flags.add_argument("--batch-size", type=int, default=32, help="consumer.predict's records a transaction (32)")
+    flags.add_argument(
+        "--batch-size", type=int, help="consumer.predict's bound on records a transaction (default: its own, 2048)"
+    )
     flags.add_argument("--spark-interval", type=float, default=1.0, help="seconds between Spark's micro-batches (1)")
     flags.add_argument("--model", type=Path, help="a .keras model to score with (default: an untrained CNN)")
     args = parse(flags, argv)
@@ -298,7 +300,7 @@ def report(args: argparse.Namespace, scorers: list[str], runs: dict) -> int:
         )
     print_table(
         f"Prediction latency (ms), median of {args.reps} repetitions of {args.seconds:g} s; consumer.predict batch "
-        f"{args.batch_size}, Spark micro-batch every {args.spark_interval:g} s",
+        f"bound {args.batch_size or 'default'}, Spark micro-batch every {args.spark_interval:g} s",
         ["scorer", "stage", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
