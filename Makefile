@@ -95,6 +95,9 @@ bench:  ## benchmarks against the running native stack (python -m stack up first
 	$(PY) -m bench.pipeline_bench
 	$(PY) -m bench.prediction_latency_bench
 	$(PY) -m bench.predict_scaling_bench
+	$(PY) -m bench.predict_throughput_bench
+	$(PY) -m bench.fetch_wait_bench
+	$(PY) -m bench.stall_bench
 	$(PY) -m bench.train_bench
 	$(PY) -m bench.train_stream_bench
 	$(PY) -m bench.freshness_bench
