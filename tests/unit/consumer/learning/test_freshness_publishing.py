@@ -4,11 +4,14 @@ checkpoints, and retention never removes the version of a live checkpoint among 
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 
 from consumer.kafka.batches import DecodedBatch
 from consumer.kafka.reader import Batch
+from consumer.learning.freshness import MAX_TAG, P50_TAG
 from consumer.learning.models import build_model
 from consumer.learning.online import FollowSettings, _Run
 from consumer.records.codec import RecordFormat
@@ -40,9 +43,26 @@ def batch(partition: int, first: int, commit_ms: list[int]) -> DecodedBatch:
     return DecodedBatch(images, np.arange(n, dtype=np.int32) % 3, 0, lambda: None, raw, np.ones(n, bool))
 
 
-def a_run(tmp_path, publish_every_s: float, keep: int | None = None) -> _Run:
+class Scalars:
+    """What ``consumer.monitoring.tensorboard.Metrics`` would write, kept in a list."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, float, int]] = []
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self.written.append((tag, value, step))
+
+
+class NoLag:
+    """The one thing a step asks of its stream when metrics are on and no checkpoint is due: the lag."""
+
+    def lag(self) -> int:
+        return 0
+
+
+def a_run(tmp_path, publish_every_s: float, keep: int | None = None, metrics=None) -> _Run:
     run = _Run(settings(publish_every_s, keep), CheckpointDir(tmp_path / "ckpt"), ModelStore(tmp_path / "store"),
-               None, None, None)  # fmt: skip
+               metrics, None, None)  # fmt: skip
     run.start({})
     return run
 
@@ -115,3 +135,17 @@ def test_retention_keeps_a_live_checkpoints_version_among_many_model_versions(tm
     run.write_checkpoint(None, commit=False)  # v14: ckpt-000003; ckpt-000001 is removed, its version may go
     assert not first.directory.exists()
     assert run.store.versions() == [8, 13, 14]
+
+
+def test_each_publish_logs_how_long_its_records_waited_since_their_commit(tmp_path):
+    metrics = Scalars()
+    run = a_run(tmp_path, publish_every_s=1e-9, metrics=metrics)
+    now_ms = int(time.time() * 1000)
+    run.step(batch(0, 0, [now_ms - 9_000, now_ms - 3_000, now_ms - 1_000]), stream=NoLag())
+    freshness = {tag: (value, step) for tag, value, step in metrics.written if tag.startswith("freshness/")}
+    assert set(freshness) == {P50_TAG, MAX_TAG}
+    assert 3.0 <= freshness[P50_TAG][0] < 3.0 + 60 and 9.0 <= freshness[MAX_TAG][0] < 9.0 + 60
+    assert freshness[P50_TAG][1] == 3  # the step: records learned
+    run.step(batch(0, 3, [now_ms]), stream=NoLag())
+    assert sum(tag == MAX_TAG for tag, _, _ in metrics.written) == 2  # the next publish: its own records only
+    assert [value for tag, value, _ in metrics.written if tag == MAX_TAG][1] < 60
