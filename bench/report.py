@@ -24,13 +24,16 @@ TARGETS = {
     "prediction_latency": "commit → prediction → table row, 1 and 2 consumer.predict and Spark local[2] side by side",
     "predict_scaling": "1, 2, 4 consumer.predict processes on 4 partitions: records/s and CPU (2 cores: a plateau)",
     "delivery": "exactly-once's cost in latency and throughput, shown beside at-least-once",
+    "fetch_wait": "does a read_committed fetch wait for fetch.wait.max.ms? 500 ms (default) and 10 ms side by side",
+    "predict_throughput": "consumer.predict on a backlog ÷ the model's predict_on_batch alone (RATIO), one run",
     "training_stream": "Fashion-MNIST test accuracy >= 0.91; one epoch's peak memory flat in the topic's size",
     "freshness": "train --follow: a row in a published model within seconds of its commit (default 5 s) beside "
     "versions at checkpoints only",
     "soak": "no loss; memory within the stated bound",
 }
 ORDER = [
-    "loader", "latency", "delivery", "engine_latency", "prediction_latency", "predict_scaling", "spark",
+    "loader", "latency", "delivery", "fetch_wait", "engine_latency", "prediction_latency", "predict_throughput",
+    "predict_scaling", "spark",
     "reading", "pipeline", "training", "training_stream", "freshness", "soak",
 ]  # fmt: skip
 
@@ -116,6 +119,94 @@ def _spark_table(doc: dict) -> list[str]:
         "",
         f"{doc['records']:,} records on {doc['partitions']} partitions after a warm-up, every scorer ready "
         f"before the first; {doc['reps']} repetitions; cells: median (min–max).",
+    ]
+
+
+def _rep_loads(doc: dict) -> str:
+    """Each repetition's 1-minute load average at its start and end: the machine is shared.
+
+    >>> _rep_loads({"runs": [{"load": {"start": [1.2, 1, 1], "end": [2.5, 1, 1]}}]})
+    'Load average (1 min) of each repetition, start → end: 1.2 → 2.5.'
+    """
+    loads = ", ".join(f"{run['load']['start'][0]} → {run['load']['end'][0]}" for run in doc["runs"])
+    return f"Load average (1 min) of each repetition, start → end: {loads}."
+
+
+def _predict_throughput_table(doc: dict) -> list[str]:
+    rows = [
+        [f"model alone: `predict_on_batch`, batches of {size}", _fmt(f["records_per_s"]), "-", "-", "-", "-"]
+        for size, f in doc["model_alone"].items()
+    ]
+    rows += [
+        [
+            f"`consumer.predict --batch-size {size}`",
+            _fmt(f["records_per_s"]),
+            _fmt(f["records_per_s_timed_batches"]),
+            f"{_fmt(f['wall_records_per_s'])} in {f['wall_s']['median']:.1f} s",
+            f"{f['transactions']['median']:.0f}",
+            f"{doc['ratio'][size]:.2f}",
+        ]
+        for size, f in doc["predictor"].items()
+    ]
+    headline = doc["headline"]
+    return markdown_table(
+        ["scorer", "records/s", "records/s, timed batches", "records/s with start-up", "transactions", "RATIO"], rows
+    ) + [
+        "",
+        f"RATIO **{headline['ratio']:.2f}**: `consumer.predict --batch-size {headline['batch_size']}` catching up on "
+        f"{doc['records']:,} records ({doc['partitions']} partitions) ÷ the model alone at its best "
+        f"(batches of {doc['model_alone_best_batch']}), measured in the same run; {doc['reps']} repetitions, "
+        "cells: median (min–max).",
+        "",
+        "records/s: the predictor's own summary line (every record ÷ the time from handing over its first batch to "
+        "handing over its last: start-up and the last batch's scoring excluded); timed batches: the records of the "
+        "batches inside that interval only (all but the last); with start-up: every record ÷ the time from starting "
+        "the process to its last transaction's commit. The model alone: a process of its own, the same images "
+        "decoded by the consumer's `decode_batch` (float32, /255), the clock around `predict_on_batch` only, after "
+        "a warm-up call a size. Command: `python -m bench.predict_throughput_bench` (`--records`, `--batch-sizes`, "
+        "`--model-batch-sizes`, `--reps`).",
+        "",
+        _rep_loads(doc),
+    ]
+
+
+def _fetch_wait_table(doc: dict) -> list[str]:
+    rows = [
+        [
+            name,
+            *(_fmt(f[k], 1) for k in ("p50", "p95", "p99", "max")),
+            f"{f['from_call_p50']['median']:.1f} / {f['from_call_p99']['median']:.1f}",
+            str(doc["before_commit"][name]),
+        ]
+        for name, f in doc["latency_ms"].items()
+    ]
+    answer = "yes" if doc["waits_for_fetch_wait_max_ms"] else "no"
+    rate = doc["transactions_per_s"]["median"]
+    return markdown_table(
+        [
+            "read_committed consumer",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "from the call: p50 / p99 ms",
+            "before the commit returned",
+        ],
+        rows,
+    ) + [
+        "",
+        f"Does a read_committed fetch wait for `fetch.wait.max.ms`? **{answer}**: p50 at the longest setting less "
+        f"p50 at the shortest = {doc['p50_difference_ms']:.1f} ms (waiting it out would add about half the wait). "
+        f"One record a transaction, {rate:.0f} transactions/s reached (asked {doc['rate']:g}), "
+        f"{doc['seconds']:g} s, {doc['reps']} repetitions; cells: median (min–max).",
+        "",
+        "Latency: from just after `commit_transaction` returned to the read_committed consumer's `poll` handing the "
+        "record over, both `time.monotonic()` of one process; from the call: from just before `commit_transaction` "
+        "was called (an upper bound of the same). Before the commit returned: records fetched before the producer "
+        "heard its commit succeed (negative latencies; all repetitions). Command: `python -m bench.fetch_wait_bench` "
+        "(`--rate`, `--seconds`, `--waits`, `--reps`).",
+        "",
+        _rep_loads(doc),
     ]
 
 
@@ -268,6 +359,8 @@ BODIES = {
     "predict_scaling": _predict_scaling_table,
     "spark": _spark_table,
     "delivery": _delivery_table,
+    "fetch_wait": _fetch_wait_table,
+    "predict_throughput": _predict_throughput_table,
     "pipeline": _pipeline_table,
     "reading": _reading_table,
     "training": _training_table,
