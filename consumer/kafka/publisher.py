@@ -14,6 +14,8 @@ from consumer.kafka.client import REBALANCE_CODES, KafkaClient, kafka_reason, to
 
 #: How long one transactional call (init, send offsets, commit, abort) may take before the run gives up.
 TRANSACTION_TIMEOUT_S = 30.0
+#: Records produced between two polls for delivery reports: a poll a record costs more than the produce itself.
+POLL_EVERY = 1000
 
 
 def transactional_id(group_id: str, instance: str | None) -> str:
@@ -85,9 +87,10 @@ class Publisher:
         failure."""
         try:
             self.producer.begin_transaction()
-            for key, value in records:
+            for n, (key, value) in enumerate(records):
                 self.producer.produce(topic, key=key, value=value)
-                self.producer.poll(0)
+                if n % POLL_EVERY == 0:
+                    self.producer.poll(0)
             self.producer.send_offsets_to_transaction(
                 topic_partitions(source_topic, offsets), group_metadata, TRANSACTION_TIMEOUT_S
             )

@@ -85,9 +85,8 @@ class Batch:
     def __len__(self) -> int:
         return len(self.values)
 
-    def add(self, message: Message) -> None:
-        """Append one record."""
-        partition, offset = message.partition(), message.offset()
+    def add(self, message: Message, partition: int, offset: int) -> None:
+        """Append one record (its partition and offset, as the reader already read them from it)."""
         self.values.append(message.value() or b"")
         self.keys.append(message.key() or b"")
         self.headers.append(message.headers())
@@ -290,25 +289,31 @@ class CommittingReader:
 
     def _take(self, batch: Batch, messages: list[Message]) -> None:
         """Add to ``batch`` the records of ``messages`` that are this reader's to hand over."""
+        position, until = self.position, self.until  # locals: this loop runs once a record
         for message in messages:
             if message.error() is not None:
-                if message.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                if message.error().code() == KafkaError._AUTO_OFFSET_RESET:
-                    self._overtaken(message.partition())
-                    continue
-                raise SourceError(
-                    f"reading {self.topic} from Kafka at {self.client.servers} failed: {message.error().str()}"
-                )
+                self._error(message)
+                continue
             partition, offset = message.partition(), message.offset()
-            if partition not in self.position:
+            at = position.get(partition)
+            if at is None:
                 continue  # fetched before its partition was taken away: the new owner reads it
-            if offset < self.position[partition]:
+            if offset < at:
                 continue  # already taken: fetched again after ``_restart_at`` assigned the partitions anew
-            if self.until is not None and offset >= self.until.get(partition, 0):
+            if until is not None and offset >= until.get(partition, 0):
                 continue  # past the bound: left for the next read
-            batch.add(message)
-            self.position[partition] = offset + 1
+            batch.add(message, partition, offset)
+            position[partition] = offset + 1
+
+    def _error(self, message: Message) -> None:
+        """An end of partition or a reset offset is noted and passed over; any other error is a ``SourceError``."""
+        code = message.error().code()
+        if code == KafkaError._AUTO_OFFSET_RESET:
+            self._overtaken(message.partition())
+        elif code != KafkaError._PARTITION_EOF:
+            raise SourceError(
+                f"reading {self.topic} from Kafka at {self.client.servers} failed: {message.error().str()}"
+            )
 
     def _overtaken(self, partition: int) -> None:
         """Retention (or a delete) removed records before this reader reached them: say so, with how many, and go

@@ -29,7 +29,8 @@ def prediction_records(
     wanted = plan.images()
     scored: dict[int, tuple[int, float]] = {}
     if wanted:
-        probabilities = class_probabilities(model, np.asarray(images)[wanted])
+        chosen = np.asarray(images) if len(wanted) == len(images) else np.asarray(images)[wanted]  # no copy
+        probabilities = class_probabilities(model, chosen)
         predicted = np.argmax(probabilities, axis=1)
         confidence = probabilities[np.arange(len(predicted)), predicted]
         scored = {index: (int(predicted[n]), float(confidence[n])) for n, index in enumerate(wanted)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -137,15 +138,32 @@ def is_delete(headers: list[tuple[str, bytes]] | None) -> bool:
 def zoned_timestamp(ms: int) -> str:
     """Milliseconds since the epoch as Debezium's ZonedTimestamp text (UTC, ISO-8601 with offset).
 
-    >>> zoned_timestamp(1700000000123)
-    '2023-11-14T22:13:20.123Z'
+    >>> zoned_timestamp(1700000000123), zoned_timestamp(-500)
+    ('2023-11-14T22:13:20.123Z', '1969-12-31T23:59:59.500Z')
     """
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return f"{_second_text(ms // 1000)}{ms % 1000:03d}Z"
 
 
-def _envelope(schema: str, payload: dict) -> bytes:
-    return b'{"schema":' + schema.encode() + b',"payload":' + json.dumps(payload, separators=(",", ":")).encode() + b"}"
+@functools.lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    # Formatting a datetime costs more than the rest of a prediction record: a backlog's rows share their seconds.
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+
+
+def _json_number(value: float | int | None) -> str:
+    """A number as ``json.dumps`` writes it (None as null), without its call: one record a row adds up.
+
+    >>> [_json_number(v) for v in (3, 0.1, 1e-07, None, float("nan"))]
+    ['3', '0.1', '1e-07', 'null', 'NaN']
+    """
+    if value is None:
+        return "null"
+    return repr(value) if math.isfinite(value) else json.dumps(value)
+
+
+@functools.cache
+def _json_text(text: str) -> str:
+    return json.dumps(text)
 
 
 @functools.cache
@@ -165,7 +183,8 @@ def prediction_key(ref: RowRef, names: Contract = MNIST) -> bytes:
     >>> json.loads(prediction_key(RowRef("mnist_test", 7, None)))["payload"]
     {'source_table': 'mnist_test', 'id': 7}
     """
-    return _envelope(_named(names.predictions_topic, "Key"), {"source_table": ref.table, "id": ref.id})
+    schema = _named(names.predictions_topic, "Key")
+    return f'{{"schema":{schema},"payload":{{"source_table":{_json_text(ref.table)},"id":{int(ref.id)}}}}}'.encode()
 
 
 def prediction_value(
@@ -183,19 +202,14 @@ def prediction_value(
     {'source_table': 'mnist_test', 'id': 7, 'predicted': 3, 'confidence': 0.5, 'model_version': 2, \
 'committed_at': '2023-11-14T22:13:20.000Z', 'predicted_at': '2023-11-14T22:13:20.250Z'}
     """
-    committed = zoned_timestamp(ref.committed_ms) if ref.committed_ms is not None else None
-    return _envelope(
-        _named(names.predictions_topic, "Value"),
-        {
-            "source_table": ref.table,
-            "id": ref.id,
-            "predicted": int(predicted),
-            "confidence": float(confidence),
-            "model_version": model_version,
-            "committed_at": committed,
-            "predicted_at": zoned_timestamp(predicted_ms),
-        },
-    )
+    committed = f'"{zoned_timestamp(ref.committed_ms)}"' if ref.committed_ms is not None else "null"
+    # Written as json.dumps writes the payload dict (unit tests hold the two equal), at a third of its cost.
+    return (
+        f'{{"schema":{_named(names.predictions_topic, "Value")},"payload":{{"source_table":{_json_text(ref.table)},'
+        f'"id":{int(ref.id)},"predicted":{int(predicted)},"confidence":{_json_number(float(confidence))},'
+        f'"model_version":{_json_number(None if model_version is None else int(model_version))},'
+        f'"committed_at":{committed},"predicted_at":"{zoned_timestamp(predicted_ms)}"}}}}'
+    ).encode()
 
 
 def key_of(key: bytes) -> tuple[str, int]:
@@ -216,6 +230,8 @@ class Plan:
 
     changes: list[tuple[int | None, RowRef]] = field(default_factory=list)
     malformed: Counter[str] = field(default_factory=Counter)
+    #: The position among the batch's raw records of each change's record.
+    records: list[int] = field(default_factory=list)
 
     def images(self) -> list[int]:
         """The decoded images to score, in order."""
@@ -233,12 +249,12 @@ def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool],
 
     >>> row = lambda i, op=b"c": [("mnist.table", b"t"), ("mnist.id", str(i).encode()), ("__op", op)]
     >>> plan = plan_batch([row(1), None, row(3), row(4, b"d"), row("x")], [True, True, False, True, True])
-    >>> [(i, r.id) for i, r in plan.changes], dict(plan.malformed)
-    ([(0, 1), (None, 4)], {'no table header': 1, 'undecodable': 1, 'id not a number': 1})
+    >>> [(i, r.id) for i, r in plan.changes], plan.records, dict(plan.malformed)
+    ([(0, 1), (None, 4)], [0, 3], {'no table header': 1, 'undecodable': 1, 'id not a number': 1})
     """
     plan = Plan()
     image = 0
-    for record_headers, decoded in zip(headers, valid, strict=True):
+    for position, (record_headers, decoded) in enumerate(zip(headers, valid, strict=True)):
         index = image if decoded else None
         image += 1 if decoded else 0
         try:
@@ -248,10 +264,12 @@ def plan_batch(headers: list[list[tuple[str, bytes]] | None], valid: list[bool],
             continue
         if is_delete(record_headers):
             plan.changes.append((None, ref))
-        elif index is None:
-            plan.malformed["undecodable"] += 1
-        else:
+        elif index is not None:
             plan.changes.append((index, ref))
+        else:
+            plan.malformed["undecodable"] += 1
+            continue
+        plan.records.append(position)
     return plan
 
 
