@@ -3,6 +3,8 @@
 # Every command runs in the project's virtual environment, made by `make setup` (PYTHON= picks its interpreter);
 # make demo and make test each run the set-up they need first, so either can be a fresh clone's first command.
 VENV ?= .venv
+# The PyFlink scorer's own environment: apache-flink 2.3.0 needs pyarrow < 17, the spark extra pyarrow >= 18.
+FLINK_VENV ?= .venv-flink
 PY = $(VENV)/bin/python
 SPLIT ?=
 RATE ?=
@@ -20,8 +22,8 @@ STATE = $${STACK_HOME:-.stack}
 LOADER_ARGS = $(if $(SPLIT),--split $(SPLIT)) $(if $(RATE),--rate $(RATE)) $(if $(IDX_DIR),--idx-dir $(IDX_DIR)) \
               $(if $(LIMIT),--limit $(LIMIT)) $(if $(BATCH),--batch $(BATCH))
 
-.PHONY: setup setup-test setup-engines setup-spark up down status load-mnist train train-follow evaluate predict \
-        dashboard demo demo-drift test test-java test-python lint bench soak fresh-machine
+.PHONY: setup setup-test setup-engines setup-spark setup-flink up down status load-mnist train train-follow evaluate \
+        predict dashboard demo demo-drift test test-java test-python lint bench soak fresh-machine
 
 setup:  ## what the demo needs: system packages (root or sudo), the project's .venv with the package, the jars
 	bash stack/install-system-packages.sh
@@ -38,6 +40,11 @@ setup-engines:  ## opt-in: Debezium Server's distribution (~700 MB; STACK_ENGINE
 setup-spark:  ## opt-in: PySpark and Spark's Kafka connector jars (python -m consumer.spark_predict)
 	bash stack/make-venv.sh $(VENV) spark
 	$(PY) -m stack.assemble --part spark
+
+setup-flink:  ## opt-in: PyFlink in its own .venv-flink and Flink's Kafka connector jar (consumer.flink_predict)
+	bash stack/make-venv.sh $(FLINK_VENV) flink
+	$(FLINK_VENV)/bin/python -c "import tensorflow, pyflink"
+	$(PY) -m stack.assemble --part flink
 
 up:
 	$(PY) -m stack up

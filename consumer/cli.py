@@ -91,6 +91,21 @@ def add_model_flag(parser: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+def add_engine_flags(parser: argparse.ArgumentParser, engine: str, end: str) -> None:
+    """What the Spark and Flink scorers share: the topic, Kafka and model flags, ``--checkpoint-dir`` (where a
+    restart resumes; default ``$STACK_HOME/<engine>-checkpoints/<topic>``) and ``--follow`` (else the run ends
+    ``end``)."""
+    add_topic_flags(parser, predictions=True)
+    add_model_flag(parser, "score with")
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help=f"{engine.capitalize()}'s checkpoints: where a restart resumes "
+        f"[default $STACK_HOME/{engine}-checkpoints/<topic>]",
+    )
+    parser.add_argument("--follow", action="store_true", help=f"run until Ctrl-C instead of ending {end}")
+
+
 def add_group_flag(parser: argparse.ArgumentParser, role: str, description: str) -> None:
     """``--group-id``, by default ``<dataset>-<role>`` (``apply_dataset``)."""
     parser.add_argument("--group-id", help=f"consumer group (default {DEFAULT_DATASET}-{role}: {description})")

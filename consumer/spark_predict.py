@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from consumer.cli import CommandError, add_model_flag, add_topic_flags, apply_dataset, kafka_client_of, open_model
+from consumer.cli import CommandError, add_engine_flags, apply_dataset, kafka_client_of, open_model
 from consumer.kafka.client import SourceError
 from consumer.learning.spark_scoring import score_batches
 from stack.assemble import spark_jars
@@ -50,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and publish one prediction a row to the dataset's predictions topic ({MNIST.predictions_topic} for mnist), "
         "as consumer.predict does.",
     )
-    add_topic_flags(parser, predictions=True)
-    add_model_flag(parser, "score with")
-    parser.add_argument(
-        "--checkpoint-dir",
-        type=Path,
-        help="Spark's checkpoint: where a restart resumes [default $STACK_HOME/spark-checkpoints/<topic>]",
-    )
+    add_engine_flags(parser, "spark", "at the topic's end")
     parser.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     parser.add_argument(
         "--max-records-per-trigger",
@@ -67,7 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval", type=float, default=1.0, help="seconds between micro-batches with --follow (default 1)"
     )
-    parser.add_argument("--follow", action="store_true", help="run until Ctrl-C instead of ending at the topic's end")
     parser.add_argument(
         "--allow-data-loss",
         action="store_true",

@@ -10,7 +10,8 @@ new directory beside the live one and swapped in by rename, so no jar is deleted
 stops the JVMs that use a part before swapping it (Kafka uses lib/, Connect lib/ and plugins/).
 
 ``spark`` (opt-in, ``python -m stack.assemble --part spark``) is the Spark Kafka connector for
-``consumer.spark_predict``: no service of the stack loads it, so it is assembled apart from ``up``.
+``consumer.spark_predict``: no service of the stack loads it, so it is assembled apart from ``up``; ``flink``
+(``--part flink``) likewise, Flink's Kafka SQL connector for ``consumer.flink_predict``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 
 from stack.archive import UnsafeArchive, extract_tar
-from stack.assembled import lib_dir, plugin_dir, server_dist_dir, spark_jars_dir
+from stack.assembled import flink_jars_dir, lib_dir, plugin_dir, server_dist_dir, spark_jars_dir
 from stack.config import REPO_ROOT, ConfigError, StackConfig
 from stack.processes import StepError
 from stack.versions import pinned_versions, spark_version
@@ -38,9 +39,15 @@ SMT_DIR = REPO_ROOT / "debezium" / "mnist-smt"
 #: The parts, in build order, and where each one lives once swapped in. ``server`` (Debezium Server's
 #: distribution, ~700 MB) is assembled only for STACK_ENGINE=server or ``assemble --engine server``; ``spark``
 #: (the Kafka connector of Spark, ~7 MB) only by ``python -m stack.assemble --part spark``: no service uses it.
-LIVE = {"lib": lib_dir, "plugins": plugin_dir, "server": server_dist_dir, "spark": spark_jars_dir}
+LIVE = {
+    "lib": lib_dir,
+    "plugins": plugin_dir,
+    "server": server_dist_dir,
+    "spark": spark_jars_dir,
+    "flink": flink_jars_dir,
+}
 PARTS = tuple(LIVE)
-OPT_IN = {"server", "spark"}
+OPT_IN = {"server", "spark", "flink"}
 
 
 def wanted_parts(cfg: StackConfig) -> set[str]:
@@ -78,6 +85,7 @@ def _stamp(versions: dict[str, str]) -> dict[str, str]:
         "plugins": _digest(smt_sources, kafka, debezium, jdbc),
         "server": _digest([], "debezium-server-dist", debezium, *SERVER_MEMBERS),
         "spark": _digest([], *SPARK_ARTIFACTS, spark_version()),
+        "flink": _digest([], FLINK_CONNECTOR),
     }
 
 
@@ -250,8 +258,8 @@ def _build_spark(cfg: StackConfig, target: Path, log: Path) -> None:
 
 def spark_jars(cfg: StackConfig) -> list[Path] | None:
     """The assembled Spark connector jars (for ``spark.jars``), or None when the spark part is missing or stale."""
-    directory = spark_jars_dir(cfg)
-    if _stored_stamp(cfg).get("spark") != _stamp(pinned_versions())["spark"] or not directory.is_dir():
+    directory = _fresh_part(cfg, "spark")
+    if directory is None:
         return None
     jars = sorted(directory.glob("*.jar"))
     return jars if all(any(j.name.startswith(f"{name}-") for j in jars) for name in SPARK_ARTIFACTS) else None
@@ -260,6 +268,42 @@ def spark_jars(cfg: StackConfig) -> list[Path] | None:
 def assemble_spark(cfg: StackConfig) -> bool:
     """Build and swap in the spark part when missing or stale; True when it was built. Safe with the stack up."""
     return assemble(cfg, set() if spark_jars(cfg) is not None else {"spark"})
+
+
+#: Flink's Kafka connector for SQL and the DataStream API, one shaded jar with its Kafka client. No build for
+#: Flink 2.3 is on Maven Central; the 2.2 build runs on PyFlink 2.3 (the connector's API is Flink's stable one).
+FLINK_CONNECTOR = "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2"
+
+
+def _build_flink(target: Path, log: Path) -> None:
+    """The connector's one jar (``dependency:copy``: a shaded jar needs nothing else on the classpath)."""
+    _mvn(
+        ["-q", "dependency:copy", f"-Dartifact={FLINK_CONNECTOR}", f"-DoutputDirectory={target}"],
+        "Flink Kafka connector",
+        log,
+    )
+    if not any(target.glob("flink-sql-connector-kafka-*.jar")):
+        raise StepError(f"assemble: Flink Kafka connector missing after mvn; see {log}")
+
+
+def flink_jars(cfg: StackConfig) -> list[Path] | None:
+    """The assembled Flink connector jar (for ``pipeline.jars``), or None when the flink part is missing or stale."""
+    directory = _fresh_part(cfg, "flink")
+    jars = sorted(directory.glob("flink-sql-connector-kafka-*.jar")) if directory else []
+    return jars or None
+
+
+def assemble_flink(cfg: StackConfig) -> bool:
+    """Build and swap in the flink part when missing or stale; True when it was built. Safe with the stack up."""
+    return assemble(cfg, set() if flink_jars(cfg) is not None else {"flink"})
+
+
+def _fresh_part(cfg: StackConfig, part: str) -> Path | None:
+    """An opt-in part's live directory when it was assembled from today's pinned versions, else None."""
+    directory = LIVE[part](cfg)
+    if _stored_stamp(cfg).get(part) != _stamp(pinned_versions())[part] or not directory.is_dir():
+        return None
+    return directory
 
 
 def _local_repository() -> Path:
@@ -290,6 +334,8 @@ def _build_part(cfg: StackConfig, part: str, versions: dict[str, str], target: P
             _build_server(cfg, versions, target, log)
         case "spark":
             _build_spark(cfg, target, log)
+        case "flink":
+            _build_flink(target, log)
 
 
 def swap(cfg: StackConfig, parts: set[str]) -> None:
@@ -326,7 +372,7 @@ def assemble(cfg: StackConfig, parts: set[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stack.assemble --part spark``: assemble an opt-in part no service of the stack loads."""
+    """``python -m stack.assemble --part spark|flink``: assemble an opt-in part no service of the stack loads."""
     parser = argparse.ArgumentParser(
         prog="python -m stack.assemble",
         description="Assemble an opt-in part into $STACK_HOME from Maven Central (the stack's own parts: "
@@ -334,18 +380,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--part",
-        choices=["spark"],
+        choices=["spark", "flink"],
         required=True,
-        help="spark: the Kafka connector jars of consumer.spark_predict (spark-sql-kafka-0-10 and its runtime deps)",
+        help="spark: the Kafka connector jars of consumer.spark_predict (spark-sql-kafka-0-10 and its runtime deps); "
+        "flink: the Kafka connector jar of consumer.flink_predict (flink-sql-connector-kafka)",
     )
-    parser.parse_args(argv)
+    part = parser.parse_args(argv).part
     try:
         cfg = StackConfig.from_env()
-        did = assemble_spark(cfg)
+        did = {"spark": assemble_spark, "flink": assemble_flink}[part](cfg)
     except (StepError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{'assembled' if did else 'already assembled'}: {spark_jars_dir(cfg)}", flush=True)
+    print(f"{'assembled' if did else 'already assembled'}: {LIVE[part](cfg)}", flush=True)
     return 0
 
 

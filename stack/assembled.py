@@ -29,3 +29,8 @@ def server_dist_dir(cfg: StackConfig) -> Path:
 def spark_jars_dir(cfg: StackConfig) -> Path:
     """The Spark Kafka connector and its runtime dependencies PySpark lacks (``assemble --part spark`` only)."""
     return cfg.home / "spark-jars"
+
+
+def flink_jars_dir(cfg: StackConfig) -> Path:
+    """Flink's Kafka SQL connector (``assemble --part flink`` only): PyFlink's own jars lack every connector."""
+    return cfg.home / "flink-jars"

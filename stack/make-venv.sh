@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Creates the project's virtual environment (default .venv/) and installs the package into it: alone for the demo
 # (make setup), or with one of pyproject.toml's extras: dev for the tests (make setup-test), spark for the opt-in
-# Spark scorer (make setup-spark). An extra installed once stays installed. Stock Debian 12/13 and Ubuntu 24.04
-# refuse `pip install` into the system Python (PEP 668), so nothing is ever installed there. Runs as the user,
-# never as root on their behalf. Usage: make-venv.sh VENV_DIR [EXTRA]
+# Spark scorer (make setup-spark), flink for the opt-in PyFlink scorer (make setup-flink, into .venv-flink: its
+# pyarrow < 17 cannot sit beside the spark extra's >= 18). An extra installed once stays installed. Stock Debian
+# 12/13 and Ubuntu 24.04 refuse `pip install` into the system Python (PEP 668), so nothing is ever installed there.
+# Runs as the user, never as root on their behalf. Usage: make-venv.sh VENV_DIR [EXTRA]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${1:-.venv}"
 extra="${2:-}"
 case "$extra" in
-  "" | dev | spark) ;;
-  *) echo "usage: make-venv.sh VENV_DIR [dev|spark]" >&2; exit 2 ;;
+  "" | dev | spark | flink) ;;
+  *) echo "usage: make-venv.sh VENV_DIR [dev|spark|flink]" >&2; exit 2 ;;
 esac
 # shellcheck source=stack/python.sh
 . stack/python.sh

@@ -16,18 +16,11 @@ from confluent_kafka import Producer
 from consumer.records.predictions import key_of
 from probes.topics import read_from
 from stack.contract import MNIST
-from stack.kafka import ensure_topics
 from tests.integration.support.backend import stop
+from tests.integration.support.topics import topics_of_the_test
 
 PIXELS = ",".join(["7"] * 784).encode()
 BATCH_LINE = re.compile(r"batch\s+\d+\s+records\s+(\d+)\s+predictions\s+\d+\s+.*total (\d+)$")
-
-
-def topics_of_the_test(pipeline, name: str) -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    source, target = f"test.{name}.in.{suffix}", f"test.{name}.out.{suffix}"
-    ensure_topics(pipeline.config, (source, target))
-    return source, target
 
 
 def produce(producer: Producer, topic: str, row_id: int) -> None:

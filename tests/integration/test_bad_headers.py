@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from consumer.records.predictions import key_of
 from probes.topics import end_offsets, read_from
 from stack.contract import MNIST
-from stack.kafka import ensure_topics
+from tests.integration.support.topics import topics_of_the_test
 
 GOOD = ",".join(["7"] * 784).encode()
 
@@ -33,13 +33,6 @@ BAD = [
     row_headers(str(2**63).encode()),
     [(MNIST.id_header, b"6"), (MNIST.commit_header, b"1700000000000")],
 ]
-
-
-def topics_of_the_test(pipeline, name: str) -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    source, target = f"test.{name}.in.{suffix}", f"test.{name}.out.{suffix}"
-    ensure_topics(pipeline.config, (source, target))
-    return source, target
 
 
 def test_records_with_bad_headers_are_counted_with_their_reasons_and_real_rows_are_predicted(pipeline, model_store):
