@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probes.deadline import poll
+from probes.topics import group_assignment
 
 READY = "ready"
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +106,17 @@ def wait_scoring(children: list[Child], label: str, timeout: float, also: Callab
 
     if not poll(ready, timeout, 0.2):
         raise RuntimeError(f"{label} not ready within {timeout:g} s: {children[0].tail()}")
+
+
+def group_shared(servers: str, group: str, members: int) -> Callable[[], bool]:
+    """A check for ``wait_scoring``: ``group`` is stable with ``members`` members, each with a partition, so no
+    rebalance is still to come when the measuring starts."""
+
+    def shared() -> bool:
+        found = group_assignment(servers, group)
+        return found is not None and len(found) == members and min(found.values()) > 0
+
+    return shared
 
 
 def start(module: str, *args: str) -> subprocess.Popen:

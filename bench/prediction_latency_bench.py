@@ -1,10 +1,13 @@
 """Prediction latency: COMMIT in PostgreSQL -> record on Kafka -> prediction on Kafka -> row in the predictions table,
-for each scorer side by side in one run: 1 ``consumer.predict``, 2 ``consumer.predict`` of one consumer group and
-Spark Structured Streaming (``consumer.spark_predict``, ``local[2]``, a micro-batch every ``--spark-interval`` s).
+for each scorer side by side in one run: 1 ``consumer.predict``, 2 ``consumer.predict`` of one consumer group,
+Spark Structured Streaming (``consumer.spark_predict``, ``local[2]``, a micro-batch every ``--spark-interval`` s)
+and Flink (``consumer.flink_predict``, a local mini-cluster, exactly once, a checkpoint every
+``--flink-checkpoint-interval`` s).
 
 Three figures per row, at steady insert rates (default 200 and 1,000 rows/s): from the row's COMMIT to (1) its
 record on the captured topic, (2) its prediction on the predictions topic (read_committed: visible once
-``consumer.predict``'s transaction for the batch committed; Spark's sink does not use transactions), (3) its row in
+``consumer.predict``'s transaction for the batch committed, or Flink's at the checkpoint after it; Spark's sink
+does not use transactions), (3) its row in
 the predictions table (written by Debezium's JDBC sink). Everything runs on the benchmark's own objects, never the
 demo's: the table ``public.mnist_bench_predict`` (``bench/tables.py``; captured by the running connector into
 ``tf.public.mnist_bench_predict``), the scorer's processes on that topic writing to ``mnist.bench.predictions``,
@@ -14,8 +17,8 @@ Each repetition runs the scorers one after another (never two at once, so none t
 scorer's processes start with ``--follow``, resume where that scorer stopped last (its own consumer group, its own
 Spark checkpoint), score a 2 s warm-up at the first rate (not measured: it also catches up on the rows the other
 scorers were measured on, and Spark's first micro-batch starts its Python workers and loads the model), then each
-rate, then stop (SIGINT). Spark is left out, with a note, when ``make setup-spark`` has not been run, unless it is
-named in ``--scorers``.
+rate, then stop (SIGINT). Spark and Flink are left out, with a note, when ``make setup-spark`` or ``make
+setup-flink`` has not been run, unless ``--scorers`` names them.
 
 Times: commit = ``time.time()`` right after COMMIT returns; Kafka arrivals = ``time.time()`` when a read_committed
 confluent-kafka reader of the benchmark hands the record over; table = the database's ``clock_timestamp()`` when
@@ -40,15 +43,15 @@ import numpy as np
 from confluent_kafka import Message
 
 from bench.arrivals import TopicClock, committed_at, write_run
-from bench.fresh_process import Child, untrained_model, wait_scoring
+from bench.fresh_process import Child, group_shared, untrained_model, wait_scoring
 from bench.record import add_rate_flags, parse, parser, percentiles, print_table, record, settings, summarise
+from bench.scorers import PROCESSES, engine_command, runnable
 from bench.tables import as_owner, bench_table, delete_topics, run
 from consumer.records.predictions import key_of
 from probes.database import query_all
 from probes.deadline import poll
 from probes.rows import NumberedRows
 from stack import connect
-from stack.assemble import spark_jars
 from stack.config import StackConfig
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
@@ -83,21 +86,14 @@ def sink_config(cfg: StackConfig) -> dict[str, str]:
     return {**connect.sink_config(cfg), "topics": PREDICTIONS_TOPIC, "collection.name.format": PREDICTIONS_TABLE}
 
 
-SCORERS = ("predict", "predict2", "spark")
-SCORER_LABELS = {"predict": "1 consumer.predict", "predict2": "2 consumer.predict", "spark": "Spark local[2]"}
-#: How many processes each scorer runs at once (two consumer.predict of one group share the 2 partitions).
-PROCESSES = {"predict": 1, "predict2": 2, "spark": 1}
+SCORERS = ("predict", "predict2", "spark", "flink")
+SCORER_LABELS = {
+    "predict": "1 consumer.predict",
+    "predict2": "2 consumer.predict",
+    "spark": "Spark local[2]",
+    "flink": "Flink mini-cluster",
+}
 START_TIMEOUT_S = 300
-
-
-def spark_missing(cfg: StackConfig) -> str | None:
-    """Why ``consumer.spark_predict`` cannot run here (``make setup-spark`` not run), or None."""
-    try:
-        import pyarrow  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
-        import pyspark  # noqa: F401, PLC0415 - optional (make setup-spark): whether it imports is the check
-    except ImportError as error:
-        return f"{error.name} is not installed (make setup-spark)"
-    return None if spark_jars(cfg) else "no Spark Kafka connector jars (make setup-spark)"
 
 
 class Scorer:
@@ -108,27 +104,32 @@ class Scorer:
         self.kind, self.scratch = kind, scratch
         common = ["--follow", "--topic", SOURCE_TOPIC, "--predictions-topic", PREDICTIONS_TOPIC]
         common += ["--model", str(model), "--bootstrap-servers", cfg.kafka.bootstrap_servers]
-        if kind == "spark":
-            checkpoint = scratch / "spark-checkpoint"
-            spark = [sys.executable, "-m", "consumer.spark_predict", *common, "--checkpoint-dir", str(checkpoint)]
-            self.argvs = [[*spark, "--interval", f"{args.spark_interval:g}"]]
+        group = f"bench-predict-{kind}-{uuid.uuid4().hex[:8]}"
+        if kind in ("spark", "flink"):
+            engine = engine_command(kind, common, scratch / f"{kind}-checkpoint", group)
+            every = {"spark": ["--interval", f"{args.spark_interval:g}"]}
+            every["flink"] = ["--checkpoint-interval", f"{args.flink_checkpoint_interval:g}"]
+            self.argvs = [[*engine, *every[kind]]]
         else:
-            group = f"bench-predict-{kind}-{uuid.uuid4().hex[:8]}"
             predict = [sys.executable, "-m", "consumer.predict", *common, "--group-id", group]
             predict += ["--batch-size", str(args.batch_size)] if args.batch_size else []
             self.argvs = [[*predict, "--instance", f"bench-{n}"] for n in range(PROCESSES[kind])]
         self.children: list[Child] = []
         self.starts = 0
+        self.group, self.servers = group, cfg.kafka.bootstrap_servers
 
     def start(self) -> None:
         """Every process started and past its ``predicting ...`` line (its reader or query is running)."""
         self.starts += 1
         logs = [self.scratch / f"{self.kind}-{self.starts}-{n}.log" for n in range(len(self.argvs))]
         self.children = [Child.start(argv, log) for argv, log in zip(self.argvs, logs, strict=True)]
-        wait_scoring(self.children, SCORER_LABELS[self.kind], START_TIMEOUT_S)
+        # Two processes of a group: once both hold a partition, so the group's first rebalance is not measured.
+        shared = group_shared(self.servers, self.group, len(self.argvs)) if len(self.argvs) > 1 else None
+        wait_scoring(self.children, SCORER_LABELS[self.kind], START_TIMEOUT_S, shared)
 
     def stop(self) -> None:
-        """SIGINT, as Ctrl-C: consumer.predict ends after its transaction, Spark stops its query."""
+        """SIGINT, as Ctrl-C: consumer.predict ends after its transaction, Spark stops its query, Flink stops its job
+        with a savepoint."""
         for child in self.children:
             child.interrupt()
         for child in self.children:
@@ -209,23 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     flags = parser("bench.prediction_latency_bench", __doc__)
     add_rate_flags(flags)
     flags.add_argument(
-        "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark only after make setup-spark)"
+        "--scorers", nargs="+", choices=SCORERS, help="which scorers (default all; spark and flink once set up)"
     )
     flags.add_argument(
         "--batch-size", type=int, help="consumer.predict's bound on records a transaction (default: its own, 2048)"
     )
     flags.add_argument("--spark-interval", type=float, default=1.0, help="seconds between Spark's micro-batches (1)")
+    flags.add_argument(
+        "--flink-checkpoint-interval", type=float, default=0.25, help="seconds between Flink's checkpoints (0.25)"
+    )
     flags.add_argument("--model", type=Path, help="a .keras model to score with (default: an untrained CNN)")
     args = parse(flags, argv)
 
     cfg = settings(args)
-    scorers = args.scorers or list(SCORERS)
-    why = spark_missing(cfg) if "spark" in scorers else None
-    if why and args.scorers:
-        raise RuntimeError(f"cannot run the spark scorer: {why}")
-    if why:
-        print(f"note: Spark left out: {why}", flush=True)
-        scorers.remove("spark")
+    scorers = runnable(cfg, args.scorers or list(SCORERS), named=bool(args.scorers))
     with tempfile.TemporaryDirectory(prefix="prediction-bench-") as scratch:
         model = args.model or untrained_model(Path(scratch))
         with bench_table(cfg, "predict"):
@@ -300,7 +298,8 @@ def report(args: argparse.Namespace, scorers: list[str], runs: dict) -> int:
         )
     print_table(
         f"Prediction latency (ms), median of {args.reps} repetitions of {args.seconds:g} s; consumer.predict batch "
-        f"bound {args.batch_size or 'default'}, Spark micro-batch every {args.spark_interval:g} s",
+        f"bound {args.batch_size or 'default'}, Spark micro-batch every {args.spark_interval:g} s, Flink checkpoint "
+        f"every {args.flink_checkpoint_interval:g} s",
         ["scorer", "stage", "rows/s", "p50", "p95", "p99", "max", "p99 spread"],
         table,
     )
@@ -312,6 +311,7 @@ def report(args: argparse.Namespace, scorers: list[str], runs: dict) -> int:
             "scorers": scorers,
             "predictor_batch_size": args.batch_size,
             "spark_interval_s": args.spark_interval,
+            "flink_checkpoint_interval_s": args.flink_checkpoint_interval,
             "latency_ms": figures,
         },
     )
