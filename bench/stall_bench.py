@@ -10,7 +10,12 @@ the stack's connector with exactly once as configured. For every row:
   broker's append, Connect's transaction commit and its markers, the fetch).
 
 Meanwhile ``jstat -gc`` samples the broker's and Connect's JVMs every 20 ms; a garbage collection seen between
-two samples counts as a pause of its measured length within that interval. A stalled row is one slower than
+two samples counts as a pause of its measured length within that interval. Over JMX (``bench.jmx``), also every
+20 ms: the time the broker spent on each kind of a transactional producer's requests, the time Connect's producer
+spent in ``commitTransaction``, and three running counts of the changes' way through Connect (Debezium read them
+from the WAL stream, the task polled them, the task sent them), so a stall shows which of them stood still.
+The first ``--warm-up-seconds`` of rows are not measured: the benchmark's topic is new, and Connect's producer
+learns it from the first records. A stalled row is one slower than
 ``--stall-ms`` (100); stalled rows whose commits are less than a second apart form one episode, and each episode
 is put down to a broker pause, a Connect pause, both or neither when its window (first commit .. last arrival)
 overlaps such a pause. The load average is recorded: on this shared 2-core machine a busy neighbour stalls
@@ -33,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import Message
 
+from bench import jmx
 from bench.arrivals import Arrivals, committed_at, write_run
 from bench.record import add_rate_flags, parse, parser, percentiles, print_table, record, settings, summarise
 from bench.tables import bench_table
@@ -43,6 +49,7 @@ TABLE = "mnist_bench_stall"
 TOPIC = MNIST.of_table(TABLE)
 SAMPLE_MS = 20
 EPISODE_GAP_S = 1.0
+QUERIES = {"kafka": jmx.BROKER, "connect": jmx.CONNECT}
 
 
 class PauseLog(threading.Thread):
@@ -145,12 +152,14 @@ def measure(cfg: StackConfig, arrivals: TimedArrivals, rate: int, seconds: float
     """One run at ``rate``: the stages' percentiles and the stall episodes with their causes."""
     # Without a JDK's jstat (a JRE alone) the stages are still measured; every episode then reads "neither".
     logs = {name: PauseLog(pid) for name, pid in pids(cfg).items()} if shutil.which("jstat") else {}
+    samplers = start_samplers(cfg)
     for log in logs.values():
         log.start()
     load = os.getloadavg()[0]
+    began = time.time()
     rows = write_run(cfg.postgres, TABLE, rate, seconds, arrivals)
     arrivals.latencies(rows)
-    for log in logs.values():
+    for log in [*logs.values(), *samplers.values()]:
         log.finish()
     arrived = arrivals.arrived[TOPIC]
     commits = {n: committed_at(rows, n) for n in arrived}
@@ -168,6 +177,48 @@ def measure(cfg: StackConfig, arrivals: TimedArrivals, rate: int, seconds: float
         "by_cause": {cause: sum(1 for e in found if _cause(e) == cause) for cause in CAUSES},
         "pauses_ms": {name: [round(p * 1000, 1) for *_, p in log.pauses] for name, log in logs.items()},
         "worst_ms": [round(e.worst_ms) for e in found],
+        **beside(samplers, found, began, time.time()),
+    }
+
+
+def start_samplers(cfg: StackConfig) -> dict[str, jmx.JmxLog]:
+    """The broker's request times and Connect's producer times, sampled; none without a JDK."""
+    if not jmx.available():
+        return {}
+    found = {name: jmx.JmxLog(pid, QUERIES[name]) for name, pid in pids(cfg).items()}
+    for sampler in found.values():
+        sampler.start()
+    for name, sampler in found.items():
+        if not sampler.wait_ready():
+            raise RuntimeError(f"bench.stall_bench: could not sample {name}'s JMX attributes ({jmx.SAMPLER.name})")
+    time.sleep(jmx.SETTLE_S)  # the agent each JVM has just started compiles its code first
+    return found
+
+
+def beside(samplers: dict[str, jmx.JmxLog], found: list[Episode], began: float, ended: float) -> dict:
+    """What the broker and Connect's producer spent in each episode's window, and in a second of the whole run."""
+    if not samplers:
+        return {}
+    pad = jmx.SAMPLE_MS / 1000
+
+    def spent(start: float, end: float) -> dict:
+        return {
+            "broker": jmx.broker_summary(samplers["kafka"].samples, start, end),
+            "connect": jmx.connect_summary(samplers["connect"].samples, start, end),
+        }
+
+    return {
+        "run_s": round(ended - began, 2),
+        "whole_run": spent(began, ended),
+        "in_episodes": [
+            {
+                "rows": e.rows,
+                "worst_ms": round(e.worst_ms),
+                "window_s": round(e.end - e.start + 2 * pad, 3),
+                **spent(e.start - pad, e.end + pad),
+            }
+            for e in found
+        ],  # fmt: skip
     }
 
 
@@ -185,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     add_rate_flags(flags)
     flags.set_defaults(rates=[1000])
     flags.add_argument("--stall-ms", type=float, default=100.0, help="a row slower than this is stalled (100)")
+    flags.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=3.0,
+        help="rows written first and not measured (3): the new topic's first records wait for Connect's producer "
+        "to learn it",
+    )
     args = parse(flags, argv)
     cfg = settings(args)
     runs: list[dict] = []
@@ -192,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = TimedArrivals(cfg.kafka.bootstrap_servers, {TOPIC: TOPIC})
         arrivals.start()
         try:
+            if args.warm_up_seconds > 0:
+                arrivals.latencies(write_run(cfg.postgres, TABLE, args.rates[0], args.warm_up_seconds, arrivals))
             for _ in range(args.reps):
                 for rate in args.rates:
                     runs.append({"rate": rate, **measure(cfg, arrivals, rate, args.seconds, args.stall_ms)})
@@ -215,9 +275,13 @@ def report(args, runs: list[dict]) -> int:
         ["rows/s", "load", "total", "capture", "delivery", "stall episodes", "paused JVM", "GCs kafka / connect"],
         table,
     )
+    episode_rows = jmx.episode_rows(runs)
+    if episode_rows:
+        print_table("What the broker and Connect's producer spent in each stall, and in an average second of the run",
+                    jmx.EPISODE_HEADER, episode_rows)  # fmt: skip
     p99 = summarise([run["total"]["p99"] for run in runs])
     print(f"total p99: median {p99['median']:.0f} ms over {p99['runs']} runs ({p99['min']:.0f}-{p99['max']:.0f})")
-    return record(args, "stall", {"stall_ms": args.stall_ms, "runs": runs})
+    return record(args, "stall", {"stall_ms": args.stall_ms, "warm_up_s": args.warm_up_seconds, "runs": runs})
 
 
 if __name__ == "__main__":

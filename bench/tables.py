@@ -21,6 +21,7 @@ from consumer.kafka.client import SourceError
 from loader.database import DatabaseError
 from loader.database import connect as pg_connect
 from probes.deadline import poll
+from probes.topics import end_offsets
 from stack.config import CONNECTOR_ROLE, ConfigError, StackConfig
 from stack.contract import MNIST
 from stack.errors import first_line
@@ -57,6 +58,17 @@ def create(cfg: StackConfig, table: str) -> None:
         f"ALTER PUBLICATION {MNIST.publication} ADD TABLE public.{table}",
     )
     ensure_topics(cfg, (topic,))
+    if not poll(lambda: _led(cfg, topic), 30, 0.2):
+        raise RuntimeError(f"{topic}: its partitions have no leader 30 s after it was made")
+
+
+def _led(cfg: StackConfig, topic: str) -> bool:
+    """Whether every partition of ``topic`` answers for its offsets: for a moment after a topic is made again under
+    its old name, the broker answers NOT_LEADER_FOR_PARTITION."""
+    try:
+        return bool(end_offsets(cfg.kafka.bootstrap_servers, topic))
+    except KafkaException:
+        return False
 
 
 def remove(cfg: StackConfig, table: str) -> None:

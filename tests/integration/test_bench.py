@@ -26,7 +26,11 @@ from tests.integration.support.demo_data import demo_data
             ["--records", "600", "--batch-sizes", "256", "--model-batch-sizes", "256,1024", "--reps", "1"],
             ["model alone, predict_on_batch(1024)", "consumer.predict --batch-size 256", "RATIO (headline)"],
         ),
-        ("bench.stall_bench", ["--rates", "100", "--seconds", "2", "--reps", "1"], ["capture", "stall episodes"]),
+        (
+            "bench.stall_bench",
+            ["--rates", "100", "--seconds", "2", "--reps", "1"],
+            ["capture", "stall episodes", "Connect in commitTransaction ms", "EndTxn n · ms"],
+        ),
         ("bench.fetch_wait_bench", ["--seconds", "1", "--reps", "1"], ["fetch.wait.max.ms=500", "p99", "wait for"]),
         ("bench.train_bench", ["--datasets", "sample", "--epochs", "1", "--reps", "1"], ["test accuracy"]),
         (
