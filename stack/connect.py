@@ -63,6 +63,14 @@ def worker_properties(cfg: StackConfig, group_id: str = "mnist-connect", storage
         # Source offsets (the WAL position) are committed every second instead of every minute:
         # after a crash at most one second of rows is sent again, and the slot is confirmed sooner.
         "offset.flush.interval.ms=1000",
+        # With exactly once, Debezium reads its source offsets back after each transaction (to confirm the WAL
+        # position to PostgreSQL), and that read waits until a consumer of the offsets topic reached its end. A
+        # fetch that finds nothing new waits fetch.max.wait.ms at the broker (500 ms by default), and the task
+        # waits with it: a capture stall of about half a second every few thousand rows (bench.stall_bench). The
+        # worker's consumers of its internal topics take the plain setting; the connector's own offsets reader
+        # (and a sink task's consumer) the consumer.* one.
+        "fetch.max.wait.ms=20",
+        "consumer.fetch.max.wait.ms=20",
         # Low latency without giving up batching: wait at most 2 ms to fill a producer batch,
         # and let one batch hold a full Debezium poll of ~3 KB records.
         "producer.linger.ms=2",

@@ -249,11 +249,12 @@ def test_connect_container_flushes_offsets_as_often_as_the_native_worker(service
     assert "CONNECT_OFFSET_FLUSH_INTERVAL_MS" not in env, "overwritten by the entrypoint: it only misleads"
 
 
-def test_connect_container_has_the_native_workers_producer_settings(services, tmp_path):
+def test_connect_container_has_the_native_workers_producer_and_fetch_settings(services, tmp_path):
     env = services["connect"]["environment"]
-    producer = {k: v for k, v in native_worker_properties(tmp_path).items() if k.startswith("producer.")}
-    assert producer, "the native worker sets producer options"
-    for key, value in producer.items():
+    properties = native_worker_properties(tmp_path).items()
+    settings = {k: v for k, v in properties if k.startswith("producer.") or k.endswith("fetch.max.wait.ms")}
+    assert {"producer.acks", "fetch.max.wait.ms", "consumer.fetch.max.wait.ms"} <= settings.keys()
+    for key, value in settings.items():
         assert env.get("CONNECT_" + key.upper().replace(".", "_")) == value, key
 
 
