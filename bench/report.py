@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.jmx import EPISODE_HEADER, episode_rows
 from bench.record import RESULTS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -77,9 +78,24 @@ PREDICTOR_BEFORE = [
     (
         "consumer.predict on a 20,000 backlog ÷ predict_on_batch alone (RATIO)",
         "0.20 (3,730 records/s; 2026-12-04) and 0.48 (2026-12-05, load 1.3 → 2.3)",
-        ("predict_throughput", lambda d: f"{d['headline']['ratio']:.2f}" if "headline" in d else "-"),
+        ("predict_throughput", lambda d: f"{d['headline']['ratio']:.3f}" if "headline" in d else "-"),
+    ),
+    (
+        "commit → Kafka p99 at 1,000 rows/s, exactly once, each 10 s run (ms)",
+        "831 / 431 / 435, a stall of about 430 rows in each (2026-12-05, load 2.7–3.2)",
+        ("stall", lambda d: " / ".join(f"{run['total']['p99']:.0f}" for run in d["runs"])),
+    ),
+    (
+        "train --follow: commit → a published model learned the row, p50 / p99 at 200 rows/s (s)",
+        "15.7 / 40.7: versions at checkpoints only, measured beside the after in the same run",
+        ("freshness", lambda d: _freshness(d, "--publish-every-seconds 5")),
     ),
 ]
+
+
+def _freshness(doc: dict, mode: str) -> str:
+    latency = doc["modes"][mode]["latency_ms"]
+    return f"{latency['p50'] / 1000:.1f} / {latency['p99'] / 1000:.1f}"
 
 
 def _p50_p99(doc: dict, key: str) -> str:
@@ -96,10 +112,13 @@ def predictor_before_after(documents: dict[str, dict]) -> list[str]:
         load = f"load {doc['load_average']['start'][0]} → {doc['load_average']['end'][0]}" if doc else "-"
         rows.append([label, before, after, f"{doc['measured_at'][:10]}, {load}" if doc else "-"])
     return [
-        "## Predictor: before and after",
+        "## Answers and freshness: before and after",
         "",
-        "Before: recorded with batches that waited to fill (and, for the latency, the benchmark's batches of 32).",
-        "After: the medians recorded below, with batches that adapt to the stream and scoring overlapped with reading.",
+        "Before: the predictor recorded with batches that waited to fill (and, for the latency, the benchmark's "
+        "batches of 32); capture with Connect's internal consumers at `fetch.max.wait.ms` 500 (its default); "
+        "learning with versions at checkpoints only. After: the figures recorded below, with batches that adapt to "
+        "the stream and scoring overlapped with reading, Connect's internal consumers at `fetch.max.wait.ms` 20 "
+        "([the stall](#stall)), and a model version published every 5 s.",
         "",
         *markdown_table(["measure", "before", "after", "after: recorded, load (1 min)"], rows),
         "",
@@ -192,9 +211,47 @@ def _stall_table(doc: dict) -> list[str]:
         rows,
     ) + [
         "",
-        f"One row a repetition. Capture: commit → the record's CreateTime (Connect's producer); delivery: CreateTime "
-        f"→ a read_committed reader. A stall: a row over {doc['stall_ms']:g} ms.",
+        f"One row a repetition, after {doc.get('warm_up_s', 0):g} s of rows not measured. Capture: commit → the "
+        f"record's CreateTime (Connect's producer); delivery: CreateTime → a read_committed reader. A stall: a row "
+        f"over {doc['stall_ms']:g} ms.",
+        *STALL_FOUND,
+        *_stall_spent(doc),
     ]  # fmt: skip
+
+
+#: What the stall was, measured with this benchmark before the fix (not in the JSON: recorded runs are after it).
+STALL_FOUND = [
+    "",
+    "**The stall, found.** With Connect's consumers at `fetch.max.wait.ms` 500 (their default), 6 of 28 runs "
+    "(2026-12-06, `python -m bench.stall_bench --no-record`, load 0.8–2.4) had an episode of about 430 rows, worst "
+    "523–527 ms. In the 5 sampled with the running counts, the count of changes Debezium read from the WAL stream "
+    "stood still at most 21–38 ms while the task's poll count stood still 500–522 ms; Connect's producer spent 4–8 "
+    "ms of the episode in `commitTransaction`, and the broker's EndTxn requests in it took under 1 ms together. A "
+    "flight recording of Connect (`jcmd <pid> JFR.start settings=profile`) showed the task thread parked 501 ms in "
+    "`OffsetStorageReaderImpl.offsets` ← `BaseSourceTask.getPreviousOffsets` ← `PostgresConnectorTask.performCommit` "
+    "← `BaseSourceTask.poll`: after each transaction Debezium reads its offsets back to confirm the WAL position, "
+    "the read waits for a consumer of the offsets topic to reach its end, and a fetch that finds nothing new waits "
+    "`fetch.max.wait.ms` at the broker. With 20 ms for the worker's internal consumers only, 1 of 8 runs still had "
+    "one (533 ms still): the connector's own offsets reader takes the `consumer.` setting. With both "
+    "(`stack/connect.py`), none in the 14 runs since (8 unrecorded, 6 above). Cost, idle, 20 s each right after a "
+    "start: the broker 5.8 → 7.1 % of a core, Connect 11.3 → 11.6 %.",
+]
+
+
+def _stall_spent(doc: dict) -> list[str]:
+    rows = episode_rows(doc["runs"])
+    if not rows:
+        return []
+    return [
+        "",
+        "What the broker and Connect's producer spent in each stall's window (its first stalled commit to its last "
+        "arrival, a 20 ms sample either side), beside an average second of the same run: requests of each kind the "
+        "broker completed · the milliseconds they took there (`RequestMetrics` `TotalTimeMs`, and for EndTxn its "
+        "stages), and the milliseconds Connect's busiest producer spent in `commitTransaction` "
+        "(`txn-commit-time-ns-total`), sampled over JMX every 20 ms (`bench/JmxSampler.java`).",
+        "",
+        *markdown_table(EPISODE_HEADER, rows),
+    ]
 
 
 def _rep_loads(doc: dict) -> str:
