@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from stack import server
 from stack.config import StackConfig
 from stack.jvm_service import JvmService
-from stack.processes import ensure_port_free, port_answers, wait_for_process
+from stack.processes import ensure_port_free, port_bindable, wait_for_process
 
 if TYPE_CHECKING:
     from stack.datasets import Dataset
@@ -56,22 +56,22 @@ def properties(cfg: StackConfig, dataset: Dataset, port: int) -> list[str]:
     return server.properties(cfg, server_run(cfg, dataset, port))
 
 
-def pick_port(base: int, held: Iterable[int], answers: Callable[[int], bool]) -> int:
-    """The first port after ``base`` (DEBEZIUM_SERVER_PORT) that no other dataset holds and nothing answers on.
+def pick_port(base: int, held: Iterable[int], busy: Callable[[int], bool]) -> int:
+    """The first port after ``base`` (DEBEZIUM_SERVER_PORT) that no other dataset holds and that is not busy.
 
     >>> pick_port(8084, [8085], lambda port: port == 8086)
     8087
     """
     taken = set(held)
     port = base + 1
-    while port in taken or answers(port):
+    while port in taken or busy(port):
         port += 1
     return port
 
 
 def free_port_after(cfg: StackConfig, held: Iterable[int]) -> int:
-    """``pick_port`` from DEBEZIUM_SERVER_PORT, asking 127.0.0.1."""
-    return pick_port(cfg.server_port, held, lambda port: port_answers("127.0.0.1", port))
+    """``pick_port`` from DEBEZIUM_SERVER_PORT: a port the server can bind on 127.0.0.1 now."""
+    return pick_port(cfg.server_port, held, lambda port: not port_bindable("127.0.0.1", port))
 
 
 def start(cfg: StackConfig, dataset: Dataset, port: int, say: Say, timeout: float, port_setting: str) -> None:

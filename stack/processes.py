@@ -48,16 +48,22 @@ def port_answers(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def ensure_port_free(host: str, port: int, service: str, variable: str) -> None:
-    """Fail with one line naming the variable that moves ``service`` when ``host:port`` is taken."""
+def port_bindable(host: str, port: int) -> bool:
+    """True when a service could listen on ``host:port`` now: nothing listens there, and no connection holds it
+    as its own end (an ephemeral port of an outgoing connection answers no one, yet cannot be bound)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
-            raise StepError(
-                f"{service}: port {port} on {host} is busy; set {variable} to move {service} to a free port"
-            ) from None
+            return False
+    return True
+
+
+def ensure_port_free(host: str, port: int, service: str, variable: str) -> None:
+    """Fail with one line naming the variable that moves ``service`` when ``host:port`` is taken."""
+    if not port_bindable(host, port):
+        raise StepError(f"{service}: port {port} on {host} is busy; set {variable} to move {service} to a free port")
 
 
 def service_user() -> pwd.struct_passwd | None:

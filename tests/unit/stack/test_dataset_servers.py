@@ -3,6 +3,8 @@ on a slot, directory and health port of its own (recorded in the state file)."""
 
 from __future__ import annotations
 
+import socket
+
 from stack import added_datasets, dataset_servers, server
 from stack.config import StackConfig
 from stack.datasets import load
@@ -80,8 +82,35 @@ def test_each_dataset_gets_the_next_port_after_debezium_server_port_and_keeps_it
     assert added_datasets.server_ports(cfg) == {"own": second}
 
 
-def test_the_next_port_skips_those_held_and_those_answering():
+def test_the_next_port_skips_those_held_and_those_busy():
     assert dataset_servers.pick_port(8084, [8085, 8087], lambda port: port == 8086) == 8088
+
+
+def test_a_new_dataset_server_port_skips_one_held_by_a_socket_that_answers_no_one(tmp_path):
+    # A port bound without listening (as an outgoing connection's own end is) refuses connections, yet the server
+    # could not bind it: `stack add` then failed with "port ... is busy".
+    base, holder = held_pair()
+    with base, holder:
+        port = base.getsockname()[1]
+        cfg = settings(tmp_path, DEBEZIUM_SERVER_PORT=str(port))
+
+        chosen = dataset_servers.free_port_after(cfg, [])
+
+    assert chosen > port + 1
+
+
+def held_pair() -> tuple[socket.socket, socket.socket]:
+    """Two sockets bound (not listening) on two neighbouring free ports of 127.0.0.1."""
+    for _ in range(50):
+        base, holder = socket.socket(), socket.socket()
+        base.bind(("127.0.0.1", 0))
+        try:
+            holder.bind(("127.0.0.1", base.getsockname()[1] + 1))
+            return base, holder
+        except OSError:
+            base.close()
+            holder.close()
+    raise AssertionError("no two neighbouring free ports on 127.0.0.1 in 50 tries")
 
 
 def test_status_says_a_dataset_server_without_a_port_yet(tmp_path):
@@ -93,6 +122,5 @@ def test_status_says_a_dataset_server_without_a_port_yet(tmp_path):
 
 def test_no_dataset_server_runs_on_a_fresh_home(tmp_path):
     cfg = settings(tmp_path)
-
     assert dataset_servers.running(cfg) == []
     assert dataset_servers.stop_all(cfg, print) == []
