@@ -133,6 +133,33 @@ def read_from(
     return records
 
 
+def read_to(
+    servers: str, topic: str, start: dict[int, int], end: dict[int, int], timeout: float = 90.0
+) -> tuple[list[Record], dict[int, int]]:
+    """Every committed record of ``topic`` from ``start`` until this read_committed reader's position reached
+    ``end`` on every partition, or ``timeout`` seconds passed; the records and the positions it reached.
+
+    The position, not the last record read, tells the end: it moves past transaction markers and past the
+    records of aborted transactions, which a read_committed reader never hands over, and it stops at the first
+    offset of a transaction still open."""
+    deadline = time.monotonic() + timeout
+    consumer = Consumer(_config(servers))
+    wanted = [p for p in end if end[p] > start.get(p, 0)]
+    positions = {p: start.get(p, 0) for p in end}
+    records: list[Record] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in end])
+        while time.monotonic() < deadline and any(positions[p] < end[p] for p in wanted):
+            messages = consumer.consume(num_messages=5000, timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+            records.extend(_record(m) for m in messages if m.error() is None)
+            for tp in consumer.position([TopicPartition(topic, p) for p in wanted]):
+                if tp.offset >= 0:
+                    positions[tp.partition] = tp.offset
+        return records, positions
+    finally:
+        consumer.close()
+
+
 def numbers_on_topic(
     servers: str, topic: str, start_offsets: dict[int, int] | None, prefix: str, expected: int, timeout: float
 ) -> list[int]:
@@ -232,17 +259,11 @@ def read_to_end(servers: str, topic: str, timeout: float = 60.0) -> list[Record]
     """Every record a read_committed reader finds on ``topic`` up to its end offsets of now: what a count of
     duplicates must read (a copy of a row may sit on another partition than the first, read later)."""
     marks = watermarks(servers, topic)
-    last: dict[int, int] = {}
-    records: list[Record] = []
-    for batch in stream(servers, topic, None, timeout):
-        for record in batch:
-            last[record.partition] = record.offset
-        records.extend(batch)
-        # Caught up: each partition's last record is at most a marker away from the end offset taken first (with
-        # exactly-once producers every transaction's marker takes an offset too).
-        if not batch and all(end == first or last.get(p, -1) >= end - 2 for p, (first, end) in marks.items()):
-            return records
-    raise TimeoutError(f"{topic}: not read to its end within {timeout:g} s ({len(records)} records so far)")
+    start, end = {p: first for p, (first, _) in marks.items()}, {p: last for p, (_, last) in marks.items()}
+    records, reached = read_to(servers, topic, start, end, timeout)
+    if any(reached[p] < end[p] for p in end):
+        raise TimeoutError(f"{topic}: not read to its end {end} within {timeout:g} s (positions {reached})")
+    return records
 
 
 def count_records(servers: str, topic: str, timeout: float = 60.0) -> int:

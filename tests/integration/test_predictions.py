@@ -19,7 +19,7 @@ from consumer.records.predictions import key_of
 from probes.database import joined_predictions, query_all, query_one
 from probes.deadline import poll
 from probes.rows import NumberedRows, execute, insert, marked_pixels
-from probes.topics import commit_group_offsets, end_offsets, read_from
+from probes.topics import commit_group_offsets, end_offsets, read_from, read_to
 from stack.contract import MNIST
 from stack.kafka import ensure_topics
 from tests.integration.support.backend import stop
@@ -43,15 +43,7 @@ def predictions_of(
     """How many committed records of mnist.predictions after ``start`` carry each of ``ids`` (a read_committed
     reader of its own, until the end offsets taken now)."""
     end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
-
-    def reached(records) -> bool:
-        last = {}
-        for record in records:
-            last[record.partition] = record.offset
-        # Transaction markers take offsets: the end is reached when the last record read is within one marker.
-        return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
-
-    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=60)
+    records, _ = read_to(pipeline.bootstrap, MNIST.predictions_topic, start, end, timeout=60)
     found = collections.Counter(key_of(r.key) for r in records)
     return collections.Counter({row_id: found[(table, row_id)] for row_id in ids})
 

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from consumer.records.codec import encode_pixels
 from consumer.records.predictions import key_of
 from probes.database import query_all
-from probes.topics import end_offsets, read_from
+from probes.topics import end_offsets, read_to
 from stack.contract import MNIST
 
 PARTITIONS = 4
@@ -63,16 +63,12 @@ def predictions_after(pipeline, start: dict[int, int]) -> list:
     """The committed records of mnist.predictions after ``start`` (read_committed, until the end offsets taken
     now), in partition and offset order: a key's records share a partition, so offsets order them."""
     end = end_offsets(pipeline.bootstrap, MNIST.predictions_topic)
-
-    def reached(records) -> bool:
-        last: dict[int, int] = {}
-        for record in records:
-            last[record.partition] = record.offset
-        # Transaction markers take offsets: the end is reached when the last record read is within one marker.
-        return all(end[p] <= start.get(p, 0) or last.get(p, -1) >= end[p] - 2 for p in end)
-
-    records = read_from(pipeline.bootstrap, MNIST.predictions_topic, start, reached, timeout=90)
-    assert reached(records), f"{MNIST.predictions_topic} not read to its end offsets {end} within 90 s"
+    records, reached = read_to(pipeline.bootstrap, MNIST.predictions_topic, start, end, timeout=90)
+    last = {r.partition: r.offset for r in sorted(records, key=lambda r: (r.partition, r.offset))}
+    assert all(reached[p] >= end[p] for p in end), (
+        f"{MNIST.predictions_topic} not read to its end offsets {end} within 90 s: the reader's positions {reached} "
+        f"(a transaction still open stops them at its first offset), the last records read {last}"
+    )
     return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
