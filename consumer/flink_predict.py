@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints = (args.checkpoint_dir or default_checkpoint(cfg, args.topic)).resolve()
     checkpoints.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(args, client.servers, jars, checkpoints, label, dataset)
+        return _run(args, client, jars, checkpoints, label, dataset)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -335,8 +335,8 @@ def _submit(args: argparse.Namespace, servers: str, config: dict, counts_dir: Pa
     return tables.execute_sql(scoring_query(dataset.contract)).get_job_client()
 
 
-def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoints: Path, label: str, dataset) -> int:
-    started = time.perf_counter()
+def _run(args: argparse.Namespace, kafka: KafkaClient, jars: list[Path], checkpoints: Path, label: str, dataset) -> int:
+    started, servers = time.perf_counter(), kafka.servers
     restore = newest_checkpoint(checkpoints)
     counts_dir = Path(tempfile.mkdtemp(prefix="flink-predict-counts-"))
     try:
@@ -350,7 +350,11 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoints: 
             flush=True,
         )
         graph_seconds = time.perf_counter() - started
-        failure = _wait(client, counts_dir, None if args.follow else args.idle_timeout, checkpoints / SAVEPOINTS)
+        job = checkpoints / str(client.get_job_id())
+        caught_up = lambda: any(job.glob("chk-*")) and kafka.nothing_to_read(args.group_id, args.topic)  # noqa: E731
+        failure = _wait(
+            client, counts_dir, None if args.follow else args.idle_timeout, checkpoints / SAVEPOINTS, caught_up
+        )
         counts = read_counts(counts_dir)
     finally:
         shutil.rmtree(counts_dir, ignore_errors=True)
@@ -362,15 +366,23 @@ def _run(args: argparse.Namespace, servers: str, jars: list[Path], checkpoints: 
     return 0
 
 
-def _wait(client, counts_dir: Path, idle: float | None, savepoints: Path) -> str | None:
+def _wait(client, counts_dir: Path, idle: float | None, savepoints: Path, caught_up) -> str | None:
     """Print a progress line when the counts move, until the job ends: by itself (a failure), at Ctrl-C, or once
-    the worker has been idle for ``idle`` seconds (None: never). The failure's root cause, or None."""
+    the worker has been idle for ``idle`` seconds (None: never). The failure's root cause, or None.
+
+    PyFlink opens the Python function with its first records: a run that has none to read (its checkpoint
+    covered the whole topic) never opens it. Until it has, ``caught_up()`` says whether the job is running and
+    finds nothing left to read; only then does the idle time count (the worker's start, TensorFlow's included,
+    may well take longer than ``idle``)."""
     result, shown, moved = client.get_job_execution_result(), -1, time.monotonic()
     try:
         while not result.done():
             time.sleep(0.5)
             if not any(counts_dir.glob("*.json")):
-                moved = time.monotonic()  # the worker is not scoring yet: idle counts from its start
+                if idle is None or not caught_up():
+                    moved = time.monotonic()
+                elif time.monotonic() - moved >= idle:
+                    _stop(client, savepoints)
                 continue
             counts = read_counts(counts_dir)
             if counts["records"] != shown:

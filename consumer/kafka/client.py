@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_INVALID,
     Consumer,
     KafkaError,
@@ -184,6 +185,20 @@ class KafkaClient:
             known = [p for p, offset in committed.items() if offset is not None]
             marks = watermarks(consumer, self, topic, known)
             return sum(max(0, committed[p] - marks[p][0]) for p in known)
+        finally:
+            consumer.close()
+
+    def nothing_to_read(self, group_id: str, topic: str, wait: float = 1.0) -> bool:
+        """Whether a read_committed reader starting at ``group_id``'s committed offsets (the beginning where it has
+        none) finds no record of ``topic`` within ``wait`` seconds: the group has read everything committed."""
+        consumer = self.consumer(group_id)
+        try:
+            partitions = partitions_of(consumer, self, topic)
+            committed = committed_offsets(consumer, self, group_id, topic, partitions)
+            consumer.assign(
+                [TopicPartition(topic, p, OFFSET_BEGINNING if o is None else o) for p, o in committed.items()]
+            )
+            return not any(m.error() is None for m in consumer.consume(num_messages=1, timeout=wait))
         finally:
             consumer.close()
 

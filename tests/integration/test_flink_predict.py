@@ -146,6 +146,21 @@ def test_a_sigkill_of_the_flink_job_then_a_restart_leaves_exactly_one_prediction
     )
 
 
+def test_a_run_with_nothing_left_to_read_ends_after_its_idle_timeout(pipeline, flink_ready, model_store, tmp_path):
+    # PyFlink opens the Python function with its first records: a run restored from a point past every record of
+    # the topic never opens it, and the command waited for it forever.
+    flags = ("--model", model_store, "--checkpoint-dir", str(tmp_path / "checkpoints"))
+    flags += ("--group-id", f"flink-idle-{uuid.uuid4().hex[:8]}")
+    first = flink(pipeline, flink_ready, *flags)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    again = flink(pipeline, flink_ready, *flags, timeout=240)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "restored from " in again.stdout, again.stdout
+    assert again.stdout.strip().splitlines()[-1].startswith("predicted 0 of 0 records"), again.stdout
+
+
 def bad(table: str, header: str, raw: bytes, partition: int, value: bytes | None = None) -> dict:
     """A record whose headers name no row (one header unusable), or, with ``value``, one that does not decode."""
     headers = {MNIST.table_header: table.encode(), MNIST.id_header: b"7", MNIST.commit_header: b"1700000000000"}
