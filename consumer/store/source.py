@@ -4,6 +4,7 @@ through a reshape (``consumer.store.grid_models``)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ class ModelSource:
             self.model = self._load(file)
         else:
             self.model = self._load(path)
+        settle()
 
     def _load(self, file: Path):
         try:
@@ -75,6 +77,7 @@ class ModelSource:
         except ModelError as error:
             return f"warning: keeping model {previous}: {error}"
         self.version = found[0]
+        settle()  # now that the model it replaces is no longer ours
         return f"model {self.label} loaded (was {previous})"
 
 
@@ -85,6 +88,17 @@ def warm_up(model) -> None:
     width = model.input_shape[-1]
     for size in (1, 2):
         model.predict_on_batch(np.zeros((size, width), dtype=np.float32))
+
+
+def settle() -> None:
+    """Keep the collector's full passes off the objects that live as long as the model: a full collection walks
+    every tracked object, with TensorFlow and Keras loaded about 400,000 (140 ms), several times a run at a
+    scorer's rate of allocation, each a pause in scoring (docs/benchmarks.md, predict_throughput). The objects
+    present now are frozen (``gc.freeze``); what an earlier model left unreachable is collected first, so a
+    reload frees the model it replaces (once the caller drops it)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ModelError(Exception):
