@@ -43,7 +43,7 @@ from consumer.cli import CommandError, add_group_flag, add_model_flag, add_topic
 from consumer.kafka.batches import DecodedBatch, ReadOptions, Stream, open_batches
 from consumer.kafka.client import KafkaClient, SourceError
 from consumer.kafka.publisher import Publisher, Rebalanced, TransactionError, transactional_id
-from consumer.learning.scoring import prediction_records
+from consumer.learning.scoring import plan_probabilities, plan_records
 from consumer.records.codec import RecordFormat
 from consumer.records.predictions import Plan, describe_malformed, plan_batch
 from consumer.store.source import ModelSource
@@ -186,9 +186,10 @@ class InFlight:
 
     batch: DecodedBatch
     plan: Plan
-    records: Future  # of [(key, value)]: the batch's prediction records and tombstones
+    probabilities: Future  # of the class probabilities of the images the plan scores (or None)
     revocations: int  # the group's revocations when it was read
     model: str
+    version: int | None
 
 
 class Pipeline:
@@ -232,15 +233,17 @@ class Pipeline:
         if line:
             print(line, flush=True)
         plan = plan_batch(batch.headers(), batch.valid.tolist(), self.names)
-        model, version = self.source.model, self.source.version
-        records = self.pool.submit(prediction_records, model, batch.images, plan, version, self.names)
-        return InFlight(batch, plan, records, self.stream.revocations(), self.source.label or self.args.model.name)
+        # Only the model call runs on the scoring thread: it leaves Python's lock to the main thread, which turns
+        # the answers into records (Python work: on the scoring thread it held back the next model call).
+        probabilities = self.pool.submit(plan_probabilities, self.source.model, batch.images, plan)
+        label = self.source.label or self.args.model.name
+        return InFlight(batch, plan, probabilities, self.stream.revocations(), label, self.source.version)
 
     def _publish(self, item: InFlight) -> None:
         """Publish ``item``'s predictions with the group's offsets in one transaction; a batch the group's
         rebalance aborted, or read before partitions were taken away, is read again (what this process still
         holds) instead, with the batch read after it."""
-        records = item.records.result()
+        records = plan_records(item.plan, item.probabilities.result(), item.version, self.names)
         args = self.args
         try:
             if self.stream.revocations() != item.revocations:
