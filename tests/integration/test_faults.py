@@ -84,16 +84,36 @@ def run_fault(capture: Capture, fault, capsys) -> tuple[int, int]:
 
 
 def up(pipeline, log: Path | None = None) -> None:
-    """``python -m stack up``; on failure the warnings of ``log`` (Connect's by default) are in the message."""
+    """``python -m stack up``; on failure the message holds the warnings of ``log`` (Connect's by default) and
+    Kafka's, and the broker's open files."""
     result = pipeline.run("stack", "up", timeout=300)
     if result.returncode != 0:  # the evidence, before the test's stack (and its logs) is removed
-        log = log or connect.log_file(pipeline.config)
-        lines = log.read_text(errors="replace").splitlines()
-        evidence = [line[:300] for line in lines if " WARN " in line or " ERROR " in line or "Caused by" in line]
-        pytest.fail(result.stdout + result.stderr + f"\nlast warnings of {log.name}:\n" + "\n".join(evidence[-40:]))
+        cfg = pipeline.config
+        evidence = [f"last warnings of {name.name}:\n" + "\n".join(log_warnings(name)) for name in
+                    (log or connect.log_file(cfg), kafka.log_file(cfg))]  # fmt: skip
+        pytest.fail(result.stdout + result.stderr + "\n" + "\n".join(evidence) + "\n" + broker_files(cfg))
     for line in result.stdout.splitlines():
         if "restarting it" in line:  # up had to restart a stuck connector: say so in the test's output
             print(f"\n  note: {line}")
+
+
+def log_warnings(log: Path, count: int = 30) -> list[str]:
+    """The last ``count`` warnings, errors and causes of a service's log."""
+    lines = log.read_text(errors="replace").splitlines()
+    return [line[:300] for line in lines if " WARN " in line or " ERROR " in line or "Caused by" in line][-count:]
+
+
+def broker_files(cfg) -> str:
+    """The broker's open files against its limit: a broker out of descriptors takes no new connection."""
+    pid = kafka.SERVICE.running_pid(cfg)
+    if pid is None:
+        return "broker: not running"
+    try:
+        files = len(os.listdir(f"/proc/{pid}/fd"))
+        limit = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if "open files" in line)
+    except (OSError, StopIteration) as error:
+        return f"broker {pid}: open files unknown ({error})"
+    return f"broker {pid}: {files} open files; {' '.join(limit.split())}"
 
 
 def test_sigkill_of_the_capture_mid_stream_loses_nothing(native_capture, capsys, run):
